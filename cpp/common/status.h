@@ -1,0 +1,111 @@
+// Status and Result: how every core function reports failure. No exceptions
+// cross module boundaries; the N-API layer maps `code` to OverlaybdError.code.
+#pragma once
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace obd {
+
+// The stable error codes, shared with TypeScript (lib/errors.ts mirrors them).
+#define OBD_ERROR_CODES(X)                                                  \
+  X(kOK, "OK")                                                              \
+  X(kEINVAL, "EINVAL")              /* bad argument from the caller */      \
+  X(kEIO, "EIO")                 /* the OS failed an I/O call (errno in message) */\
+  X(kENOENT, "ENOENT")              /* a file does not exist */             \
+  X(kEEXIST, "EEXIST")              /* a file that must not exist does */   \
+  X(kENOSPC, "ENOSPC")              /* out of space (ext4 or host) */       \
+  X(kEROFS, "EROFS")               /* write to a read-only image or layer */\
+  X(kENOTSUP, "ENOTSUP")             /* a feature this build or format does not have */\
+  X(kOUT_OF_RANGE, "OUT_OF_RANGE")        /* an access beyond the virtual size */\
+  X(kUNALIGNED, "UNALIGNED")           /* offset or length not a multiple of 512 */\
+  X(kLSMT_BAD_MAGIC, "LSMT_BAD_MAGIC")                                      \
+  X(kLSMT_BAD_HEADER, "LSMT_BAD_HEADER")     /* header/trailer fields inconsistent */\
+  X(kLSMT_BAD_INDEX, "LSMT_BAD_INDEX")      /* index entries out of order, range or overlap */\
+  X(kLSMT_INDEX_TOO_LARGE, "LSMT_INDEX_TOO_LARGE")                          \
+  X(kLSMT_TRUNCATED, "LSMT_TRUNCATED")                                      \
+  X(kLSMT_NOT_SEALED, "LSMT_NOT_SEALED")                                    \
+  X(kLSMT_TOO_MANY_LAYERS, "LSMT_TOO_MANY_LAYERS")                          \
+  X(kZFILE_BAD_MAGIC, "ZFILE_BAD_MAGIC")                                    \
+  X(kZFILE_BAD_HEADER, "ZFILE_BAD_HEADER")                                  \
+  X(kZFILE_DIGEST_MISMATCH, "ZFILE_DIGEST_MISMATCH")                        \
+  X(kZFILE_INDEX_CRC_MISMATCH, "ZFILE_INDEX_CRC_MISMATCH")                  \
+  X(kZFILE_BAD_INDEX, "ZFILE_BAD_INDEX")                                    \
+  X(kZFILE_CRC_MISMATCH, "ZFILE_CRC_MISMATCH")                              \
+  X(kZFILE_DECOMPRESS_FAILED, "ZFILE_DECOMPRESS_FAILED")                    \
+  X(kZFILE_TRUNCATED, "ZFILE_TRUNCATED")                                    \
+  X(kTAR_BAD_HEADER, "TAR_BAD_HEADER")                                      \
+  X(kTAR_TRUNCATED, "TAR_TRUNCATED")                                        \
+  X(kTAR_UNSAFE_PATH, "TAR_UNSAFE_PATH")                                    \
+  X(kGZIP_CORRUPT, "GZIP_CORRUPT")                                          \
+  X(kZSTD_CORRUPT, "ZSTD_CORRUPT")                                          \
+  X(kEXT4_ERROR, "EXT4_ERROR")          /* libext2fs returned an error (errcode in msg) */\
+  X(kINTERNAL, "INTERNAL")
+
+enum class Code : int {
+#define OBD_ENUM(name, str) name,
+  OBD_ERROR_CODES(OBD_ENUM)
+#undef OBD_ENUM
+};
+
+const char* code_name(Code c);
+
+class [[nodiscard]] Status {
+ public:
+  Status() = default;
+  Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
+  static Status ok() { return {}; }
+  // An OS error: message gets ": <strerror>" appended.
+  static Status from_errno(int err, std::string what);
+
+  bool is_ok() const { return code_ == Code::kOK; }
+  explicit operator bool() const { return is_ok(); }
+  Code code() const { return code_; }
+  const std::string& message() const { return message_; }
+  // Prefix context ("reading layer 3: ") while keeping the code.
+  Status with_context(const std::string& ctx) const {
+    return is_ok() ? *this : Status(code_, ctx + ": " + message_);
+  }
+  std::string to_string() const;
+
+ private:
+  Code code_ = Code::kOK;
+  std::string message_;
+};
+
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}
+  Result(Status s) : v_(std::move(s)) {}
+  bool is_ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return is_ok(); }
+  T& value() & { return std::get<0>(v_); }
+  T&& value() && { return std::get<0>(std::move(v_)); }
+  const T& value() const& { return std::get<0>(v_); }
+  T& operator*() & { return value(); }
+  T* operator->() { return &value(); }
+  Status status() const { return is_ok() ? Status() : std::get<1>(v_); }
+
+ private:
+  std::variant<T, Status> v_;
+};
+
+}  // namespace obd
+
+// Early-return helpers; keep call sites short without hiding control flow.
+#define OBD_TRY(expr)                          \
+  do {                                         \
+    ::obd::Status _obd_s = (expr);             \
+    if (!_obd_s.is_ok()) return _obd_s;        \
+  } while (0)
+
+#define OBD_CONCAT_(a, b) a##b
+#define OBD_CONCAT(a, b) OBD_CONCAT_(a, b)
+#define OBD_ASSIGN_OR_RETURN(lhs, expr) OBD_ASSIGN_OR_RETURN_(OBD_CONCAT(_obd_r, __LINE__), lhs, expr)
+#define OBD_ASSIGN_OR_RETURN_(tmp, lhs, expr) \
+  auto tmp = (expr);                          \
+  if (!tmp.is_ok()) return tmp.status();      \
+  lhs = std::move(tmp).value()
