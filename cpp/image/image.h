@@ -1,0 +1,41 @@
+// An overlaybd image: read-only layers (bottom first) plus an optional
+// writable upper, presented as one File whose bytes are the virtual block
+// device. This is what frontends (FUSE, TCMU, ublk), the ext4 code and
+// `overlaybd dump` read and write. All I/O must be 512-byte aligned.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/file.h"
+
+namespace obd {
+
+struct LowerSpec {
+  std::string file;  // a layer blob: LSMT, ZFile(LSMT) or tar(ZFile(LSMT))
+};
+
+struct UpperSpec {
+  std::string data;   // RW data file
+  std::string index;  // RW index file; ignored (may be empty) for a sparse layer
+};
+
+struct ImageSpec {
+  std::vector<LowerSpec> lowers;  // bottom first, at most 255
+  std::optional<UpperSpec> upper;
+  IoEngine engine = default_io_engine();
+};
+
+class Image : public File {
+ public:
+  // Virtual device size in bytes.
+  virtual uint64_t virtual_size() const = 0;
+  virtual bool writable() const = 0;
+  // pread/pwrite/punch_hole(discard)/sync as File; size() == virtual_size().
+};
+
+using ImagePtr = std::shared_ptr<Image>;
+
+Result<ImagePtr> open_image(const ImageSpec& spec);
+
+}  // namespace obd
