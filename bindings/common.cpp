@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <map>
 #include <vector>
 
 namespace obdjs {
@@ -17,6 +18,7 @@ std::vector<Registered>& registry() {
 // Per-environment state: the OverlaybdError constructor set by lib/native.ts.
 struct EnvData {
   Napi::FunctionReference error_ctor;
+  std::map<std::string, Napi::FunctionReference> ctors;
 };
 
 EnvData* env_data(Napi::Env env) { return env.GetInstanceData<EnvData>(); }
@@ -86,6 +88,12 @@ Napi::Error make_error(Napi::Env env, const obd::Status& s) {
   e.Set("code", Napi::String::New(env, code));
   return e;
 }
+
+void set_ctor(Napi::Env env, const std::string& name, Napi::Function ctor) {
+  env_data(env)->ctors[name] = Napi::Persistent(ctor);
+}
+
+Napi::Function get_ctor(Napi::Env env, const std::string& name) { return env_data(env)->ctors.at(name).Value(); }
 
 void throw_status(Napi::Env env, const obd::Status& s) { make_error(env, s).ThrowAsJavaScriptException(); }
 

@@ -33,6 +33,10 @@ std::string opt_string(const Napi::Object& o, const char* key, const std::string
 uint64_t opt_u64(const Napi::Object& o, const char* key, uint64_t dflt = 0);
 bool opt_bool(const Napi::Object& o, const char* key, bool dflt = false);
 
+// Class constructors kept per environment (ObjectWrap classes made once).
+void set_ctor(Napi::Env env, const std::string& name, Napi::Function ctor);
+Napi::Function get_ctor(Napi::Env env, const std::string& name);
+
 // Each binding file registers an init function with a static Registrar:
 //   static obdjs::Registrar reg("zfile", init_zfile);
 using InitFn = void (*)(Napi::Env, Napi::Object exports);

@@ -1,0 +1,152 @@
+#include "image/stack.h"
+
+#include <cstring>
+#include <mutex>
+#include <shared_mutex>
+
+namespace obd {
+
+using lsmt::kSector;
+using lsmt::Segment;
+
+Result<std::shared_ptr<StackImage>> StackImage::create(std::vector<lsmt::RoLayerPtr> lowers,
+                                                       std::unique_ptr<lsmt::RwLayer> upper, std::string name) {
+  if (lowers.size() > lsmt::kMaxStackLayers)
+    return Status(Code::kLSMT_TOO_MANY_LAYERS, name + ": " + std::to_string(lowers.size()) +
+                                                   " read-only layers; a stack holds at most 255");
+  std::shared_ptr<StackImage> img(new StackImage());
+  img->name_ = std::move(name);
+  std::vector<const lsmt::RoIndex*> top_first;
+  for (auto it = lowers.rbegin(); it != lowers.rend(); ++it) {
+    top_first.push_back(&(*it)->index);
+    img->by_tag_.push_back((*it)->file.get());
+    if (img->vsize_ == 0) img->vsize_ = (*it)->virtual_size();
+  }
+  OBD_ASSIGN_OR_RETURN(img->merged_, lsmt::merge_indexes(top_first));
+  if (upper && upper->virtual_size() != 0) img->vsize_ = upper->virtual_size();
+  img->lowers_ = std::move(lowers);
+  img->upper_ = std::move(upper);
+  return img;
+}
+
+namespace {
+
+struct Piece {
+  File* file;
+  uint8_t* dst;
+  uint64_t off;  // bytes in file
+  size_t len;
+};
+
+// Reads pieces grouped per backing file, so an engine can batch them.
+Status read_pieces(std::vector<Piece>& pieces) {
+  if (pieces.size() == 1) {  // the common case: one extent
+    Piece& p = pieces[0];
+    OBD_ASSIGN_OR_RETURN(size_t got, p.file->pread(p.dst, p.len, p.off));
+    if (got < p.len) std::memset(p.dst + got, 0, p.len - got);  // short backing file reads as zero
+    return Status::ok();
+  }
+  std::vector<ReadReq> reqs;
+  for (size_t i = 0; i < pieces.size();) {
+    File* f = pieces[i].file;
+    reqs.clear();
+    size_t j = i;
+    for (; j < pieces.size(); j++) {
+      if (pieces[j].file != f) continue;
+      reqs.push_back({pieces[j].dst, pieces[j].len, pieces[j].off});
+    }
+    OBD_TRY(f->pread_batch(reqs));
+    for (auto& r : reqs)
+      if (r.done < r.len) std::memset(static_cast<uint8_t*>(r.buf) + r.done, 0, r.len - r.done);
+    // Drop the pieces just read, keep order of the rest.
+    size_t w = i;
+    for (size_t k = i; k < pieces.size(); k++)
+      if (pieces[k].file != f) pieces[w++] = pieces[k];
+    pieces.resize(w);
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status StackImage::read_aligned(uint8_t* buf, uint64_t lba, uint64_t nsect) {
+  thread_local std::vector<Piece> pieces;
+  pieces.clear();
+  uint64_t cursor = lba;  // next sector not yet covered
+  auto zero_to = [&](uint64_t until) {
+    if (until > cursor) std::memset(buf + (cursor - lba) * kSector, 0, (until - cursor) * kSector);
+  };
+  auto add_lower = [&](const Segment& s) {
+    zero_to(s.offset);
+    if (!s.zeroed) {
+      pieces.push_back({by_tag_[s.tag], buf + (s.offset - lba) * kSector, s.moffset * kSector, s.length * kSector});
+    } else {
+      std::memset(buf + (s.offset - lba) * kSector, 0, s.length * kSector);
+    }
+    cursor = s.end();
+  };
+  auto fill_from_lowers = [&](uint64_t from, uint64_t to) {
+    if (to > from) merged_.lookup(from, to - from, add_lower);
+    zero_to(to);
+    cursor = to;
+  };
+  std::shared_lock<std::shared_mutex> lock;
+  if (upper_) {
+    lock = std::shared_lock(upper_->mutex());
+    File* data = upper_->data_file().get();
+    upper_->index().lookup(lba, nsect, [&](const Segment& s) {
+      fill_from_lowers(cursor, s.offset);
+      if (!s.zeroed) {
+        pieces.push_back({data, buf + (s.offset - lba) * kSector, s.moffset * kSector, s.length * kSector});
+      } else {
+        std::memset(buf + (s.offset - lba) * kSector, 0, s.length * kSector);
+      }
+      cursor = s.end();
+    });
+  }
+  fill_from_lowers(cursor, lba + nsect);
+  if (pieces.empty()) return Status::ok();
+  // Appended RW data never moves, so reads need not hold the index lock.
+  if (lock.owns_lock()) lock.unlock();
+  return read_pieces(pieces);
+}
+
+Result<size_t> StackImage::pread(void* buf, size_t len, uint64_t off) {
+  if (off >= vsize_) return size_t(0);
+  len = std::min<uint64_t>(len, vsize_ - off);
+  if (off % kSector == 0 && len % kSector == 0) {
+    OBD_TRY(read_aligned(static_cast<uint8_t*>(buf), off / kSector, len / kSector));
+    return len;
+  }
+  // Unaligned reads (tools, FUSE) go through an aligned bounce buffer.
+  uint64_t a = off / kSector * kSector, e = (off + len + kSector - 1) / kSector * kSector;
+  std::vector<uint8_t> bounce(e - a);
+  OBD_TRY(read_aligned(bounce.data(), a / kSector, (e - a) / kSector));
+  std::memcpy(buf, bounce.data() + (off - a), len);
+  return len;
+}
+
+Status StackImage::check_write(uint64_t off, uint64_t len, const char* op) const {
+  if (!upper_) return Status(Code::kEROFS, name_ + ": " + op + " on an image without a writable upper layer");
+  if (off % kSector || len % kSector)
+    return Status(Code::kUNALIGNED, name_ + ": " + op + " at offset " + std::to_string(off) + " length " +
+                                        std::to_string(len) + " is not 512-byte aligned");
+  if (off > vsize_ || len > vsize_ - off)
+    return Status(Code::kOUT_OF_RANGE, name_ + ": " + op + " at offset " + std::to_string(off) + " length " +
+                                           std::to_string(len) + " beyond the virtual size " + std::to_string(vsize_));
+  return Status::ok();
+}
+
+Status StackImage::pwrite(const void* buf, size_t len, uint64_t off) {
+  OBD_TRY(check_write(off, len, "write"));
+  return upper_->write(buf, off / kSector, len / kSector);
+}
+
+Status StackImage::punch_hole(uint64_t off, uint64_t len) {
+  OBD_TRY(check_write(off, len, "discard"));
+  return upper_->discard(off / kSector, len / kSector);
+}
+
+Status StackImage::sync() { return upper_ ? upper_->sync() : Status::ok(); }
+
+}  // namespace obd

@@ -1,0 +1,45 @@
+// The layer stack behind an Image: read-only lowers merged into one index,
+// plus an optional writable upper consulted first (§2.6).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "image/image.h"
+#include "lsmt/ro_layer.h"
+#include "lsmt/rw_layer.h"
+
+namespace obd {
+
+class StackImage final : public Image {
+ public:
+  // `lowers` bottom first; `upper` may be null.
+  static Result<std::shared_ptr<StackImage>> create(std::vector<lsmt::RoLayerPtr> lowers,
+                                                     std::unique_ptr<lsmt::RwLayer> upper, std::string name);
+
+  const std::string& name() const override { return name_; }
+  Result<uint64_t> size() override { return vsize_; }
+  uint64_t virtual_size() const override { return vsize_; }
+  bool writable() const override { return upper_ != nullptr; }
+  Result<size_t> pread(void* buf, size_t len, uint64_t off) override;
+  Status pwrite(const void* buf, size_t len, uint64_t off) override;
+  Status punch_hole(uint64_t off, uint64_t len) override;
+  Status sync() override;
+
+  const lsmt::RoIndex& merged_index() const { return merged_; }
+  lsmt::RwLayer* upper() const { return upper_.get(); }
+  const std::vector<lsmt::RoLayerPtr>& lowers() const { return lowers_; }
+
+ private:
+  StackImage() = default;
+  Status read_aligned(uint8_t* buf, uint64_t lba, uint64_t nsect);
+  Status check_write(uint64_t off, uint64_t len, const char* op) const;
+
+  std::string name_;
+  std::vector<lsmt::RoLayerPtr> lowers_;  // bottom first
+  std::vector<File*> by_tag_;             // merged-index tag -> file (0 = top-most lower)
+  lsmt::RoIndex merged_;
+  std::unique_ptr<lsmt::RwLayer> upper_;
+  uint64_t vsize_ = 0;
+};
+
+}  // namespace obd

@@ -1,0 +1,157 @@
+#include "lsmt/index.h"
+
+#include <algorithm>
+
+namespace obd::lsmt {
+
+namespace {
+constexpr size_t kFanout = 16;  // keys a tree node: two cache lines of u64
+}
+
+RoIndex::RoIndex(std::vector<Segment> segs) : segs_(std::move(segs)) { build_search_tree(); }
+
+// Layout: the bottom level holds every segment's end (padded with UINT64_MAX
+// to a multiple of kFanout); each upper level holds the last key of each node
+// of the level below. Levels are stored top first.
+void RoIndex::build_search_tree() {
+  tree_.clear();
+  if (segs_.size() < 64) return;  // a linear/binary search is as fast
+  std::vector<std::vector<uint64_t>> levels;
+  std::vector<uint64_t> level(segs_.size());
+  for (size_t i = 0; i < segs_.size(); i++) level[i] = segs_[i].end();
+  while (true) {
+    level.resize((level.size() + kFanout - 1) / kFanout * kFanout, UINT64_MAX);
+    levels.push_back(level);
+    if (level.size() == kFanout) break;
+    std::vector<uint64_t> up;
+    for (size_t i = kFanout - 1; i < level.size(); i += kFanout) up.push_back(level[i]);
+    level = std::move(up);
+  }
+  level_start_.clear();
+  for (auto it = levels.rbegin(); it != levels.rend(); ++it) {
+    level_start_.push_back(tree_.size());
+    tree_.insert(tree_.end(), it->begin(), it->end());
+  }
+}
+
+size_t RoIndex::find(uint64_t lba) const {
+  if (segs_.empty() || lba >= segs_.back().end()) return segs_.size();
+  if (tree_.empty()) {
+    auto it = std::upper_bound(segs_.begin(), segs_.end(), lba,
+                               [](uint64_t v, const Segment& s) { return v < s.end(); });
+    return size_t(it - segs_.begin());
+  }
+  // Walk down: in each node take the first key beyond lba. Since lba is below
+  // the last end, that key is never padding, so the child node exists.
+  size_t node = 0;
+  for (size_t level = 0;; level++) {
+    const uint64_t* keys = tree_.data() + level_start_[level] + node * kFanout;
+    size_t k = 0;
+    while (keys[k] <= lba) k++;
+    node = node * kFanout + k;
+    if (level + 1 == level_start_.size()) return node;
+  }
+}
+
+Result<std::vector<Segment>> validate_ro_index(std::vector<Segment> raw, uint64_t data_end_sector, bool keep_tags,
+                                               const std::string& what) {
+  std::vector<Segment> out;
+  out.reserve(raw.size());
+  for (size_t i = 0; i < raw.size(); i++) {
+    Segment s = raw[i];
+    if (s.is_invalid()) continue;
+    if (!keep_tags) s.tag = 0;
+    auto bad = [&](const std::string& why) {
+      return Status(Code::kLSMT_BAD_INDEX, what + ": index entry " + std::to_string(i) + " (offset " +
+                                               std::to_string(s.offset) + ", length " + std::to_string(s.length) +
+                                               ", moffset " + std::to_string(s.moffset) + "): " + why);
+    };
+    if (s.length == 0) return bad("length is 0");
+    if (!out.empty() && out.back().end() > s.offset) return bad("overlaps or precedes the previous entry");
+    if (!keep_tags) {  // TurboOCI entries point into another file: no range check
+      if (s.moffset < kHeaderSize / kSector) return bad("data starts inside the header");
+      if (s.zeroed ? s.moffset > data_end_sector : s.moffset + s.length > data_end_sector)
+        return bad("data lies beyond the index offset");
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+void RwIndex::insert(Segment s) {
+  erase(s.offset, s.length);
+  map_.emplace(s.offset, s);
+}
+
+void RwIndex::erase(uint64_t lba, uint64_t n) {
+  uint64_t end = lba + n;
+  auto it = map_.lower_bound(lba);
+  if (it != map_.begin()) {
+    auto prev = std::prev(it);
+    Segment p = prev->second;
+    if (p.end() > lba) {
+      // The previous segment covers lba: keep its head, maybe its tail.
+      prev->second.trim_back_to(lba);
+      if (p.end() > end) {
+        Segment tail = p;
+        tail.trim_front(end - p.offset);
+        map_.emplace(tail.offset, tail);
+        return;
+      }
+    }
+  }
+  while (it != map_.end() && it->second.offset < end) {
+    Segment c = it->second;
+    it = map_.erase(it);
+    if (c.end() > end) {
+      c.trim_front(end - c.offset);
+      map_.emplace_hint(it, c.offset, c);
+      break;
+    }
+  }
+}
+
+std::vector<Segment> RwIndex::to_vector() const {
+  std::vector<Segment> v;
+  v.reserve(map_.size());
+  for (auto& [k, s] : map_) v.push_back(s);
+  return v;
+}
+
+Result<RoIndex> merge_indexes(std::span<const RoIndex* const> top_first) {
+  if (top_first.size() > kMaxStackLayers)
+    return Status(Code::kLSMT_TOO_MANY_LAYERS, "a stack holds at most 255 read-only layers, got " +
+                                                   std::to_string(top_first.size()));
+  std::vector<Segment> acc;
+  for (size_t layer = 0; layer < top_first.size(); layer++) {
+    const auto& lower = top_first[layer]->segments();
+    std::vector<Segment> next;
+    next.reserve(acc.size() + lower.size());
+    size_t j = 0;
+    uint64_t gap_start = 0;
+    // Fill the gap [gap_start, gap_end) with the lower layer's entries.
+    auto fill = [&](uint64_t gap_end) {
+      while (j < lower.size() && lower[j].end() <= gap_start) j++;
+      for (size_t k = j; k < lower.size() && lower[k].offset < gap_end; k++) {
+        Segment s = lower[k];
+        s.tag = uint8_t(layer);
+        if (s.offset < gap_start) s.trim_front(gap_start - s.offset);
+        if (s.end() > gap_end) s.trim_back_to(gap_end);
+        next.push_back(s);
+      }
+    };
+    for (const Segment& s : acc) {
+      if (s.offset > gap_start) fill(s.offset);
+      next.push_back(s);
+      gap_start = s.end();
+    }
+    fill(UINT64_MAX);
+    if (next.size() > kMaxRwIndexSize)
+      return Status(Code::kLSMT_INDEX_TOO_LARGE, "merged index would have " + std::to_string(next.size()) +
+                                                     " entries (limit 128000000)");
+    acc = std::move(next);
+  }
+  return RoIndex(std::move(acc));
+}
+
+}  // namespace obd::lsmt

@@ -1,0 +1,74 @@
+// A writable LSMT layer (§2.4, §2.5). Append mode: every write is appended to
+// the data file and logged as an entry in the index file. Sparse mode: one
+// data file holding the device image at 4096 + LBA*512; its index is the set
+// of allocated extents. Thread safety: the owner serialises writes and takes
+// a shared lock around lookups (see Image); appended data never moves.
+#pragma once
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+
+#include "io/file.h"
+#include "lsmt/index.h"
+
+namespace obd::lsmt {
+
+struct CreateOptions {
+  uint64_t virtual_size = 0;  // bytes, a multiple of 512
+  Uuid uuid{};                // random when all zero
+  Uuid parent_uuid{};
+  bool sparse = false;
+};
+
+// Creates the files of an empty writable layer. The files must not exist.
+// For a sparse layer the index file is created empty, as overlaybd-create does.
+Status create_rw_layer(const std::string& data_path, const std::string& index_path, const CreateOptions& opts,
+                       IoEngine engine = default_io_engine());
+
+// Largest write logged as one entry (upstream's default max IO size).
+constexpr uint64_t kMaxIoSectors = (4u << 20) / kSector;
+// Host filesystem block: sparse layers are indexed at this granularity.
+constexpr uint64_t kSparseBlockSectors = 4096 / kSector;
+
+class RwLayer {
+ public:
+  // Opens a writable layer. `index` may be null or empty for a sparse layer.
+  static Result<std::unique_ptr<RwLayer>> open(FilePtr data, FilePtr index);
+
+  uint64_t virtual_size() const { return header_.virtual_size; }
+  bool sparse() const { return header_.is_sparse(); }
+  const Record& header() const { return header_; }
+  const FilePtr& data_file() const { return data_; }
+
+  // Lookups under the caller's shared lock of mutex().
+  const RwIndex& index() const { return index_; }
+  std::shared_mutex& mutex() const { return mu_; }
+
+  // Writes `nsect` sectors at `lba`; takes the exclusive lock itself.
+  Status write(const void* buf, uint64_t lba, uint64_t nsect);
+  // Discards: append mode logs zeroed entries; sparse mode punches holes.
+  Status discard(uint64_t lba, uint64_t nsect);
+  Status sync();
+  // The resolved extents in LBA order (for commit and seal).
+  std::vector<Segment> resolved() const;
+  // Appends the index and a trailer to the data file, making it a read-only
+  // layer in place (overlaybd-commit --seal). The layer is unusable after.
+  Status seal();
+
+ private:
+  RwLayer(FilePtr data, FilePtr index, Record header) : data_(std::move(data)), index_file_(std::move(index)),
+                                                        header_(std::move(header)) {}
+  Status load_append_index(uint64_t data_size);
+  Status load_sparse_extents();
+  Status append_entry(const Segment& s);
+
+  FilePtr data_, index_file_;
+  Record header_;
+  RwIndex index_;
+  mutable std::shared_mutex mu_;
+  uint64_t data_end_ = 0;   // next append position in the data file (bytes)
+  uint64_t index_end_ = 0;  // next entry position in the index file (bytes)
+  bool sealed_ = false;
+};
+
+}  // namespace obd::lsmt
