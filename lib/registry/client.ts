@@ -1,0 +1,549 @@
+/**
+ * The OCI distribution client: manifests, blobs (verified streams, ranges,
+ * uploads, cross-repository mounts), with auth and retries.
+ */
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { OverlaybdError } from '../errors.js';
+import { Authorizer, repoScope } from './auth.js';
+import { credentialProvider, type CredentialOptions, type CredentialProvider } from './credentials.js';
+import { createDigestHash, digestLike } from './digest.js';
+import { statusError } from './http-errors.js';
+import { silentLogger, type Logger } from './logger.js';
+import { MANIFEST_ACCEPT, detectManifestMediaType } from './media-types.js';
+import { formatReference, parseReference, validateDigest, validateRepository, type Reference } from './reference.js';
+import { RetryBudget, parseRetryAfter, resolveRetryPolicy, sleep, type RetryPolicy, type RetryPolicyInput } from './retry.js';
+import { Transport, drain, isConnectionError, readBody, type HttpResponse, type TransportOptions } from './transport.js';
+import { uploadBlob, type BlobSource, type PushResult } from './upload.js';
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  [k: string]: unknown;
+}
+
+/** A repository in a registry; a parsed Reference is one too. */
+export interface RepoLocator {
+  readonly registry: string;
+  readonly repository: string;
+}
+
+export interface RegistryClientOptions {
+  transport?: TransportOptions;
+  /** Options for the default provider (explicit `user:pass`, Docker config.json), or a provider. */
+  credentials?: CredentialOptions | CredentialProvider;
+  retry?: RetryPolicyInput;
+  logger?: Logger;
+  /** Size of each PATCH of a chunked upload (default 16 MiB). */
+  chunkSize?: number;
+  /** Sources up to this size (when known) go in one PUT (default 32 MiB); larger or unsized ones are chunked. */
+  monolithicMax?: number;
+}
+
+export interface RegistryStats {
+  requests: Record<string, number>;
+  retries: number;
+  authRetries: number;
+  blobUploads: number;
+  blobMounts: number;
+  blobsExisting: number;
+  bytesUploaded: number;
+  bytesDownloaded: number;
+}
+
+/** One request, as `send()` takes it. */
+export interface Op {
+  repo: RepoLocator;
+  /** Operation in words, for errors and logs: `pull manifest host/repo:tag`. */
+  what: string;
+  method: string;
+  /** A path under the registry (`/v2/...`) or an absolute URL (an upload Location). */
+  path: string;
+  headers?: Record<string, string>;
+  /** A byte body is resent on retries; a factory is called again for each attempt. */
+  body?: Uint8Array | (() => Readable);
+  scopes: string[];
+  /** Statuses handed back to the caller; everything else becomes an error. */
+  ok: number[];
+  /** Retry connection errors, 5xx and 429 (default true). */
+  retry?: boolean;
+  signal?: AbortSignal;
+}
+
+export class RegistryClient {
+  readonly transport: Transport;
+  readonly auth: Authorizer;
+  readonly logger: Logger;
+  readonly retry: RetryPolicy;
+  readonly chunkSize: number;
+  readonly monolithicMax: number;
+  readonly stats: RegistryStats = {
+    requests: {},
+    retries: 0,
+    authRetries: 0,
+    blobUploads: 0,
+    blobMounts: 0,
+    blobsExisting: 0,
+    bytesUploaded: 0,
+    bytesDownloaded: 0,
+  };
+
+  constructor(opts: RegistryClientOptions = {}) {
+    this.logger = opts.logger ?? silentLogger;
+    this.retry = resolveRetryPolicy(opts.retry);
+    this.transport = new Transport(opts.transport ?? {}, this.logger);
+    const creds = typeof opts.credentials === 'function' ? opts.credentials : credentialProvider(opts.credentials ?? {});
+    this.auth = new Authorizer({ transport: this.transport, credentials: creds, retry: this.retry, logger: this.logger });
+    this.chunkSize = opts.chunkSize ?? 16 * 1024 * 1024;
+    this.monolithicMax = opts.monolithicMax ?? 32 * 1024 * 1024;
+    if (!(this.chunkSize > 0) || !Number.isInteger(this.chunkSize)) {
+      throw new OverlaybdError('CONFIG_INVALID', `invalid chunkSize ${this.chunkSize}: want a positive integer`);
+    }
+  }
+
+  /** `scheme://host` of a registry. */
+  baseUrl(registry: string): string {
+    return this.transport.baseUrl(registry);
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+
+  /**
+   * Sends one request with auth and retries. Returns the response for the
+   * statuses in `op.ok`; the caller reads or drains its body.
+   */
+  async send(op: Op): Promise<HttpResponse> {
+    const base = this.baseUrl(op.repo.registry);
+    const url = /^https?:\/\//.test(op.path) ? new URL(op.path) : new URL(op.path, base);
+    const budget = new RetryBudget(this.retry);
+    let scopes = op.scopes;
+    let authRounds = 0;
+    const what = `registry ${base}: ${op.what}`;
+    budget.next();
+    for (;;) {
+      const headers: Record<string, string> = { ...(op.headers ?? {}) };
+      const authz = await this.auth.header(op.repo.registry, scopes);
+      if (authz) headers.Authorization = authz;
+      this.stats.requests[op.method] = (this.stats.requests[op.method] ?? 0) + 1;
+      let res: HttpResponse;
+      try {
+        res = await this.transport.request({
+          method: op.method,
+          url,
+          headers,
+          ...(op.body !== undefined ? { body: op.body instanceof Uint8Array ? op.body : op.body() } : {}),
+          ...(op.signal ? { signal: op.signal } : {}),
+        });
+      } catch (e) {
+        if (op.signal?.aborted) throw e;
+        const d = op.retry !== false && isConnectionError(e) ? budget.delay() : undefined;
+        if (d === undefined) {
+          throw new OverlaybdError(
+            'REGISTRY_UNREACHABLE',
+            `${what}: ${op.method} ${url.href}: ${(e as Error).message}${budget.attempt > 1 ? ` (after ${budget.attempt} attempts)` : ''}`,
+            { cause: e },
+          );
+        }
+        await this.backoff(what, budget, d, (e as Error).message, op.signal);
+        continue;
+      }
+      const status = res.status;
+      if (status === 401 && !op.ok.includes(401)) {
+        const body = await readBody(res, 64 * 1024).catch(() => undefined);
+        const r = await this.auth.onUnauthorized(op.repo.registry, res.headers['www-authenticate'], scopes, authz);
+        scopes = r.scopes;
+        if (r.retry && authRounds < 2) {
+          authRounds++;
+          this.stats.authRetries++;
+          continue;
+        }
+        const denied = r.insufficientScope && this.auth.hasCredentials(op.repo.registry);
+        throw statusError(401, { what, method: op.method, url }, body, denied ? { code: 'REGISTRY_DENIED' } : undefined);
+      }
+      if (op.ok.includes(status)) return res;
+      if ((status === 429 || status >= 500) && op.retry !== false) {
+        const d = budget.delay(parseRetryAfter(res.headers['retry-after']));
+        if (d !== undefined) {
+          await drain(res);
+          await this.backoff(what, budget, d, `HTTP ${status}`, op.signal);
+          continue;
+        }
+      }
+      const body = op.method === 'HEAD' ? undefined : await readBody(res, 64 * 1024).catch(() => undefined);
+      throw statusError(status, { what, method: op.method, url }, body, { attempts: budget.attempt });
+    }
+  }
+
+  private async backoff(what: string, budget: RetryBudget, delayMs: number, reason: string, signal?: AbortSignal): Promise<void> {
+    this.stats.retries++;
+    this.logger.debug('retry', { what, attempt: budget.attempt, delayMs, reason });
+    await sleep(delayMs, signal);
+    budget.next();
+  }
+
+  // ---- manifests -------------------------------------------------------
+
+  private refOf(repo: RepoLocator | string): Reference {
+    if (typeof repo === 'string') return parseReference(repo);
+    validateRepository(repo.repository);
+    return repo as Reference;
+  }
+
+  /**
+   * Fetches the manifest or index that a tag or digest names (the reference's
+   * digest wins over its tag). A manifest fetched by digest is checked
+   * against it.
+   */
+  async getManifest(ref: Reference | string, opts: { signal?: AbortSignal } = {}): Promise<{ descriptor: Descriptor; bytes: Buffer }> {
+    const r = this.refOf(ref);
+    const target = r.digest ?? r.tag;
+    if (target === undefined) {
+      throw new OverlaybdError('CONFIG_INVALID', `reference ${formatReference(r)} has neither tag nor digest`);
+    }
+    const res = await this.send({
+      repo: r,
+      what: `pull manifest ${r.registry}/${r.repository}${r.digest ? '@' : ':'}${target}`,
+      method: 'GET',
+      path: `/v2/${r.repository}/manifests/${target}`,
+      headers: { Accept: MANIFEST_ACCEPT },
+      scopes: [repoScope(r.repository, 'pull')],
+      ok: [200],
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const bytes = await readBody(res, 16 * 1024 * 1024);
+    this.stats.bytesDownloaded += bytes.length;
+    const mediaType = detectManifestMediaType(res.headers['content-type'], bytes);
+    let digest: string;
+    if (r.digest) {
+      digest = digestLike(r.digest, bytes);
+      if (digest !== r.digest) {
+        throw new OverlaybdError(
+          'DIGEST_MISMATCH',
+          `registry ${this.baseUrl(r.registry)}: pull manifest ${r.registry}/${r.repository}@${r.digest}: content digest is ${digest}`,
+        );
+      }
+    } else {
+      digest = digestLike('sha256', bytes);
+    }
+    return { descriptor: { mediaType, digest, size: bytes.length }, bytes };
+  }
+
+  /** Alias of getManifest: resolve a tag or digest to its descriptor and bytes. */
+  resolve(ref: Reference | string, opts: { signal?: AbortSignal } = {}): Promise<{ descriptor: Descriptor; bytes: Buffer }> {
+    return this.getManifest(ref, opts);
+  }
+
+  /** HEAD of a manifest: its descriptor, or undefined when the registry says 404. */
+  async headManifest(ref: Reference | string): Promise<Descriptor | undefined> {
+    const r = this.refOf(ref);
+    const target = r.digest ?? r.tag;
+    if (target === undefined) throw new OverlaybdError('CONFIG_INVALID', `reference ${formatReference(r)} has neither tag nor digest`);
+    const res = await this.send({
+      repo: r,
+      what: `check manifest ${r.registry}/${r.repository}${r.digest ? '@' : ':'}${target}`,
+      method: 'HEAD',
+      path: `/v2/${r.repository}/manifests/${target}`,
+      headers: { Accept: MANIFEST_ACCEPT },
+      scopes: [repoScope(r.repository, 'pull')],
+      ok: [200, 404],
+    });
+    await drain(res);
+    if (res.status === 404) return undefined;
+    const digest = (res.headers['docker-content-digest'] as string | undefined) ?? r.digest;
+    const size = Number(res.headers['content-length']);
+    if (!digest || !Number.isFinite(size)) {
+      // Some registries send neither on HEAD: fall back to GET.
+      return (await this.getManifest(r)).descriptor;
+    }
+    const ct = res.headers['content-type']?.split(';')[0]?.trim() ?? 'application/octet-stream';
+    return { mediaType: ct, digest, size };
+  }
+
+  /**
+   * Pushes a manifest or index under a tag or digest (`reference`; default:
+   * the digest of the bytes). Returns its descriptor.
+   */
+  async pushManifest(
+    repo: RepoLocator,
+    bytes: Uint8Array,
+    mediaType: string,
+    reference?: string,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<Descriptor> {
+    validateRepository(repo.repository);
+    const digest = digestLike(reference && reference.includes(':') ? reference : 'sha256', bytes);
+    if (reference && reference.includes(':')) {
+      validateDigest(reference);
+      if (digest !== reference) {
+        throw new OverlaybdError('DIGEST_MISMATCH', `push manifest ${repo.registry}/${repo.repository}@${reference}: the bytes hash to ${digest}`);
+      }
+    }
+    const target = reference ?? digest;
+    const res = await this.send({
+      repo,
+      what: `push manifest ${repo.registry}/${repo.repository}${target.includes(':') ? '@' : ':'}${target}`,
+      method: 'PUT',
+      path: `/v2/${repo.repository}/manifests/${target}`,
+      headers: { 'Content-Type': mediaType },
+      body: bytes,
+      scopes: [repoScope(repo.repository, 'pull', 'push')],
+      ok: [200, 201, 202],
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    await drain(res);
+    this.stats.bytesUploaded += bytes.length;
+    const said = res.headers['docker-content-digest'];
+    if (typeof said === 'string' && said.startsWith('sha256:') && digest.startsWith('sha256:') && said !== digest) {
+      throw new OverlaybdError(
+        'DIGEST_MISMATCH',
+        `registry ${this.baseUrl(repo.registry)}: push manifest ${repo.repository}:${target}: registry stored ${said}, we sent ${digest}`,
+      );
+    }
+    return { mediaType, digest, size: bytes.length };
+  }
+
+  // ---- blobs: read -------------------------------------------------------
+
+  /** Size of a blob from HEAD, or undefined when the repository does not have it. */
+  async statBlob(repo: RepoLocator, digest: string, opts: { signal?: AbortSignal } = {}): Promise<number | undefined> {
+    validateDigest(digest);
+    const res = await this.send({
+      repo,
+      what: `check blob ${repo.registry}/${repo.repository}@${digest}`,
+      method: 'HEAD',
+      path: `/v2/${repo.repository}/blobs/${digest}`,
+      scopes: [repoScope(repo.repository, 'pull')],
+      ok: [200, 404],
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    await drain(res);
+    if (res.status === 404) return undefined;
+    const n = Number(res.headers['content-length']);
+    return Number.isFinite(n) ? n : -1;
+  }
+
+  async blobExists(repo: RepoLocator, digest: string): Promise<boolean> {
+    return (await this.statBlob(repo, digest)) !== undefined;
+  }
+
+  /** Size of a blob from HEAD; REGISTRY_NOT_FOUND when missing. */
+  async blobSize(repo: RepoLocator, digest: string): Promise<number> {
+    const n = await this.statBlob(repo, digest);
+    if (n === undefined) {
+      throw new OverlaybdError(
+        'REGISTRY_NOT_FOUND',
+        `registry ${this.baseUrl(repo.registry)}: blob ${digest} not found in repository ${repo.repository}`,
+      );
+    }
+    return n;
+  }
+
+  /**
+   * A blob as a stream, sha256-verified while it flows. When the connection
+   * drops, the rest is fetched again with a Range request (within the retry
+   * policy). A wrong digest or a short or long body makes the stream error
+   * with DIGEST_MISMATCH instead of ending. HTTP errors reject the promise.
+   */
+  async fetchBlob(
+    repo: RepoLocator,
+    desc: { digest: string; size?: number },
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<Readable> {
+    validateDigest(desc.digest);
+    const what = `pull blob ${repo.registry}/${repo.repository}@${desc.digest}`;
+    const base = this.baseUrl(repo.registry);
+    const op = (offset: number): Op => ({
+      repo,
+      what,
+      method: 'GET',
+      path: `/v2/${repo.repository}/blobs/${desc.digest}`,
+      headers: offset > 0 ? { Range: `bytes=${offset}-` } : {},
+      scopes: [repoScope(repo.repository, 'pull')],
+      ok: offset > 0 ? [200, 206, 416] : [200],
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const first = await this.send(op(0));
+    const hash = createDigestHash(desc.digest);
+    const algo = desc.digest.slice(0, desc.digest.indexOf(':'));
+    const expectedSize = desc.size ?? (first.headers['content-length'] ? Number(first.headers['content-length']) : undefined);
+    const budget = new RetryBudget(this.retry);
+    budget.next();
+    const mismatch = (m: string) => new OverlaybdError('DIGEST_MISMATCH', `registry ${base}: ${what}: ${m}`);
+    const self = this;
+    async function* chunks(): AsyncGenerator<Buffer> {
+      let res: HttpResponse | undefined = first;
+      let received = 0;
+      try {
+        for (;;) {
+          let skip = 0;
+          if (received > 0) {
+            // A resumed request: 206 from `received`, or 200 from the start.
+            if (res.status === 206) {
+              const m = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
+              if (!m || Number(m[1]) !== received) {
+                throw mismatch(`resumed read at ${received} got Content-Range "${res.headers['content-range']}"`);
+              }
+            } else if (res.status === 200) {
+              skip = received;
+            } else {
+              throw mismatch(`resumed read at ${received} answered HTTP ${res.status}`);
+            }
+          }
+          try {
+            for await (const c of res.body) {
+              let b = c as Buffer;
+              if (skip > 0) {
+                const n = Math.min(skip, b.length);
+                skip -= n;
+                b = b.subarray(n);
+                if (b.length === 0) continue;
+              }
+              received += b.length;
+              self.stats.bytesDownloaded += b.length;
+              if (expectedSize !== undefined && received > expectedSize) {
+                throw mismatch(`body is longer than the expected ${expectedSize} bytes`);
+              }
+              hash.update(b);
+              yield b;
+            }
+            break;
+          } catch (e) {
+            if (e instanceof OverlaybdError || opts.signal?.aborted) throw e;
+            const d = isConnectionError(e) ? budget.delay() : undefined;
+            if (d === undefined) {
+              throw mismatch(
+                `connection lost after ${received}${expectedSize !== undefined ? ` of ${expectedSize}` : ''} bytes (${(e as Error).message})`,
+              );
+            }
+            await self.backoff(`registry ${base}: ${what}`, budget, d, (e as Error).message, opts.signal);
+            res = await self.send(op(received));
+            if (res.status === 416) {
+              await drain(res);
+              break;
+            }
+          }
+        }
+        if (expectedSize !== undefined && received !== expectedSize) {
+          throw mismatch(`body ended after ${received} of ${expectedSize} bytes`);
+        }
+        const got = `${algo}:${hash.digest('hex')}`;
+        if (got !== desc.digest) throw mismatch(`content digest is ${got}`);
+      } finally {
+        if (res && !res.body.complete) res.body.destroy();
+      }
+    }
+    return Readable.from(chunks(), { objectMode: false });
+  }
+
+  /** A whole blob in memory, verified. */
+  async fetchBlobBytes(repo: RepoLocator, desc: { digest: string; size?: number }, opts: { signal?: AbortSignal } = {}): Promise<Buffer> {
+    const s = await this.fetchBlob(repo, desc, opts);
+    const parts: Buffer[] = [];
+    for await (const c of s) parts.push(c as Buffer);
+    return Buffer.concat(parts);
+  }
+
+  /** Writes a blob to a file (verified; the file is removed on failure). */
+  async fetchBlobToFile(repo: RepoLocator, desc: { digest: string; size?: number }, file: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const s = await this.fetchBlob(repo, desc, opts);
+    const { pipeline } = await import('node:stream/promises');
+    try {
+      await pipeline(s, fs.createWriteStream(file));
+    } catch (e) {
+      await fs.promises.rm(file, { force: true });
+      throw e;
+    }
+  }
+
+  /**
+   * Bytes `[offset, offset + length)` of a blob through `Range: bytes=a-b`.
+   * A registry that ignores Range (200) is handled by skipping; a range past
+   * the end is OUT_OF_RANGE. The result may be shorter than `length` only at
+   * the end of the blob.
+   */
+  async fetchBlobRange(repo: RepoLocator, digest: string, offset: number, length: number, opts: { signal?: AbortSignal } = {}): Promise<Buffer> {
+    validateDigest(digest);
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length <= 0) {
+      throw new OverlaybdError('OUT_OF_RANGE', `bad range offset=${offset} length=${length} for blob ${digest}`);
+    }
+    const what = `read blob ${repo.registry}/${repo.repository}@${digest} bytes ${offset}-${offset + length - 1}`;
+    const res = await this.send({
+      repo,
+      what,
+      method: 'GET',
+      path: `/v2/${repo.repository}/blobs/${digest}`,
+      headers: { Range: `bytes=${offset}-${offset + length - 1}` },
+      scopes: [repoScope(repo.repository, 'pull')],
+      ok: [200, 206, 416],
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const base = this.baseUrl(repo.registry);
+    if (res.status === 416) {
+      await drain(res);
+      throw new OverlaybdError('OUT_OF_RANGE', `registry ${base}: ${what}: HTTP 416, range past the end (${String(res.headers['content-range'] ?? '')})`);
+    }
+    let skip = 0;
+    if (res.status === 206) {
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
+      if (!m || Number(m[1]) !== offset) {
+        res.body.destroy();
+        throw new OverlaybdError('REGISTRY_ERROR', `registry ${base}: ${what}: bad Content-Range "${res.headers['content-range']}"`);
+      }
+    } else {
+      skip = offset;
+    }
+    const out = Buffer.alloc(length);
+    let n = 0;
+    for await (const c of res.body) {
+      let b = c as Buffer;
+      if (skip > 0) {
+        const k = Math.min(skip, b.length);
+        skip -= k;
+        b = b.subarray(k);
+      }
+      const take = Math.min(b.length, length - n);
+      b.copy(out, n, 0, take);
+      n += take;
+      this.stats.bytesDownloaded += take;
+      if (n === length) {
+        if (res.status === 200) res.body.destroy();
+        break;
+      }
+    }
+    if (res.status === 200 && skip > 0) {
+      throw new OverlaybdError('OUT_OF_RANGE', `registry ${base}: ${what}: range past the end of the blob`);
+    }
+    return n === length ? out : out.subarray(0, n);
+  }
+
+  // ---- blobs: write ------------------------------------------------------
+
+  /**
+   * Pushes a blob unless the repository has it: HEAD, then a cross-repository
+   * mount from each of `mountFrom` (same registry), then an upload (one PUT
+   * for small sized sources, chunked PATCHes otherwise). The bytes sent are
+   * checked against `desc.digest` before the upload is committed.
+   */
+  pushBlob(
+    repo: RepoLocator,
+    desc: { digest: string; size?: number },
+    source: BlobSource | undefined,
+    opts: { mountFrom?: string | string[]; chunked?: boolean; skipExistsCheck?: boolean; signal?: AbortSignal } = {},
+  ): Promise<PushResult> {
+    return uploadBlob(this, repo, desc, source, opts);
+  }
+
+  /**
+   * Mounts a blob from another repository of the same registry. Returns
+   * `mounted`, or `not-mounted` when the registry started an upload instead
+   * (202; that upload session is cancelled).
+   */
+  async mountBlob(repo: RepoLocator, digest: string, from: string): Promise<'mounted' | 'not-mounted'> {
+    const r = await uploadBlob(this, repo, { digest }, undefined, { mountFrom: from, skipExistsCheck: true });
+    return r.status === 'mounted' ? 'mounted' : 'not-mounted';
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Content digests: computing them and verifying streams against them.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { OverlaybdError } from '../errors.js';
+import { validateDigest } from './reference.js';
+
+const ALGORITHMS: Record<string, string> = { sha256: 'sha256', sha512: 'sha512' };
+
+export function digestAlgorithm(digest: string): string {
+  validateDigest(digest);
+  const algo = digest.slice(0, digest.indexOf(':'));
+  const node = ALGORITHMS[algo];
+  if (!node) throw new OverlaybdError('ENOTSUP', `unsupported digest algorithm "${algo}" in ${digest}`);
+  return node;
+}
+
+export function createDigestHash(digest: string): Hash {
+  return createHash(digestAlgorithm(digest));
+}
+
+export function sha256Digest(data: Uint8Array | string): string {
+  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+}
+
+/** Digest of `data` with the algorithm of `like`: a digest (`sha512:...`) or an algorithm name (`sha256`). */
+export function digestLike(like: string, data: Uint8Array): string {
+  const c = like.indexOf(':');
+  const algo = c >= 0 ? like.slice(0, c) : like;
+  const node = ALGORITHMS[algo];
+  if (!node) throw new OverlaybdError('ENOTSUP', `unsupported digest algorithm "${algo}"`);
+  return `${algo}:${createHash(node).update(data).digest('hex')}`;
+}
+
+export interface VerifyOptions {
+  digest: string;
+  /** Expected byte count; a short or long body is a mismatch. */
+  size?: number;
+  /** Bytes already consumed before this stream starts (for a resumed read that feeds the same hash). */
+  hash?: Hash;
+  offset?: number;
+  /** Names the source in the error message, e.g. `GET http://host/v2/repo/blobs/sha256:...`. */
+  what: string;
+}
+
+/**
+ * A pass-through stream that hashes what flows through it and, at the end,
+ * errors with DIGEST_MISMATCH instead of finishing when the digest or size
+ * is wrong. A consumer that waits for 'finish'/'end' never sees a bad blob
+ * as complete.
+ */
+export class DigestVerifier extends Transform {
+  readonly expected: string;
+  private readonly hash: Hash;
+  private readonly size: number | undefined;
+  private readonly what: string;
+  private seen: number;
+  private readonly algo: string;
+
+  constructor(opts: VerifyOptions) {
+    super();
+    this.expected = opts.digest;
+    this.hash = opts.hash ?? createDigestHash(opts.digest);
+    this.algo = opts.digest.slice(0, opts.digest.indexOf(':'));
+    this.size = opts.size;
+    this.what = opts.what;
+    this.seen = opts.offset ?? 0;
+  }
+
+  get bytes(): number {
+    return this.seen;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.size !== undefined && this.seen > this.size) {
+      cb(
+        new OverlaybdError(
+          'DIGEST_MISMATCH',
+          `${this.what}: body is longer than the expected ${this.size} bytes of ${this.expected}`,
+        ),
+      );
+      return;
+    }
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.size !== undefined && this.seen !== this.size) {
+      cb(
+        new OverlaybdError(
+          'DIGEST_MISMATCH',
+          `${this.what}: body ended after ${this.seen} of ${this.size} bytes of ${this.expected}`,
+        ),
+      );
+      return;
+    }
+    const got = `${this.algo}:${this.hash.digest('hex')}`;
+    if (got !== this.expected) {
+      cb(new OverlaybdError('DIGEST_MISMATCH', `${this.what}: content digest is ${got}, expected ${this.expected}`));
+      return;
+    }
+    cb();
+  }
+}

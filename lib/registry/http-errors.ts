@@ -1,0 +1,65 @@
+/**
+ * Turns registry HTTP failures into OverlaybdErrors whose message names the
+ * registry URL, the operation and what the registry said.
+ */
+import { OverlaybdError, type ErrorCode } from '../errors.js';
+
+export interface RegistryErrorBody {
+  code?: string;
+  message?: string;
+  detail?: unknown;
+}
+
+/** Parses the distribution spec's `{"errors":[{code,message,detail}]}` body into one line. */
+export function describeErrorBody(body: Buffer | undefined): string {
+  if (!body || body.length === 0) return '';
+  const text = body.toString('utf8');
+  try {
+    const json = JSON.parse(text) as { errors?: RegistryErrorBody[]; details?: string; message?: string };
+    if (Array.isArray(json.errors) && json.errors.length > 0) {
+      return json.errors
+        .map((e) => {
+          const detail = e.detail === undefined || e.detail === null ? '' : ` (${typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail)})`;
+          return `${e.code ?? 'UNKNOWN'}: ${e.message ?? ''}${detail}`.slice(0, 400);
+        })
+        .join('; ');
+    }
+    if (typeof json.details === 'string') return json.details.slice(0, 400);
+    if (typeof json.message === 'string') return json.message.slice(0, 400);
+  } catch {
+    // not JSON
+  }
+  return text.replace(/\s+/g, ' ').trim().slice(0, 200);
+}
+
+export function codeForStatus(status: number): ErrorCode {
+  if (status === 401) return 'REGISTRY_UNAUTHORIZED';
+  if (status === 403) return 'REGISTRY_DENIED';
+  if (status === 404) return 'REGISTRY_NOT_FOUND';
+  if (status === 429) return 'REGISTRY_RATE_LIMITED';
+  return 'REGISTRY_ERROR';
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  401: 'unauthorized',
+  403: 'denied',
+  404: 'not found',
+  405: 'method not allowed',
+  416: 'range not satisfiable',
+  429: 'too many requests',
+};
+
+export function statusError(
+  status: number,
+  op: { what: string; method: string; url: URL },
+  body?: Buffer,
+  extra?: { attempts?: number; code?: ErrorCode },
+): OverlaybdError {
+  const said = describeErrorBody(body);
+  const text = STATUS_TEXT[status] ?? (status >= 500 ? 'server error' : 'unexpected status');
+  const attempts = extra?.attempts && extra.attempts > 1 ? ` after ${extra.attempts} attempts` : '';
+  return new OverlaybdError(
+    extra?.code ?? codeForStatus(status),
+    `${op.what}: ${op.method} ${op.url.href}: HTTP ${status} ${text}${attempts}${said ? `: ${said}` : ''}`,
+  );
+}

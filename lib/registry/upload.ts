@@ -1,0 +1,418 @@
+/**
+ * Blob uploads: existence check, cross-repository mount, monolithic
+ * POST+PUT and chunked PATCH uploads that resume from the registry's
+ * reported offset and restart when the upload session is lost.
+ */
+import fs from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import type { Hash } from 'node:crypto';
+import { OverlaybdError, isOverlaybdError } from '../errors.js';
+import { repoScope } from './auth.js';
+import type { RegistryClient, RepoLocator } from './client.js';
+import { createDigestHash, digestLike } from './digest.js';
+import { validateDigest, validateRepository } from './reference.js';
+import { RetryBudget, sleep } from './retry.js';
+import { drain } from './transport.js';
+
+/**
+ * What to upload: bytes, a file, a factory that opens the content at an
+ * offset (restartable), or a one-shot stream (uploaded in chunks; a lost
+ * upload session cannot be restarted).
+ */
+export type BlobSource =
+  | Uint8Array
+  | { file: string }
+  | { open: (offset: number) => Readable; size?: number }
+  | Readable;
+
+export interface PushResult {
+  /** `exists`: the repository had it; `mounted`: cross-repository mount; `uploaded`; `not-mounted`: no source was given and no mount worked. */
+  status: 'exists' | 'mounted' | 'uploaded' | 'not-mounted';
+  digest: string;
+  /** The repository it was mounted from. */
+  from?: string;
+}
+
+export interface UploadOptions {
+  mountFrom?: string | string[];
+  chunked?: boolean;
+  skipExistsCheck?: boolean;
+  signal?: AbortSignal;
+}
+
+function sourceSize(source: BlobSource): number | undefined {
+  if (source instanceof Uint8Array) return source.length;
+  if (source instanceof Readable) return undefined;
+  if ('file' in source) return fs.statSync(source.file).size;
+  return source.size;
+}
+
+function restartable(source: BlobSource): boolean {
+  return !(source instanceof Readable);
+}
+
+function openAt(source: BlobSource, offset: number): Readable {
+  if (source instanceof Uint8Array) return Readable.from([Buffer.from(source.buffer, source.byteOffset + offset, source.length - offset)]);
+  if (source instanceof Readable) {
+    if (offset !== 0) throw new OverlaybdError('INTERNAL', 'a one-shot stream cannot be reopened');
+    return source;
+  }
+  if ('file' in source) return fs.createReadStream(source.file, { start: offset });
+  return source.open(offset);
+}
+
+/** Reads a stream in fixed-size pieces. */
+class ChunkReader {
+  private readonly it: AsyncIterator<Buffer>;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private done = false;
+
+  constructor(private readonly stream: Readable) {
+    this.it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  async read(n: number): Promise<Buffer> {
+    while (this.pendingBytes < n && !this.done) {
+      const r = await this.it.next();
+      if (r.done) {
+        this.done = true;
+        break;
+      }
+      const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
+      this.pending.push(b);
+      this.pendingBytes += b.length;
+    }
+    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    const out = all.subarray(0, Math.min(n, all.length));
+    const rest = all.subarray(out.length);
+    this.pending = rest.length ? [rest] : [];
+    this.pendingBytes = rest.length;
+    return out;
+  }
+
+  close(): void {
+    this.stream.destroy();
+  }
+}
+
+function isRetryableUploadError(e: unknown): boolean {
+  if (!isOverlaybdError(e)) return false;
+  return (
+    e.code === 'REGISTRY_UNREACHABLE' ||
+    e.code === 'REGISTRY_ERROR' ||
+    e.code === 'REGISTRY_RATE_LIMITED' ||
+    (e.code === 'REGISTRY_NOT_FOUND' && /BLOB_UPLOAD_UNKNOWN|uploads\//.test(e.message))
+  );
+}
+
+function withDigest(location: string, digest: string): string {
+  const u = new URL(location);
+  u.searchParams.append('digest', digest);
+  return u.href;
+}
+
+class Uploader {
+  private readonly base: string;
+  private readonly pushScopes: string[];
+  private readonly where: string;
+
+  constructor(
+    private readonly c: RegistryClient,
+    private readonly repo: RepoLocator,
+    private readonly digest: string,
+    private readonly size: number | undefined,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.base = c.baseUrl(repo.registry);
+    this.pushScopes = [repoScope(repo.repository, 'pull', 'push')];
+    this.where = `${repo.registry}/${repo.repository}@${digest}`;
+  }
+
+  private sig(): { signal?: AbortSignal } {
+    return this.signal ? { signal: this.signal } : {};
+  }
+
+  private location(res: { headers: Record<string, string | string[] | undefined>; url: URL }, what: string): string {
+    const loc = res.headers.location;
+    if (typeof loc !== 'string' || loc.length === 0) {
+      throw new OverlaybdError('REGISTRY_ERROR', `registry ${this.base}: ${what}: response has no Location header`);
+    }
+    return new URL(loc, res.url).href;
+  }
+
+  /** Tries `POST ?mount=&from=`. Returns 'mounted' or the upload location the registry opened instead. */
+  async mount(from: string): Promise<'mounted' | string> {
+    validateRepository(from);
+    const what = `mount blob ${this.where} from ${from}`;
+    const res = await this.c.send({
+      repo: this.repo,
+      what,
+      method: 'POST',
+      path: `/v2/${this.repo.repository}/blobs/uploads/?mount=${encodeURIComponent(this.digest)}&from=${encodeURIComponent(from)}`,
+      scopes: [...this.pushScopes, repoScope(from, 'pull')],
+      ok: [201, 202],
+      ...this.sig(),
+    });
+    await drain(res);
+    if (res.status === 201) return 'mounted';
+    return this.location(res, what);
+  }
+
+  async start(): Promise<string> {
+    const what = `start upload ${this.where}`;
+    const res = await this.c.send({
+      repo: this.repo,
+      what,
+      method: 'POST',
+      path: `/v2/${this.repo.repository}/blobs/uploads/`,
+      scopes: this.pushScopes,
+      ok: [202],
+      ...this.sig(),
+    });
+    await drain(res);
+    return this.location(res, what);
+  }
+
+  async cancel(location: string): Promise<void> {
+    try {
+      const res = await this.c.send({
+        repo: this.repo,
+        what: `cancel upload ${this.where}`,
+        method: 'DELETE',
+        path: location,
+        scopes: this.pushScopes,
+        ok: [200, 202, 204, 404],
+        retry: false,
+      });
+      await drain(res);
+    } catch (e) {
+      this.c.logger.debug('upload.cancel.failed', { where: this.where, error: (e as Error).message });
+    }
+  }
+
+  /** The number of bytes the registry holds for an upload session (GET on its location). */
+  async status(location: string): Promise<{ offset: number; location: string }> {
+    const what = `upload status ${this.where}`;
+    const res = await this.c.send({
+      repo: this.repo,
+      what,
+      method: 'GET',
+      path: location,
+      scopes: this.pushScopes,
+      ok: [204],
+      ...this.sig(),
+    });
+    await drain(res);
+    const range = String(res.headers.range ?? '');
+    const m = /^(?:bytes=)?0-(-?\d+)$/.exec(range);
+    const offset = m ? Number(m[1]) + 1 : 0;
+    const loc = typeof res.headers.location === 'string' ? new URL(res.headers.location, res.url).href : location;
+    return { offset, location: loc };
+  }
+
+  async commit(location: string, body?: Uint8Array | (() => Readable), length?: number): Promise<void> {
+    const what = `commit upload ${this.where}`;
+    const res = await this.c.send({
+      repo: this.repo,
+      what,
+      method: 'PUT',
+      path: withDigest(location, this.digest),
+      headers: {
+        'Content-Type': 'application/octet-stream',
+        ...(length !== undefined ? { 'Content-Length': String(length) } : {}),
+      },
+      ...(body !== undefined ? { body } : {}),
+      scopes: this.pushScopes,
+      ok: [201, 204],
+      // A PUT consumes the session: a retry needs a new one (see uploadBlob).
+      retry: false,
+      ...this.sig(),
+    });
+    await drain(res);
+    const said = res.headers['docker-content-digest'];
+    if (typeof said === 'string' && said !== this.digest) {
+      throw new OverlaybdError('DIGEST_MISMATCH', `registry ${this.base}: ${what}: registry stored ${said}`);
+    }
+  }
+
+  /** One PUT with the whole content. */
+  async monolithic(location: string, source: BlobSource, size: number): Promise<void> {
+    let hash: Hash | undefined;
+    let body: Uint8Array | (() => Readable);
+    if (source instanceof Uint8Array) {
+      const got = digestLike(this.digest, source);
+      if (got !== this.digest) {
+        throw new OverlaybdError('DIGEST_MISMATCH', `upload ${this.where}: the source bytes hash to ${got}`);
+      }
+      body = source;
+    } else {
+      body = () => {
+        hash = createDigestHash(this.digest);
+        const h = hash;
+        const t = new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            h.update(chunk);
+            cb(null, chunk);
+          },
+        });
+        const s = openAt(source, 0);
+        s.on('error', (e) => t.destroy(e));
+        return s.pipe(t);
+      };
+    }
+    try {
+      await this.commit(location, body, size);
+    } catch (e) {
+      if (hash && isOverlaybdError(e) && /DIGEST_INVALID|SIZE_INVALID/.test(e.message)) {
+        throw new OverlaybdError('DIGEST_MISMATCH', `upload ${this.where}: the registry refused the content (${e.message})`, { cause: e });
+      }
+      throw e;
+    }
+    this.c.stats.bytesUploaded += size;
+  }
+
+  /** PATCH one chunk; on failure, ask where the registry stands and resend the rest of it. */
+  async patch(location: string, chunk: Buffer, start: number): Promise<string> {
+    const budget = new RetryBudget(this.c.retry);
+    budget.next();
+    let sent = 0;
+    let loc = location;
+    for (;;) {
+      const part = chunk.subarray(sent);
+      const from = start + sent;
+      const what = `upload chunk ${this.where} bytes ${from}-${start + chunk.length - 1}`;
+      try {
+        const res = await this.c.send({
+          repo: this.repo,
+          what,
+          method: 'PATCH',
+          path: loc,
+          headers: {
+            'Content-Type': 'application/octet-stream',
+            'Content-Range': `${from}-${start + chunk.length - 1}`,
+          },
+          body: part,
+          scopes: this.pushScopes,
+          ok: [202, 204],
+          retry: false,
+          ...this.sig(),
+        });
+        await drain(res);
+        this.c.stats.bytesUploaded += part.length;
+        return this.location(res, what);
+      } catch (e) {
+        if (!isRetryableUploadError(e) || this.signal?.aborted) throw e;
+        const d = budget.delay();
+        if (d === undefined) throw e;
+        this.c.stats.retries++;
+        this.c.logger.debug('retry', { what, attempt: budget.attempt, delayMs: d, reason: (e as Error).message });
+        await sleep(d, this.signal);
+        budget.next();
+        // Throws when the session is gone; the caller then restarts the upload.
+        const st = await this.status(loc);
+        if (st.offset < start || st.offset > start + chunk.length) {
+          throw new OverlaybdError(
+            'REGISTRY_ERROR',
+            `registry ${this.base}: ${what}: upload session is at byte ${st.offset}, outside this chunk`,
+          );
+        }
+        sent = st.offset - start;
+        loc = st.location;
+        if (sent === chunk.length) return loc;
+      }
+    }
+  }
+
+  async chunked(location: string, source: BlobSource, chunkSize: number): Promise<void> {
+    const reader = new ChunkReader(openAt(source, 0));
+    const hash = createDigestHash(this.digest);
+    let offset = 0;
+    let loc = location;
+    try {
+      for (;;) {
+        const chunk = await reader.read(chunkSize);
+        if (chunk.length === 0) break;
+        hash.update(chunk);
+        if (this.size !== undefined && offset + chunk.length > this.size) {
+          throw new OverlaybdError('DIGEST_MISMATCH', `upload ${this.where}: the source is longer than ${this.size} bytes`);
+        }
+        loc = await this.patch(loc, chunk, offset);
+        offset += chunk.length;
+      }
+    } catch (e) {
+      reader.close();
+      if (isOverlaybdError(e, 'DIGEST_MISMATCH')) await this.cancel(loc);
+      throw e;
+    }
+    const algo = this.digest.slice(0, this.digest.indexOf(':'));
+    const got = `${algo}:${hash.digest('hex')}`;
+    if ((this.size !== undefined && offset !== this.size) || got !== this.digest) {
+      await this.cancel(loc);
+      throw new OverlaybdError(
+        'DIGEST_MISMATCH',
+        `upload ${this.where}: the source gave ${offset} bytes hashing to ${got}${this.size !== undefined ? ` (expected ${this.size} bytes)` : ''}`,
+      );
+    }
+    await this.commit(loc);
+  }
+}
+
+export async function uploadBlob(
+  c: RegistryClient,
+  repo: RepoLocator,
+  desc: { digest: string; size?: number },
+  source: BlobSource | undefined,
+  opts: UploadOptions,
+): Promise<PushResult> {
+  validateRepository(repo.repository);
+  validateDigest(desc.digest);
+  const digest = desc.digest;
+  const size = desc.size ?? (source !== undefined ? sourceSize(source) : undefined);
+  const up = new Uploader(c, repo, digest, size, opts.signal);
+  if (!opts.skipExistsCheck) {
+    const have = await c.statBlob(repo, digest, opts.signal ? { signal: opts.signal } : {});
+    if (have !== undefined) {
+      c.stats.blobsExisting++;
+      return { status: 'exists', digest };
+    }
+  }
+  const froms = (Array.isArray(opts.mountFrom) ? opts.mountFrom : opts.mountFrom ? [opts.mountFrom] : []).filter(
+    (f) => f !== repo.repository,
+  );
+  let location: string | undefined;
+  for (let i = 0; i < froms.length; i++) {
+    const from = froms[i]!;
+    const r = await up.mount(from);
+    if (r === 'mounted') {
+      c.stats.blobMounts++;
+      c.logger.debug('blob.mounted', { repo: repo.repository, digest, from });
+      return { status: 'mounted', digest, from };
+    }
+    if (i < froms.length - 1 || source === undefined) await up.cancel(r);
+    else location = r;
+  }
+  if (source === undefined) return { status: 'not-mounted', digest };
+  const chunked = opts.chunked === true || size === undefined || size > c.monolithicMax;
+  const budget = new RetryBudget(c.retry);
+  budget.next();
+  for (;;) {
+    try {
+      location ??= await up.start();
+      if (chunked) await up.chunked(location, source, c.chunkSize);
+      else await up.monolithic(location, source, size!);
+      c.stats.blobUploads++;
+      return { status: 'uploaded', digest };
+    } catch (e) {
+      const lost = location;
+      location = undefined;
+      const d = restartable(source) && isRetryableUploadError(e) && !opts.signal?.aborted ? budget.delay() : undefined;
+      if (d === undefined) throw e;
+      if (lost) await up.cancel(lost);
+      c.stats.retries++;
+      c.logger.debug('retry', { what: `upload ${repo.repository}@${digest}`, attempt: budget.attempt, delayMs: d, reason: (e as Error).message });
+      await sleep(d, opts.signal);
+      budget.next();
+    }
+  }
+}
