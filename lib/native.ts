@@ -32,7 +32,9 @@ export function native(): NativeAddon {
   const root = packageRoot();
   let loaded: NativeAddon;
   try {
-    loaded = require('node-gyp-build')(root) as NativeAddon;
+    // OBD_ADDON_PATH: a developer's private build (e.g. with modules left out).
+    const override = process.env.OBD_ADDON_PATH;
+    loaded = (override ? require(path.resolve(override)) : require('node-gyp-build')(root)) as NativeAddon;
   } catch (e) {
     throw new OverlaybdError(
       'ENOTSUP',

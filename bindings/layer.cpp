@@ -1,0 +1,163 @@
+// Layer-level operations: create, commit, seal, inspect.
+#include "common.h"
+#include "image/inspect.h"
+#include "image/layer_ops.h"
+#include "lsmt/rw_layer.h"
+
+namespace obdjs {
+namespace {
+
+using obd::Status;
+namespace lsmt = obd::lsmt;
+
+// Parses an optional UUID field; reports EINVAL naming the field.
+bool opt_uuid(Napi::Env env, const Napi::Object& o, const char* key, std::optional<lsmt::Uuid>* out) {
+  std::string s = opt_string(o, key);
+  if (s.empty()) return true;
+  auto u = lsmt::parse_uuid(s);
+  if (!u) {
+    throw_status(env, u.status().with_context(key));
+    return false;
+  }
+  *out = u.value();
+  return true;
+}
+
+// createLayer({ data, index, virtualSize, sparse?, uuid?, parentUuid? })
+Napi::Value create_layer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = arg_object(info, 0, "options");
+  if (env.IsExceptionPending()) return env.Undefined();
+  lsmt::CreateOptions c;
+  c.virtual_size = opt_u64(o, "virtualSize");
+  c.sparse = opt_bool(o, "sparse");
+  std::optional<lsmt::Uuid> uuid, parent;
+  if (!opt_uuid(env, o, "uuid", &uuid) || !opt_uuid(env, o, "parentUuid", &parent)) return env.Undefined();
+  if (uuid) c.uuid = *uuid;
+  if (parent) c.parent_uuid = *parent;
+  std::string data = opt_string(o, "data"), index = opt_string(o, "index");
+  return run_async(env, "obd.createLayer", [=] { return lsmt::create_rw_layer(data, index, c); });
+}
+
+// commitLayer({ data, index?, sealed?: bool, out, uuid?, parentUuid?, message?,
+//               zfile?: { algorithm, blockSize, threads }, tar?, force? })
+Napi::Value commit_layer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = arg_object(info, 0, "options");
+  if (env.IsExceptionPending()) return env.Undefined();
+  lsmt::CommitOptions c;
+  if (!opt_uuid(env, o, "uuid", &c.uuid) || !opt_uuid(env, o, "parentUuid", &c.parent_uuid)) return env.Undefined();
+  c.user_tag = opt_string(o, "message");
+  obd::CommitOutput out;
+  out.path = opt_string(o, "out");
+  out.tar = opt_bool(o, "tar");
+  out.force = opt_bool(o, "force");
+  Napi::Value z = o.Get("zfile");
+  if (z.IsObject()) {
+    Napi::Object zo = z.As<Napi::Object>();
+    obd::ZFileOptions zopt;
+    zopt.algorithm = opt_string(zo, "algorithm", "lz4") == "zstd" ? obd::zfile::Algorithm::kZstd
+                                                                   : obd::zfile::Algorithm::kLz4;
+    zopt.block_size = uint32_t(opt_u64(zo, "blockSize", 4096));
+    zopt.threads = unsigned(opt_u64(zo, "threads", 1));
+    zopt.overwrite_header = true;  // as overlaybd-commit -z
+    out.zfile = zopt;
+  }
+  std::string data = opt_string(o, "data"), index = opt_string(o, "index");
+  bool sealed = opt_bool(o, "sealed");
+  return run_async(env, "obd.commitLayer", [=]() -> Status {
+    return sealed ? obd::commit_sealed_layer(data, c, out) : obd::commit_rw_layer(data, index, c, out);
+  });
+}
+
+// sealLayer(data, index)
+Napi::Value seal_layer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string data = arg_string(info, 0, "data");
+  std::string index = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  if (env.IsExceptionPending()) return env.Undefined();
+  return run_async(env, "obd.sealLayer", [=] { return obd::seal_rw_layer(data, index); });
+}
+
+Napi::Object record_to_js(Napi::Env env, const lsmt::Record& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("flags", r.flags);
+  o.Set("indexOffset", double(r.index_offset));
+  o.Set("indexSize", double(r.index_size));
+  o.Set("virtualSize", double(r.virtual_size));
+  o.Set("uuid", lsmt::uuid_to_string(r.uuid));
+  o.Set("parentUuid", lsmt::uuid_to_string(r.parent_uuid));
+  o.Set("version", r.version);
+  o.Set("subVersion", r.sub_version);
+  o.Set("userTag", r.user_tag);
+  return o;
+}
+
+Napi::Value inspection_to_js(Napi::Env env, const obd::LayerInspection& r) {
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Object tar = Napi::Object::New(env);
+  tar.Set("wrapped", r.tar.wrapped);
+  tar.Set("pax", r.tar.pax);
+  tar.Set("payloadOffset", double(r.tar.payload_offset));
+  tar.Set("payloadSize", double(r.tar.payload_size));
+  o.Set("tar", tar);
+  if (r.zfile) {
+    const obd::ZFileInfo& z = *r.zfile;
+    Napi::Object zo = Napi::Object::New(env);
+    zo.Set("headerFlags", double(z.header.flags));
+    zo.Set("trailerFlags", double(z.trailer.flags));
+    zo.Set("headerOverwritten", z.header_overwritten);
+    zo.Set("algorithm", z.algo == obd::zfile::Algorithm::kZstd ? "zstd" : "lz4");
+    zo.Set("blockSize", z.block_size);
+    zo.Set("verify", z.verify);
+    zo.Set("blocks", double(z.nblocks));
+    zo.Set("originalSize", double(z.original_size));
+    zo.Set("indexOffset", double(z.index_offset));
+    zo.Set("maxStoredBlock", z.max_stored_block);
+    o.Set("zfile", zo);
+  }
+  o.Set("lsmtSize", double(r.lsmt_size));
+  o.Set("header", record_to_js(env, r.header));
+  if (r.trailer) o.Set("trailer", record_to_js(env, *r.trailer));
+  o.Set("paddingEntries", double(r.padding_entries));
+  Napi::Array a = Napi::Array::New(env, r.entries.size());
+  for (size_t i = 0; i < r.entries.size(); i++) {
+    const auto& s = r.entries[i];
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("offset", double(s.offset));
+    e.Set("length", s.length);
+    e.Set("moffset", double(s.moffset));
+    e.Set("zeroed", s.zeroed ? 1 : 0);
+    e.Set("tag", s.tag);
+    a.Set(uint32_t(i), e);
+  }
+  o.Set("entries", a);
+  return o;
+}
+
+// inspectLayer(path) -> Promise<object>
+Napi::Value inspect_layer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = arg_string(info, 0, "path");
+  if (env.IsExceptionPending()) return env.Undefined();
+  auto result = std::make_shared<obd::LayerInspection>();
+  return run_async(
+      env, "obd.inspectLayer",
+      [path, result]() -> Status {
+        OBD_ASSIGN_OR_RETURN(*result, obd::inspect_layer(path));
+        return Status::ok();
+      },
+      [result](Napi::Env env) { return inspection_to_js(env, *result); });
+}
+
+void init_layer(Napi::Env env, Napi::Object exports) {
+  exports.Set("createLayer", Napi::Function::New(env, create_layer));
+  exports.Set("commitLayer", Napi::Function::New(env, commit_layer));
+  exports.Set("sealLayer", Napi::Function::New(env, seal_layer));
+  exports.Set("inspectLayer", Napi::Function::New(env, inspect_layer));
+}
+
+Registrar reg("layer", init_layer);
+
+}  // namespace
+}  // namespace obdjs

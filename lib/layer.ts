@@ -1,0 +1,106 @@
+/**
+ * Layer files: create a writable layer, commit it (optionally ZFile + tar),
+ * seal it in place, inspect any layer. Mirrors overlaybd-create/-commit.
+ */
+import { z } from 'zod';
+import { native } from './native.js';
+import { parseWith } from './config.js';
+
+const uuid = z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a UUID (8-4-4-4-12 hex)');
+
+export const ZFileOptionsSchema = z.object({
+  algorithm: z.enum(['lz4', 'zstd']).default('lz4'),
+  /** Bytes per block: 4, 8, 16, 32 or 64 KiB. */
+  blockSize: z.union([z.literal(4096), z.literal(8192), z.literal(16384), z.literal(32768), z.literal(65536)]).default(4096),
+  threads: z.number().int().min(1).max(64).default(1),
+});
+export type ZFileOptions = z.input<typeof ZFileOptionsSchema>;
+
+const CreateSchema = z.object({
+  data: z.string().min(1),
+  index: z.string().min(1),
+  /** Virtual device size in bytes (a multiple of 512). */
+  virtualSize: z.number().int().positive().multipleOf(512),
+  sparse: z.boolean().default(false),
+  uuid: uuid.optional(),
+  parentUuid: uuid.optional(),
+});
+export type CreateLayerOptions = z.input<typeof CreateSchema>;
+
+/** Creates an empty writable layer (append: data + index; sparse: data, empty index). */
+export async function createLayer(opts: CreateLayerOptions): Promise<void> {
+  await native().createLayer(parseWith(CreateSchema, opts, 'createLayer options'));
+}
+
+const CommitSchema = z
+  .object({
+    /** The RW data file, or the sealed file when `sealed` is set. */
+    data: z.string().min(1),
+    index: z.string().optional(),
+    sealed: z.boolean().default(false),
+    out: z.string().min(1),
+    uuid: uuid.optional(),
+    parentUuid: uuid.optional(),
+    message: z.string().refine((s) => Buffer.byteLength(s) <= 256, 'must be at most 256 bytes').optional(),
+    zfile: ZFileOptionsSchema.optional(),
+    tar: z.boolean().default(false),
+    force: z.boolean().default(false),
+  })
+  .refine((o) => !o.tar || o.zfile, { message: 'tar wrapping needs zfile compression (as overlaybd-commit -t needs -z)', path: ['tar'] });
+export type CommitLayerOptions = z.input<typeof CommitSchema>;
+
+/** Compacts a writable (or sealed) layer into a read-only layer file. */
+export async function commitLayer(opts: CommitLayerOptions): Promise<void> {
+  await native().commitLayer(parseWith(CommitSchema, opts, 'commitLayer options'));
+}
+
+/** Turns a writable layer's data file into a read-only layer in place. */
+export async function sealLayer(data: string, index?: string): Promise<void> {
+  await native().sealLayer(z.string().min(1).parse(data), index);
+}
+
+export interface LsmtRecord {
+  flags: number;
+  indexOffset: number;
+  indexSize: number;
+  virtualSize: number;
+  uuid: string;
+  parentUuid: string;
+  version: number;
+  subVersion: number;
+  userTag: string;
+}
+
+export interface LayerEntry {
+  offset: number;
+  length: number;
+  moffset: number;
+  zeroed: 0 | 1;
+  tag: number;
+}
+
+export interface LayerInspection {
+  tar: { wrapped: boolean; pax: boolean; payloadOffset: number; payloadSize: number };
+  zfile?: {
+    headerFlags: number;
+    trailerFlags: number;
+    headerOverwritten: boolean;
+    algorithm: 'lz4' | 'zstd';
+    blockSize: number;
+    verify: boolean;
+    blocks: number;
+    originalSize: number;
+    indexOffset: number;
+    maxStoredBlock: number;
+  };
+  lsmtSize: number;
+  header: LsmtRecord;
+  trailer?: LsmtRecord;
+  paddingEntries: number;
+  /** Committed/sealed: the index (padding dropped); RW index file: entries in write order. */
+  entries: LayerEntry[];
+}
+
+export async function inspectLayer(file: string): Promise<LayerInspection> {
+  return (await native().inspectLayer(z.string().min(1).parse(file))) as LayerInspection;
+}
