@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+import { createCommand } from './create.js';
+import { runCommand } from './run.js';
+
+runCommand(createCommand);

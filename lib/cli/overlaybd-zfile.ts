@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+import { zfileCommand } from './zfile.js';
+import { runCommand } from './run.js';
+
+runCommand(zfileCommand);

@@ -1,0 +1,66 @@
+/**
+ * Shared CLI plumbing: argument parsing with node:util parseArgs (usage
+ * errors name the flag), and one error exit path: `<tool>: <CODE>: message`
+ * on stderr, exit 2 for usage errors and 1 for everything else.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { OverlaybdError } from '../errors.js';
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+export function usageError(message: string): OverlaybdError {
+  return new OverlaybdError('USAGE', message);
+}
+
+export interface Parsed<O extends Options> {
+  values: ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>['values'];
+  positionals: string[];
+}
+
+export function parse<O extends Options>(argv: string[], options: O): Parsed<O> {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw usageError((e as Error).message);
+  }
+}
+
+/** Parses a non-negative integer flag value, naming the flag when it is not one. */
+export function intFlag(name: string, value: string | undefined, dflt: number): number {
+  if (value === undefined) return dflt;
+  if (!/^\d+$/.test(value)) throw usageError(`${name} expects a whole number, got '${value}'`);
+  return Number(value);
+}
+
+export function runCli(tool: string, usage: string, main: (argv: string[]) => Promise<void>): void {
+  const argv = process.argv.slice(2);
+  if (argv.includes('-h') || argv.includes('--help')) {
+    process.stdout.write(usage.trimEnd() + '\n');
+    return;
+  }
+  main(argv).then(
+    () => {},
+    (e: unknown) => {
+      if (e instanceof OverlaybdError) {
+        process.stderr.write(`${tool}: ${e.code}: ${e.message}\n`);
+        if (e.code === 'USAGE') process.stderr.write(usage.trimEnd() + '\n');
+        process.exitCode = e.code === 'USAGE' ? 2 : 1;
+      } else {
+        process.stderr.write(`${tool}: ${(e as Error)?.stack ?? String(e)}\n`);
+        process.exitCode = 1;
+      }
+    },
+  );
+}
+
+/** One tool: the upstream-named bin and the `overlaybd <sub>` subcommand share it. */
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  main(argv: string[]): Promise<void>;
+}
+
+export function runCommand(cmd: Command): void {
+  runCli(cmd.name, cmd.usage, cmd.main);
+}
