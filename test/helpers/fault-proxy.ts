@@ -1,0 +1,229 @@
+/**
+ * A small HTTP proxy on 127.0.0.1 that forwards to one upstream (a test
+ * registry) and injects faults by rule: canned statuses (500, 429 with
+ * Retry-After, 401/403/404), dropped connections before or after the
+ * upstream saw the request, bodies cut short, truncated, corrupted or
+ * replaced, and delays. Every request is logged so tests can count them.
+ * Rules fire a bounded number of times; nothing here loops on its own.
+ */
+import http from 'node:http';
+import type net from 'node:net';
+
+export type FaultAction =
+  /** Answer this status without asking upstream. */
+  | { kind: 'status'; status: number; headers?: Record<string, string>; body?: string }
+  /** Close the client connection without forwarding the request. */
+  | { kind: 'drop' }
+  /** Forward the request, wait for upstream's answer, then close the client connection instead of replying. */
+  | { kind: 'drop-after-forward' }
+  /** Forward at most `afterBytes` of the request body, then close both connections. */
+  | { kind: 'cut-request'; afterBytes: number }
+  /** Relay upstream's headers and `afterBytes` of its body, then close the connection. */
+  | { kind: 'cut'; afterBytes: number }
+  /** Serve only the first `bytes` of upstream's body, with a matching Content-Length. */
+  | { kind: 'truncate'; bytes: number }
+  /** Flip one byte of upstream's body (same length). */
+  | { kind: 'corrupt'; offset?: number }
+  /** Serve this body instead of upstream's (status and other headers kept). */
+  | { kind: 'replace'; body: Buffer }
+  /** Wait, then forward normally. */
+  | { kind: 'delay'; ms: number };
+
+export interface FaultRule {
+  method?: string | string[];
+  /** Tested against the request path with its query string. */
+  path?: RegExp;
+  /** Matching requests to let through before the rule fires (default 0). */
+  skip?: number;
+  /** How many times it fires (default 1). */
+  times?: number;
+  action: FaultAction;
+}
+
+export interface LoggedRequest {
+  method: string;
+  path: string;
+  status?: number;
+  fault?: FaultAction['kind'];
+}
+
+export interface FaultProxy {
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  /** `127.0.0.1:<port>`: use as the registry name. */
+  host: string;
+  port: number;
+  log: LoggedRequest[];
+  add(rule: FaultRule): void;
+  /** Removes all rules and clears the log. */
+  reset(): void;
+  /** Requests seen, by method and optionally path. */
+  count(method?: string, path?: RegExp): number;
+  close(): Promise<void>;
+}
+
+interface LiveRule extends FaultRule {
+  seen: number;
+  fired: number;
+}
+
+export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+  const target = new URL(upstream);
+  if (target.protocol !== 'http:') throw new Error('the fault proxy forwards to http:// upstreams only');
+  if (target.hostname !== '127.0.0.1' && target.hostname !== 'localhost') throw new Error('the fault proxy forwards to loopback only');
+  let rules: LiveRule[] = [];
+  const log: LoggedRequest[] = [];
+  const sockets = new Set<net.Socket>();
+
+  const pick = (req: http.IncomingMessage): LiveRule | undefined => {
+    for (const r of rules) {
+      const methods = r.method === undefined ? undefined : Array.isArray(r.method) ? r.method : [r.method];
+      if (methods && !methods.includes(req.method ?? '')) continue;
+      if (r.path && !r.path.test(req.url ?? '')) continue;
+      if (r.fired >= (r.times ?? 1)) continue;
+      r.seen++;
+      if (r.seen <= (r.skip ?? 0)) continue;
+      r.fired++;
+      return r;
+    }
+    return undefined;
+  };
+
+  const server = http.createServer((req, res) => {
+    const entry: LoggedRequest = { method: req.method ?? '?', path: req.url ?? '/' };
+    log.push(entry);
+    const rule = pick(req);
+    const action = rule?.action;
+    if (action) entry.fault = action.kind;
+
+    if (action?.kind === 'status') {
+      req.resume();
+      entry.status = action.status;
+      const body = action.body ?? '';
+      res.writeHead(action.status, { 'Content-Length': String(Buffer.byteLength(body)), ...(action.headers ?? {}) });
+      res.end(body);
+      return;
+    }
+    if (action?.kind === 'drop') {
+      req.socket.destroy();
+      return;
+    }
+
+    const forward = () => {
+      const up = http.request(
+        {
+          host: target.hostname,
+          port: target.port,
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+        },
+        (ures) => {
+          entry.status = ures.statusCode;
+          const status = ures.statusCode ?? 502;
+          if (!action || action.kind === 'delay' || action.kind === 'cut-request') {
+            res.writeHead(status, ures.headers);
+            ures.pipe(res);
+            return;
+          }
+          if (action.kind === 'drop-after-forward') {
+            ures.resume();
+            ures.on('end', () => req.socket.destroy());
+            return;
+          }
+          if (action.kind === 'cut') {
+            res.writeHead(status, ures.headers);
+            let sent = 0;
+            ures.on('data', (c: Buffer) => {
+              if (sent >= action.afterBytes) return;
+              const part = c.subarray(0, action.afterBytes - sent);
+              sent += part.length;
+              res.write(part);
+              if (sent >= action.afterBytes) {
+                // Let the written bytes leave before the connection goes.
+                setTimeout(() => req.socket.destroy(), 20);
+              }
+            });
+            ures.on('end', () => setTimeout(() => req.socket.destroy(), 20));
+            return;
+          }
+          const chunks: Buffer[] = [];
+          ures.on('data', (c: Buffer) => chunks.push(c));
+          ures.on('end', () => {
+            let body: Buffer = Buffer.concat(chunks);
+            if (action.kind === 'truncate') body = body.subarray(0, Math.min(action.bytes, body.length));
+            else if (action.kind === 'corrupt' && body.length > 0) {
+              body = Buffer.from(body);
+              const at = Math.min(action.offset ?? Math.floor(body.length / 2), body.length - 1);
+              body[at] = body[at]! ^ 0xff;
+            } else if (action.kind === 'replace') body = action.body;
+            const headers = { ...ures.headers };
+            delete headers['transfer-encoding'];
+            headers['content-length'] = String(body.length);
+            res.writeHead(status, headers);
+            res.end(req.method === 'HEAD' ? undefined : body);
+          });
+        },
+      );
+      up.on('error', () => {
+        if (!res.headersSent) {
+          entry.status = 502;
+          res.writeHead(502, { 'Content-Length': '0' });
+          res.end();
+        } else req.socket.destroy();
+      });
+      if (action?.kind === 'cut-request') {
+        let n = 0;
+        req.on('data', (c: Buffer) => {
+          if (n >= action.afterBytes) return;
+          const part = c.subarray(0, action.afterBytes - n);
+          n += part.length;
+          up.write(part);
+          if (n >= action.afterBytes) {
+            setTimeout(() => {
+              up.destroy();
+              req.socket.destroy();
+            }, 20);
+          }
+        });
+        req.on('end', () => {
+          if (n < action.afterBytes) up.end();
+        });
+      } else {
+        req.pipe(up);
+      }
+    };
+
+    if (action?.kind === 'delay') setTimeout(forward, action.ms);
+    else forward();
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    host: `127.0.0.1:${port}`,
+    port,
+    log,
+    add(rule) {
+      rules.push({ ...rule, seen: 0, fired: 0 });
+    },
+    reset() {
+      rules = [];
+      log.length = 0;
+    },
+    count(method, path) {
+      return log.filter((e) => (method === undefined || e.method === method) && (path === undefined || path.test(e.path))).length;
+    },
+    close() {
+      return new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      });
+    },
+  };
+}
