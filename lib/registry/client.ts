@@ -309,14 +309,19 @@ export class RegistryClient {
   // ---- blobs: read -------------------------------------------------------
 
   /** Size of a blob from HEAD, or undefined when the repository does not have it. */
-  async statBlob(repo: RepoLocator, digest: string, opts: { signal?: AbortSignal } = {}): Promise<number | undefined> {
+  async statBlob(
+    repo: RepoLocator,
+    digest: string,
+    opts: { signal?: AbortSignal; forPush?: boolean } = {},
+  ): Promise<number | undefined> {
     validateDigest(digest);
     const res = await this.send({
       repo,
       what: `check blob ${repo.registry}/${repo.repository}@${digest}`,
       method: 'HEAD',
       path: `/v2/${repo.repository}/blobs/${digest}`,
-      scopes: [repoScope(repo.repository, 'pull')],
+      // Before a push, ask for the push token at once so the upload reuses it.
+      scopes: [opts.forPush ? repoScope(repo.repository, 'pull', 'push') : repoScope(repo.repository, 'pull')],
       ok: [200, 404],
       ...(opts.signal ? { signal: opts.signal } : {}),
     });

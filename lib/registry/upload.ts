@@ -371,7 +371,7 @@ export async function uploadBlob(
   const size = desc.size ?? (source !== undefined ? sourceSize(source) : undefined);
   const up = new Uploader(c, repo, digest, size, opts.signal);
   if (!opts.skipExistsCheck) {
-    const have = await c.statBlob(repo, digest, opts.signal ? { signal: opts.signal } : {});
+    const have = await c.statBlob(repo, digest, { forPush: true, ...(opts.signal ? { signal: opts.signal } : {}) });
     if (have !== undefined) {
       c.stats.blobsExisting++;
       return { status: 'exists', digest };
