@@ -71,11 +71,13 @@ struct Segment {
   // End of the backing range; a zeroed entry maps nothing.
   uint64_t mend() const { return moffset + (zeroed ? 0 : length); }
   bool is_invalid() const { return offset == kInvalidOffset; }
-  // Drops the first `n` sectors, keeping the mapping of the rest.
+  // Drops the first `n` sectors, keeping the mapping of the rest. A zeroed
+  // entry keeps its moffset (= mend), as upstream does, so it stays within
+  // the data range the load checks demand.
   void trim_front(uint64_t n) {
     offset += n;
     length -= uint32_t(n);
-    moffset += n;
+    if (!zeroed) moffset += n;
   }
   void trim_back_to(uint64_t new_end) { length = uint32_t(new_end - offset); }
   bool operator==(const Segment&) const = default;
