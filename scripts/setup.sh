@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what @dadi/overlaybd needs on Debian 12 and builds it. Idempotent:
+# installs only missing packages, runs npm ci only when the lock changed, and
+# lets CMake/tsc rebuild only what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build: compiler, CMake, and the system libraries the native core links.
+BUILD_PKGS=(g++ cmake ninja-build pkg-config zlib1g-dev liblz4-dev libzstd-dev liburing-dev libext2fs-dev comerr-dev libfuse3-dev)
+# Run and test: ext4 tools, FUSE, a registry, image tools, MariaDB, TLS.
+RUN_PKGS=(e2fsprogs fuse3 docker-registry skopeo umoci mmdebstrap apache2-utils openssl mariadb-server python3 zstd)
+
+missing=()
+for p in "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  # One apt-get at a time (dpkg lock); services are not started (no systemd).
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# npm ci when node_modules is missing or older than the lock file.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+npm run build
