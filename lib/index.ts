@@ -1,0 +1,8 @@
+/** @dadi/overlaybd: the public TypeScript API. */
+export { OverlaybdError, isOverlaybdError, ERROR_CODES, type ErrorCode } from './errors.js';
+export { openImage, Image, type ImageSpec } from './image.js';
+export { createLayer, commitLayer, sealLayer, inspectLayer } from './layer.js';
+export type { CreateLayerOptions, CommitLayerOptions, LayerInspection, LayerEntry, LsmtRecord } from './layer.js';
+export * as zfile from './zfile.js';
+export { loadImageConfig, ImageConfigSchema, type ImageConfig } from './config.js';
+export { createLogger, silentLogger, type Logger } from './log.js';
