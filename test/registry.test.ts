@@ -296,6 +296,13 @@ describe('plain HTTP registry', () => {
       await expectCode(cc.pushBlob(dst, { digest: sha256Digest('x') }, wrong.data), 'DIGEST_MISMATCH', /hashing to/);
       await expectCode(cc.pushBlob(dst, { digest: sha256Digest('z') }, Readable.from([wrong.data])), 'DIGEST_MISMATCH', /hashing to/);
       expect(await cc.blobExists(dst, sha256Digest('z'))).toBe(false);
+      // A source stream that fails is an EIO naming the blob, not a hang.
+      const failing = new Readable({
+        read() {
+          this.destroy(new Error('disk on fire'));
+        },
+      });
+      await expectCode(cc.pushBlob(dst, { digest: sha256Digest('f') }, failing), 'EIO', /disk on fire/, sha256Digest('f'));
     } finally {
       cc.close();
     }
@@ -613,7 +620,7 @@ describe('token auth registry', () => {
     await expectCode(reader.pushBlob(dst, b, b.data), 'REGISTRY_DENIED', /start upload/, /insufficient|UNAUTHORIZED|401/);
     reader.close();
     const banned = client({ credentials: { userPass: 'banned:b', dockerConfig: false } });
-    await expectCode(banned.resolve(`${reg.host}/demo/app:v1`), 'REGISTRY_DENIED', /token request/, /403/, 'banned');
+    await expectCode(banned.resolve(`${reg.host}/demo/app:v1`), 'REGISTRY_DENIED', /token request/, /403/, 'banned', 'pull manifest', reg.url);
     banned.close();
     const wrong = client({ credentials: { userPass: 'alice:bad', dockerConfig: false } });
     await expectCode(wrong.resolve(`${reg.host}/demo/app:v1`), 'REGISTRY_UNAUTHORIZED', /token request/, 'alice');

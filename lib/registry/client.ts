@@ -126,7 +126,9 @@ export class RegistryClient {
     budget.next();
     for (;;) {
       const headers: Record<string, string> = { ...(op.headers ?? {}) };
-      const authz = await this.auth.header(op.repo.registry, scopes);
+      const authz = await this.auth.header(op.repo.registry, scopes).catch((e: unknown) => {
+        throw this.prefixed(e, what);
+      });
       if (authz) headers.Authorization = authz;
       this.stats.requests[op.method] = (this.stats.requests[op.method] ?? 0) + 1;
       let res: HttpResponse;
@@ -154,7 +156,11 @@ export class RegistryClient {
       const status = res.status;
       if (status === 401 && !op.ok.includes(401)) {
         const body = await readBody(res, 64 * 1024).catch(() => undefined);
-        const r = await this.auth.onUnauthorized(op.repo.registry, res.headers['www-authenticate'], scopes, authz);
+        const r = await this.auth
+          .onUnauthorized(op.repo.registry, res.headers['www-authenticate'], scopes, authz)
+          .catch((e: unknown) => {
+            throw this.prefixed(e, what);
+          });
         scopes = r.scopes;
         if (r.retry && authRounds < 2) {
           authRounds++;
@@ -176,6 +182,12 @@ export class RegistryClient {
       const body = op.method === 'HEAD' ? undefined : await readBody(res, 64 * 1024).catch(() => undefined);
       throw statusError(status, { what, method: op.method, url }, body, { attempts: budget.attempt });
     }
+  }
+
+  /** An auth failure re-thrown with the operation and registry URL in front. */
+  private prefixed(e: unknown, what: string): unknown {
+    if (!(e instanceof OverlaybdError)) return e;
+    return new OverlaybdError(e.code, `${what}: ${e.message}`, { cause: e });
   }
 
   private async backoff(what: string, budget: RetryBudget, delayMs: number, reason: string, signal?: AbortSignal): Promise<void> {

@@ -331,7 +331,11 @@ class Uploader {
     let loc = location;
     try {
       for (;;) {
-        const chunk = await reader.read(chunkSize);
+        const chunk = await reader.read(chunkSize).catch((e: unknown) => {
+          throw isOverlaybdError(e)
+            ? e
+            : new OverlaybdError('EIO', `upload ${this.where}: reading the source at byte ${offset}: ${(e as Error).message}`, { cause: e });
+        });
         if (chunk.length === 0) break;
         hash.update(chunk);
         if (this.size !== undefined && offset + chunk.length > this.size) {
