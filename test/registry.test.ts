@@ -592,14 +592,15 @@ describe('token auth registry', () => {
 
   it('renews a token when expires_in has passed, and reads access_token', async () => {
     const o = reg.token!.options;
-    o.expiresIn = 2;
+    // expires_in 3 s: the client keeps it for 1.5 s (half, as the 10 s margin is larger).
+    o.expiresIn = 3;
     o.accessTokenField = true;
     try {
       const c = client({ credentials: { userPass: 'alice:secret', dockerConfig: false } });
       await c.resolve(`${reg.host}/demo/app:v1`);
       await c.resolve(`${reg.host}/demo/app:v1`);
       expect(c.auth.tokenRequests).toBe(1);
-      await new Promise((r) => setTimeout(r, 1200));
+      await new Promise((r) => setTimeout(r, 1700));
       await c.resolve(`${reg.host}/demo/app:v1`);
       expect(c.auth.tokenRequests).toBe(2);
       c.close();

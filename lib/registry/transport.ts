@@ -225,6 +225,7 @@ export class Transport {
       });
       r.on('error', (e) => {
         clearTimeout(connectTimer);
+        if (req.body !== undefined && !(req.body instanceof Uint8Array)) req.body.destroy();
         fail(e);
       });
       if (req.signal) {

@@ -7,7 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from './registry.js';
+import { freePort, trackChild } from './registry.js';
 
 export interface TestMariadb {
   port: number;
@@ -78,6 +78,7 @@ export async function startMariadb(): Promise<TestMariadb> {
       { stdio: 'ignore' },
     );
     proc.on('error', () => {});
+    trackChild(proc);
     const sql = (statement: string) =>
       run('mariadb', ['--no-defaults', '-uroot', `--socket=${socket}`, '-N', '-B', '-e', statement], 30_000);
     const deadline = Date.now() + 30_000;

@@ -74,6 +74,24 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
+const live = new Set<ChildProcess>();
+let exitHook = false;
+
+/**
+ * Remembers a child so that it is killed if the test process exits without
+ * reaching afterAll (a crash or Ctrl-C); afterAll's stop() is the normal path.
+ */
+export function trackChild(p: ChildProcess): void {
+  live.add(p);
+  p.once('exit', () => live.delete(p));
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
@@ -186,7 +204,7 @@ export async function startTokenServer(
       JSON.stringify({
         ...(o.accessTokenField ? { access_token: token } : { token }),
         expires_in: expiresIn,
-        issued_at: new Date(now * 1000).toISOString(),
+        issued_at: new Date().toISOString(),
       }),
     );
   });
@@ -241,7 +259,18 @@ async function waitReady(url: string, proc: ChildProcess, logFile: string, clien
   }
 }
 
+/** Starts a registry; a port taken between choosing and binding it costs another try (three in all). */
 export async function startRegistry(o: StartOptions): Promise<TestRegistry> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(o);
+    } catch (e) {
+      if (attempt >= 3 || !/address already in use/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function startOnce(o: StartOptions): Promise<TestRegistry> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `obd-registry-${o.mode}-`));
   const users = o.users ?? { alice: 'secret' };
   let token: (TokenServer & { bundle: string }) | undefined;
@@ -309,6 +338,7 @@ export async function startRegistry(o: StartOptions): Promise<TestRegistry> {
     proc = spawn('docker-registry', ['serve', cfgFile], { cwd: dir, stdio: ['ignore', log, log] });
     fs.closeSync(log);
     proc.on('error', () => {});
+    trackChild(proc);
     await waitReady(reg.url, proc, reg.logFile, o.clientCerts ? reg.clientCert : undefined);
     return reg;
   } catch (e) {
