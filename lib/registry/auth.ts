@@ -149,8 +149,8 @@ export class Authorizer {
   }
 
   /**
-   * Learns from a 401. Returns the scopes to retry with, or undefined when a
-   * retry cannot help (then the caller reports the 401).
+   * Learns from a 401: whether another try may help, and with which scopes
+   * (ours merged with the challenge's).
    * `sent` is the Authorization header the failed request carried.
    */
   async onUnauthorized(
@@ -170,10 +170,16 @@ export class Authorizer {
       const host: HostAuth = { scheme: 'bearer', realm, ...(bearer.params.service !== undefined ? { service: bearer.params.service } : {}) };
       this.hosts.set(registry, host);
       if (sent?.startsWith('Bearer ')) {
-        // The token we sent was refused: drop it so the retry fetches a fresh
-        // one. The caller bounds how often this may happen per request.
+        // A token that had every scope asked for and still lacks access will
+        // not get it from a new token: stop. Otherwise (expired, revoked,
+        // or the registry wants more scopes) drop it and fetch a fresh one;
+        // the caller bounds how often this may happen per request.
+        const asked = normaliseScopes(scopes);
+        if (insufficientScope && merged.join(' ') === asked.join(' ')) {
+          return { retry: false, insufficientScope, scopes: merged };
+        }
         this.tokens.delete(this.cacheKey(host, merged));
-        this.tokens.delete(this.cacheKey(host, normaliseScopes(scopes)));
+        this.tokens.delete(this.cacheKey(host, asked));
       }
       return { retry: true, insufficientScope, scopes: merged };
     }
