@@ -258,6 +258,7 @@ describe('plain HTTP registry', () => {
     expect(idx.digest).toBe(fixtures.index.digest);
     const got = await c.getManifest(`${reg.host}/roundtrip/one@${fixtures.index.digest}`);
     expect(got.descriptor.mediaType).toBe(MediaTypes.ociIndex);
+    await expectCode(c.pushManifest(dst, single.manifest.data, MediaTypes.ociManifest, 'bad tag!'), 'CONFIG_INVALID', /invalid tag "bad tag!"/);
     await expectCode(
       c.pushManifest(dst, fixtures.index.data, MediaTypes.ociIndex, sha256Digest('other')),
       'DIGEST_MISMATCH',

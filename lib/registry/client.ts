@@ -11,7 +11,7 @@ import { createDigestHash, digestLike } from './digest.js';
 import { statusError } from './http-errors.js';
 import { silentLogger, type Logger } from './logger.js';
 import { MANIFEST_ACCEPT, detectManifestMediaType } from './media-types.js';
-import { formatReference, parseReference, validateDigest, validateRepository, type Reference } from './reference.js';
+import { formatReference, parseReference, validateDigest, validateRepository, validateTag, type Reference } from './reference.js';
 import { RetryBudget, parseRetryAfter, resolveRetryPolicy, sleep, type RetryPolicy, type RetryPolicyInput } from './retry.js';
 import { Transport, drain, isConnectionError, readBody, type HttpResponse, type TransportOptions } from './transport.js';
 import { uploadBlob, type BlobSource, type PushResult } from './upload.js';
@@ -288,6 +288,7 @@ export class RegistryClient {
   ): Promise<Descriptor> {
     validateRepository(repo.repository);
     const digest = digestLike(reference && reference.includes(':') ? reference : 'sha256', bytes);
+    if (reference !== undefined && !reference.includes(':')) validateTag(reference);
     if (reference && reference.includes(':')) {
       validateDigest(reference);
       if (digest !== reference) {

@@ -46,6 +46,13 @@ export function validateDigest(digest: string, what = 'digest'): string {
   return digest;
 }
 
+export function validateTag(tag: string): string {
+  if (!TAG.test(tag)) {
+    throw new OverlaybdError('CONFIG_INVALID', `invalid tag "${tag}": want [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`);
+  }
+  return tag;
+}
+
 export function validateRepository(repository: string): string {
   if (repository.length === 0 || repository.length > 255) {
     throw new OverlaybdError('CONFIG_INVALID', `invalid repository "${repository}": length must be 1..255`);
