@@ -249,6 +249,26 @@ describe('plain HTTP registry', () => {
     expect(d).toEqual({ mediaType: MediaTypes.ociManifest, digest: single.manifest.digest, size: single.manifest.size });
     const back = await c.resolve(`${reg.host}/roundtrip/one:v1`);
     expect(back.bytes.equals(single.manifest.data)).toBe(true);
+    // Docker schema2 media types come back as such.
+    const docker = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaTypes.dockerManifest,
+        config: { mediaType: MediaTypes.dockerConfig, digest: single.config.digest, size: single.config.size },
+        layers: single.layers.map((l) => ({ mediaType: MediaTypes.dockerLayerGzip, digest: l.digest, size: l.size })),
+      }),
+    );
+    const dd = await c.pushManifest(dst, docker, MediaTypes.dockerManifest, 'docker');
+    const list = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaTypes.dockerManifestList,
+        manifests: [{ mediaType: MediaTypes.dockerManifest, digest: dd.digest, size: dd.size, platform: { architecture: 'amd64', os: 'linux' } }],
+      }),
+    );
+    await c.pushManifest(dst, list, MediaTypes.dockerManifestList, 'docker-list');
+    expect((await c.resolve(`${reg.host}/roundtrip/one:docker`)).descriptor).toEqual(dd);
+    expect((await c.resolve(`${reg.host}/roundtrip/one:docker-list`)).descriptor.mediaType).toBe(MediaTypes.dockerManifestList);
     // An index pushed by digest, over both platform manifests.
     for (const img of fixtures.platforms) {
       for (const b of [img.config, ...img.layers]) await c.pushBlob(dst, b, { file: writeTmp(b.data) });
