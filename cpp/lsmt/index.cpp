@@ -10,15 +10,18 @@ constexpr size_t kFanout = 16;  // keys a tree node: two cache lines of u64
 
 RoIndex::RoIndex(std::vector<Segment> segs) : segs_(std::move(segs)) { build_search_tree(); }
 
-// Layout: the bottom level holds every segment's end (padded with UINT64_MAX
-// to a multiple of kFanout); each upper level holds the last key of each node
-// of the level below. Levels are stored top first.
+// Layout: segments form groups of kFanout; the bottom level holds each
+// group's last end (padded with UINT64_MAX to a multiple of kFanout), each
+// upper level the last key of each node below. Levels are stored top first.
+// The levels stay small (1/16 of the entries) and cache resident; a lookup
+// then touches one group of adjacent segments.
 void RoIndex::build_search_tree() {
   tree_.clear();
-  if (segs_.size() < 64) return;  // a linear/binary search is as fast
+  level_start_.clear();
+  if (segs_.size() < 4 * kFanout) return;  // binary search is as fast
   std::vector<std::vector<uint64_t>> levels;
-  std::vector<uint64_t> level(segs_.size());
-  for (size_t i = 0; i < segs_.size(); i++) level[i] = segs_[i].end();
+  std::vector<uint64_t> level;
+  for (size_t g = 0; g < segs_.size(); g += kFanout) level.push_back(segs_[std::min(g + kFanout, segs_.size()) - 1].end());
   while (true) {
     level.resize((level.size() + kFanout - 1) / kFanout * kFanout, UINT64_MAX);
     levels.push_back(level);
@@ -27,7 +30,6 @@ void RoIndex::build_search_tree() {
     for (size_t i = kFanout - 1; i < level.size(); i += kFanout) up.push_back(level[i]);
     level = std::move(up);
   }
-  level_start_.clear();
   for (auto it = levels.rbegin(); it != levels.rend(); ++it) {
     level_start_.push_back(tree_.size());
     tree_.insert(tree_.end(), it->begin(), it->end());
@@ -42,15 +44,18 @@ size_t RoIndex::find(uint64_t lba) const {
     return size_t(it - segs_.begin());
   }
   // Walk down: in each node take the first key beyond lba. Since lba is below
-  // the last end, that key is never padding, so the child node exists.
+  // the last end, that key is never padding, so the child exists.
   size_t node = 0;
-  for (size_t level = 0;; level++) {
+  for (size_t level = 0; level < level_start_.size(); level++) {
     const uint64_t* keys = tree_.data() + level_start_[level] + node * kFanout;
     size_t k = 0;
     while (keys[k] <= lba) k++;
     node = node * kFanout + k;
-    if (level + 1 == level_start_.size()) return node;
   }
+  // `node` is now the group holding the answer.
+  size_t i = node * kFanout;
+  while (segs_[i].end() <= lba) i++;
+  return i;
 }
 
 Result<std::vector<Segment>> validate_ro_index(std::vector<Segment> raw, uint64_t data_end_sector, bool keep_tags,
