@@ -9,3 +9,17 @@ it('RoIndex search tree, RwIndex and merge agree with per-sector models', async 
   const { stdout } = await promisify(execFile)(exe);
   expect(stdout).toContain('lsmt_selftest: ok');
 }, 300_000);
+
+it('the BlockDevice adapter completes every request once and matches a model', async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-device-'));
+  try {
+    const exe = await nativeTool('device_selftest');
+    const { stdout } = await promisify(execFile)(exe, [dir]);
+    expect(stdout).toContain('8000 completions, 0 failures');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, 300_000);
