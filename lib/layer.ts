@@ -5,15 +5,12 @@
 import { z } from 'zod';
 import { native } from './native.js';
 import { parseWith } from './config.js';
+import { CompressOptionsSchema } from './zfile.js';
 
 const uuid = z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a UUID (8-4-4-4-12 hex)');
 
-export const ZFileOptionsSchema = z.object({
-  algorithm: z.enum(['lz4', 'zstd']).default('lz4'),
-  /** Bytes per block: 4, 8, 16, 32 or 64 KiB. */
-  blockSize: z.union([z.literal(4096), z.literal(8192), z.literal(16384), z.literal(32768), z.literal(65536)]).default(4096),
-  threads: z.number().int().min(1).max(64).default(1),
-});
+/** The ZFile options a commit takes (-z --algorithm --bs --compress_threads). */
+export const ZFileOptionsSchema = CompressOptionsSchema.pick({ algorithm: true, blockSize: true, threads: true });
 export type ZFileOptions = z.input<typeof ZFileOptionsSchema>;
 
 const CreateSchema = z.object({

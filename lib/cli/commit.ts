@@ -67,7 +67,7 @@ A sparse layer has no index: give DATA_FILE COMMIT_FILE.`,
         ? {
             zfile: {
               algorithm,
-              blockSize: (bs * 1024) as 4096,
+              blockSize: bs * 1024,
               threads: intFlag('--compress_threads', v.compress_threads, 1) || 1,
             },
           }
