@@ -396,6 +396,14 @@ describe('archives made byte by byte', () => {
     ]);
   });
 
+  it('reads star headers, whose prefix is shorter', () => {
+    const d = dumpOk(path.join(work, 'fx', 'star', 'star.tar'));
+    expect(d.entries.map((e) => [e.path, e.data_bytes])).toEqual([
+      [`${'s'.repeat(131)}/name-in-star`, 4],
+      ['no-prefix', 0],
+    ]);
+  });
+
   it('reads v7, base-256 and signed-checksum headers', () => {
     const v7 = dumpOk(path.join(work, 'fx', 'ok', 'v7.tar'));
     expect(v7.entries.map((e) => [e.type, e.path])).toEqual([

@@ -179,6 +179,16 @@ def ok_cases(d):
           header("sparse-ext", len(stored), b"S", magic=gnu, raw=raw) + bytes(ext) + bytes(ext2) + pad(stored) + END)
 
 
+def star_cases(d):
+    """star: a 131-byte prefix, then atime and ctime, and "tar\\0" at 508.
+    Python reads these as ustar (prefix through atime), so they are checked
+    against fixed expectations instead."""
+    raw = {476: octal(1600000000, 12), 488: octal(1600000001, 12), 508: b"tar\0"}
+    write(os.path.join(d, "star.tar"),
+          entry("name-in-star", b"star", prefix=b"s" * 131, raw=raw) +
+          entry("no-prefix", b"", raw=raw) + END)
+
+
 def bad_cases(d):
     cases = {}
     good = entry("good.txt", b"fine")
@@ -235,9 +245,10 @@ def bad_cases(d):
 
 def main():
     out = sys.argv[1]
-    for sub in ("ok", "bad"):
+    for sub in ("ok", "bad", "star"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     ok_cases(os.path.join(out, "ok"))
+    star_cases(os.path.join(out, "star"))
     bad_cases(os.path.join(out, "bad"))
 
 
