@@ -27,6 +27,7 @@ const TARGETS: Record<string, string[]> = {
     `${VEC}/zfile/A.commit.zfile-tool-lz4`,
   ],
   tar: [`${VEC}/zfile/A.lz4bs4.tar`, `${VEC}/inputs/layer1.tar`, `${VEC}/inputs/layer2.tar`],
+  tar_stream: [`${VEC}/inputs/layer1.tar.gz`, `${VEC}/inputs/layer2.tar`],
 };
 
 let exe: string;

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "common/crc32c.h"
+#include "tools/fuzz_tar_stream.h"
 #include "io/file.h"
 #include "tar/tar_wrapper.h"
 #include "zfile/convert.h"
@@ -272,6 +273,8 @@ struct Target {
 const Target kTargets[] = {
     {"zfile", fuzz_zfile, zfile_seeds, repair_zfile},
     {"tar", fuzz_tar, tar_seeds, repair_tar},
+    {"tar_stream", [](const uint8_t* d, size_t n) { return fuzz::fuzz_tar_stream(d, n, note); },
+     fuzz::tar_stream_seeds, fuzz::repair_tar_stream},
 };
 
 // ------------------------------------------------------------- mutation --
