@@ -111,6 +111,9 @@ Status ZFileWriter::flush_blocks() {
   if (raw_len_ == 0) return Status::ok();
   const size_t bs = opts_.block_size;
   const size_t n = (raw_len_ + bs - 1) / bs;
+  if (lengths_.size() + n > zfile::kMaxBlocks) {
+    return Status(Code::kEINVAL, dst_->name() + ": input too large for a ZFile (more than 1e9 blocks)");
+  }
   Impl& im = *impl_;
   im.pool.run(n, [&](size_t i) {
     size_t raw = std::min(bs, raw_len_ - i * bs);
