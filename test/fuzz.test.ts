@@ -28,6 +28,7 @@ const TARGETS: Record<string, string[]> = {
   ],
   tar: [`${VEC}/zfile/A.lz4bs4.tar`, `${VEC}/inputs/layer1.tar`, `${VEC}/inputs/layer2.tar`],
   tar_stream: [`${VEC}/inputs/layer1.tar.gz`, `${VEC}/inputs/layer2.tar`],
+  lsmt: [`${VEC}/lsmt/A.commit`, `${VEC}/lsmt/B.commit`, `${VEC}/lsmt/A.sealed`, `${VEC}/lsmt/B.rw.index`, `${VEC}/zfile/A.lz4bs4.tar`],
 };
 
 let exe: string;

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "common/crc32c.h"
+#include "tools/fuzz_lsmt.h"
 #include "tools/fuzz_tar_stream.h"
 #include "io/file.h"
 #include "tar/tar_wrapper.h"
@@ -275,6 +276,7 @@ const Target kTargets[] = {
     {"tar", fuzz_tar, tar_seeds, repair_tar},
     {"tar_stream", [](const uint8_t* d, size_t n) { return fuzz::fuzz_tar_stream(d, n, note); },
      fuzz::tar_stream_seeds, fuzz::repair_tar_stream},
+    {"lsmt", fuzz_lsmt, nullptr, nullptr},
 };
 
 // ------------------------------------------------------------- mutation --
