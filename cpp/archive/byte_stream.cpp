@@ -30,6 +30,7 @@ class FdStream final : public ByteStream {
     if (own_) ::close(fd_);
   }
   Result<size_t> read(void* buf, size_t n) override {
+    if (n == 0) return size_t(0);
     n = std::min<size_t>(n, SSIZE_MAX);
     for (;;) {
       ssize_t r = ::read(fd_, buf, n);

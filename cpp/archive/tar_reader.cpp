@@ -95,9 +95,9 @@ Status TarReader::read_exact(void* buf, size_t n, const std::string& what) {
 
 Status TarReader::skip(uint64_t n, const std::string& what) {
   uint64_t off = pos_, left = n;
-  uint8_t buf[64 * 1024];
+  scratch_.resize(64 * 1024);
   while (left) {
-    OBD_ASSIGN_OR_RETURN(size_t k, stream_->read(buf, std::min<uint64_t>(left, sizeof buf)));
+    OBD_ASSIGN_OR_RETURN(size_t k, stream_->read(scratch_.data(), std::min<uint64_t>(left, scratch_.size())));
     if (k == 0) {
       return error(Code::kTAR_TRUNCATED,
                    what + " ends early (" + std::to_string(n - left) + " of " + std::to_string(n) + " bytes)", off);
@@ -138,15 +138,22 @@ Result<bool> TarReader::read_header_block(uint8_t* blk) {
 // Reads past the end-of-archive marker to the end of the stream, so that a
 // compressed stream's trailer is checked and consumed() covers the blob.
 Status TarReader::drain() {
-  uint8_t buf[64 * 1024];
+  scratch_.resize(64 * 1024);
   for (;;) {
-    OBD_ASSIGN_OR_RETURN(size_t k, stream_->read(buf, sizeof buf));
+    OBD_ASSIGN_OR_RETURN(size_t k, stream_->read(scratch_.data(), scratch_.size()));
     if (k == 0) return Status::ok();
     pos_ += k;
   }
 }
 
 Result<bool> TarReader::next(TarEntry* e) {
+  if (!failed_.is_ok()) return failed_;
+  auto r = next_entry(e);
+  if (!r.is_ok()) failed_ = r.status();
+  return r;
+}
+
+Result<bool> TarReader::next_entry(TarEntry* e) {
   if (ended_) return false;
   if (remaining_ + padding_) OBD_TRY(skip(remaining_ + padding_, "entry data"));
   remaining_ = padding_ = 0;
@@ -421,12 +428,15 @@ Status TarReader::finish_entry(const uint8_t* blk, Pending& p, TarEntry* e) {
 }
 
 Result<size_t> TarReader::read_data(void* buf, size_t n) {
+  if (!failed_.is_ok()) return failed_;
   if (remaining_ == 0 || n == 0) return size_t(0);
   uint64_t off = pos_;
-  OBD_ASSIGN_OR_RETURN(size_t k, stream_->read(buf, std::min<uint64_t>(n, remaining_)));
-  if (k == 0) {
-    return error(Code::kTAR_TRUNCATED, "data ends early, " + std::to_string(remaining_) + " bytes missing", off);
+  auto r = stream_->read(buf, std::min<uint64_t>(n, remaining_));
+  if (r.is_ok() && r.value() == 0) {
+    r = error(Code::kTAR_TRUNCATED, "data ends early, " + std::to_string(remaining_) + " bytes missing", off);
   }
+  if (!r.is_ok()) return failed_ = r.status();
+  size_t k = r.value();
   pos_ += k;
   remaining_ -= k;
   return k;

@@ -48,6 +48,7 @@ class TarReader {
 
   // Moves to the next entry, skipping unread data of the current one.
   // Returns false at the end of the archive (two zero blocks or a clean EOF).
+  // After an error, every later call returns the same error.
   Result<bool> next(TarEntry* e);
 
   // The current entry's stored bytes in order: for a sparse file, its data
@@ -66,6 +67,7 @@ class TarReader {
  private:
   struct Pending;
   explicit TarReader(ByteStreamPtr stream);
+  Result<bool> next_entry(TarEntry* e);
   Result<size_t> read_raw(void* buf, size_t n);
   Status read_exact(void* buf, size_t n, const std::string& what);
   Status skip(uint64_t n, const std::string& what);
@@ -82,6 +84,8 @@ class TarReader {
   std::string cur_name_;    // current entry, for messages
   std::vector<std::pair<std::string, std::string>> global_pax_;
   bool ended_ = false;
+  Status failed_;                // sticky: the stream position is unknown after an error
+  std::vector<uint8_t> scratch_;  // for skipping data
 };
 
 }  // namespace obd

@@ -63,8 +63,7 @@ std::string SparseMap10Parser::number(uint64_t v) {
   if (!have_count_) {
     if (v > kMaxSparseSegments) return "sparse 1.0 map claims " + std::to_string(v) + " segments";
     have_count_ = true;
-    count_ = v;
-    map_.reserve(size_t(v));
+    count_ = v;  // no reserve: the count is untrusted, the map grows as it is read
   } else if (!half_) {
     pending_ = v;
     half_ = true;
