@@ -420,10 +420,13 @@ describe('archives made byte by byte', () => {
     expect(odd.entries[1]?.path_hex).toBe(Buffer.from('signed-\xe9\xff', 'latin1').toString('hex'));
   });
 
-  it('gives the same answers with tiny reads and when data is skipped', () => {
+  it('gives the same answers with tiny reads, through a File, and when data is skipped', () => {
     const file = archive('long', 'posix');
     const full = dumpOk(file);
     expect(dumpOk(file, ['--chunk', '7']).entries).toEqual(full.entries);
+    expect(dumpOk(file, ['--via-file']).entries).toEqual(full.entries);
+    const gz = dumpOk(`${VECTORS}/layer1.tar.gz`, ['--via-file', '--chunk', '1000']);
+    expect(gz.entries).toEqual(dumpOk(`${VECTORS}/layer1.tar`).entries);
     const skipped = dumpOk(file, ['--no-data']);
     expect(skipped.entries).toEqual(full.entries.map(({ data_bytes, data_fnv, ...rest }) => rest));
     expect(skipped.end).toEqual(full.end);

@@ -4,7 +4,9 @@
 // line {"end":true,...} gives the stream totals. On error: the Status on
 // stderr and exit 1.
 //
-//   tar_dump [--no-data] [--chunk N] PATH|-
+//   tar_dump [--no-data] [--chunk N] [--via-file] PATH|-
+//
+// --via-file reads PATH through a File (pread) instead of a descriptor.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -12,6 +14,7 @@
 
 #include "archive/byte_stream.h"
 #include "archive/tar_reader.h"
+#include "io/file.h"
 
 using namespace obd;
 
@@ -77,19 +80,27 @@ int fail(const Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool read_data = true;
+  bool read_data = true, via_file = false;
   size_t chunk = 64 * 1024;
   const char* path = nullptr;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--no-data")) read_data = false;
     else if (!strcmp(argv[i], "--chunk") && i + 1 < argc) chunk = std::max<size_t>(1, strtoull(argv[++i], nullptr, 10));
+    else if (!strcmp(argv[i], "--via-file")) via_file = true;
     else path = argv[i];
   }
   if (!path) {
-    fprintf(stderr, "usage: tar_dump [--no-data] [--chunk N] PATH|-\n");
+    fprintf(stderr, "usage: tar_dump [--no-data] [--chunk N] [--via-file] PATH|-\n");
     return 2;
   }
-  auto raw = open_path_stream(path);
+  Result<ByteStreamPtr> raw = Status(Code::kINTERNAL, "unset");
+  if (via_file) {
+    auto f = open_local(path, OpenMode::kRead);
+    if (!f) return fail(f.status());
+    raw = make_file_stream(f.value());
+  } else {
+    raw = open_path_stream(path);
+  }
   if (!raw) return fail(raw.status());
   Compression comp;
   auto stream = make_decompressing_stream(std::move(raw.value()), &comp);
