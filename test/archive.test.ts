@@ -12,8 +12,9 @@ import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { nativeTool, repoRoot } from './helpers/native-tools.js';
+import { vector } from './helpers/vectors.js';
 
-const VECTORS = '/work/shared/vectors/inputs';
+const VECTORS = vector('inputs');
 const REFERENCE = path.join(repoRoot, 'test', 'helpers', 'tar_reference.py');
 const FIXTURES = path.join(repoRoot, 'test', 'helpers', 'tar_fixtures.py');
 const GiB = 1024 ** 3;
