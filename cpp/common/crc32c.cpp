@@ -52,6 +52,44 @@ __attribute__((target("sse4.2"))) uint32_t crc_hw(uint32_t crc, const uint8_t* p
   while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
   return c32;
 }
+
+// The crc32 instruction has a latency of three cycles and a throughput of
+// one, so three independent streams over adjacent chunks run about three
+// times faster; the chunk CRCs are then joined by "appending" kChunk zero
+// bytes to a register, a linear map done with four table lookups.
+constexpr size_t kChunk = 256;
+
+struct ShiftTable {
+  std::array<std::array<uint32_t, 256>, 4> t{};
+  ShiftTable() {
+    static const uint8_t zeros[kChunk] = {};
+    for (int k = 0; k < 4; k++)
+      for (uint32_t v = 0; v < 256; v++) t[k][v] = crc_soft(v << (8 * k), zeros, kChunk);
+  }
+  uint32_t shift(uint32_t r) const {
+    return t[0][r & 0xff] ^ t[1][(r >> 8) & 0xff] ^ t[2][(r >> 16) & 0xff] ^ t[3][r >> 24];
+  }
+};
+
+__attribute__((target("sse4.2"))) uint32_t crc_hw3(uint32_t crc, const uint8_t* p, size_t n) {
+  static const ShiftTable st;
+  while (n >= 3 * kChunk) {
+    uint64_t a = crc, b = 0, c = 0;
+    for (size_t i = 0; i < kChunk; i += 8) {
+      uint64_t wa, wb, wc;
+      std::memcpy(&wa, p + i, 8);
+      std::memcpy(&wb, p + kChunk + i, 8);
+      std::memcpy(&wc, p + 2 * kChunk + i, 8);
+      a = __builtin_ia32_crc32di(a, wa);
+      b = __builtin_ia32_crc32di(b, wb);
+      c = __builtin_ia32_crc32di(c, wc);
+    }
+    crc = st.shift(st.shift(uint32_t(a)) ^ uint32_t(b)) ^ uint32_t(c);
+    p += 3 * kChunk;
+    n -= 3 * kChunk;
+  }
+  return crc_hw(crc, p, n);
+}
 #endif
 
 }  // namespace
@@ -60,7 +98,7 @@ uint32_t crc32c_update(uint32_t crc, const void* data, size_t len) {
   auto* p = static_cast<const uint8_t*>(data);
 #if defined(__x86_64__)
   static const bool hw = __builtin_cpu_supports("sse4.2");
-  if (hw) return crc_hw(crc, p, len);
+  if (hw) return crc_hw3(crc, p, len);
 #endif
   return crc_soft(crc, p, len);
 }
