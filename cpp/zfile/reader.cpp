@@ -4,6 +4,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/crc32c.h"
 #include "zfile/codec.h"
@@ -33,19 +34,17 @@ class ZFileReader final : public File {
     auto* out = static_cast<uint8_t*>(buf);
     const uint64_t bs = l_.block_size;
     const uint64_t max_blocks = std::max<uint64_t>(1, kMaxBatchBytes / bs);
-    std::unique_ptr<uint8_t[]> stored, partial;
-    size_t stored_cap = 0;
+    // Per-thread scratch: small reads are the hot path and should not allocate.
+    thread_local std::vector<uint8_t> stored_buf, partial_buf;
     for (uint64_t pos = off, end = off + len; pos < end;) {
       uint64_t first = pos / bs;
       uint64_t last = std::min((end - 1) / bs, first + max_blocks - 1);
       uint64_t s_begin = jt_.offset(first), s_len = jt_.offset(last + 1) - s_begin;
-      if (s_len > stored_cap) {
-        stored = std::make_unique_for_overwrite<uint8_t[]>(s_len);
-        stored_cap = s_len;
-      }
-      OBD_TRY(src_->read_exact(stored.get(), s_len, s_begin, Code::kZFILE_TRUNCATED, "ZFile blocks"));
+      if (s_len > stored_buf.size()) stored_buf.resize(s_len);
+      uint8_t* stored = stored_buf.data();
+      OBD_TRY(src_->read_exact(stored, s_len, s_begin, Code::kZFILE_TRUNCATED, "ZFile blocks"));
       for (uint64_t b = first; b <= last; b++) {
-        const uint8_t* sb = stored.get() + (jt_.offset(b) - s_begin);
+        const uint8_t* sb = stored + (jt_.offset(b) - s_begin);
         uint64_t raw_begin = b * bs;
         uint32_t raw = l_.raw_size(b);
         uint64_t from = std::max(pos, raw_begin), to = std::min(end, raw_begin + raw);
@@ -53,9 +52,9 @@ class ZFileReader final : public File {
         if (from == raw_begin && to == raw_begin + raw) {
           OBD_TRY(decode_block(b, sb, dst));
         } else {
-          if (!partial) partial = std::make_unique_for_overwrite<uint8_t[]>(bs);
-          OBD_TRY(decode_block(b, sb, partial.get()));
-          std::memcpy(dst, partial.get() + (from - raw_begin), to - from);
+          if (partial_buf.size() < bs) partial_buf.resize(bs);
+          OBD_TRY(decode_block(b, sb, partial_buf.data()));
+          std::memcpy(dst, partial_buf.data() + (from - raw_begin), to - from);
         }
         pos = to;
       }
