@@ -1,0 +1,208 @@
+/**
+ * The native overlaybd engine for one layer: download the source blob
+ * (digest-checked, gzip decompressed and checked against its diff_id),
+ * then build: create a writable layer, apply the tar (mkfs on the bottom
+ * layer), and commit it as tar(ZFile(LSMT)) with the chain-ID uuid.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import { OverlaybdError } from '../errors.js';
+import { commitLayer, createLayer } from '../layer.js';
+import type { RegistryClient, RepoLocator } from '../registry/index.js';
+import type { ApplyFn } from './apply.js';
+
+const GiB = 1024 ** 3;
+
+export const COMMIT_FILE = 'overlaybd.commit';
+
+/** Counts bytes as they pass. */
+class Counter extends Transform {
+  bytes = 0;
+  constructor(private readonly onBytes?: (n: number) => void) {
+    super();
+  }
+  override _transform(c: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += c.length;
+    this.onBytes?.(this.bytes);
+    cb(null, c);
+  }
+}
+
+/** Reads the first bytes of a stream and hands back a stream that still yields them. */
+async function peek(s: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
+  const it = s[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const got: Buffer[] = [];
+  let len = 0;
+  let ended = false;
+  while (len < n) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    got.push(r.value);
+    len += r.value.length;
+  }
+  const head = Buffer.concat(got);
+  async function* rest(): AsyncGenerator<Buffer> {
+    if (head.length) yield head;
+    if (ended) return;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+  return { head, stream: Readable.from(rest(), { objectMode: false }) };
+}
+
+export type Compression = 'gzip' | 'zstd' | 'none';
+
+export function detectCompression(head: Buffer): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  return 'none';
+}
+
+export interface SourceLayer {
+  /** Where the layer tar went (`layer.tar`, or `layer.tar.zst` which the apply step decompresses). */
+  file: string;
+  compression: Compression;
+  /** Compressed bytes fetched. */
+  bytes: number;
+}
+
+/**
+ * Fetches a source layer into `dir`. The registry client checks the blob
+ * digest and size as it streams; the uncompressed tar is checked against
+ * `diffId` (not for zstd, which Node 20 cannot decompress: the apply step
+ * reads it as is). On any failure the partial file is removed.
+ */
+export async function downloadSourceLayer(
+  client: RegistryClient,
+  repo: RepoLocator,
+  desc: { digest: string; size: number },
+  diffId: string,
+  dir: string,
+  opts: { onBytes?: (n: number) => void; signal?: AbortSignal; what: string },
+): Promise<SourceLayer> {
+  const src = await client.fetchBlob(repo, desc, opts.signal ? { signal: opts.signal } : {});
+  const counter = new Counter(opts.onBytes);
+  const { head, stream } = await peek(src, 4);
+  const compression = detectCompression(head);
+  const file = path.join(dir, compression === 'zstd' ? 'layer.tar.zst' : 'layer.tar');
+  const hash = createHash('sha256');
+  const hasher = new Transform({
+    transform(c: Buffer, _e, cb) {
+      hash.update(c);
+      cb(null, c);
+    },
+  });
+  const stages: NodeJS.ReadWriteStream[] = compression === 'gzip' ? [zlib.createGunzip(), hasher] : compression === 'none' ? [hasher] : [];
+  try {
+    await pipeline([stream, counter, ...stages, fs.createWriteStream(file)], opts.signal ? { signal: opts.signal } : {});
+  } catch (e) {
+    await fs.promises.rm(file, { force: true });
+    src.destroy();
+    if (e instanceof OverlaybdError) throw e;
+    if ((e as NodeJS.ErrnoException).code === 'Z_DATA_ERROR' || /incorrect header|invalid|unexpected end/i.test((e as Error).message)) {
+      throw new OverlaybdError('GZIP_CORRUPT', `${opts.what}: gzip stream of ${desc.digest} is corrupt: ${(e as Error).message}`, { cause: e });
+    }
+    throw e;
+  }
+  if (compression !== 'zstd') {
+    const got = 'sha256:' + hash.digest('hex');
+    if (got !== diffId) {
+      await fs.promises.rm(file, { force: true });
+      throw new OverlaybdError(
+        'DIGEST_MISMATCH',
+        `${opts.what}: the uncompressed tar of ${desc.digest} hashes to ${got}, but the config's diff_id is ${diffId}`,
+      );
+    }
+  }
+  return { file, compression, bytes: counter.bytes };
+}
+
+/** Fetches an already converted layer (digest-checked) so later layers can be applied on top of it. */
+export async function downloadConvertedLayer(
+  client: RegistryClient,
+  repo: RepoLocator,
+  desc: { digest: string; size: number },
+  dir: string,
+  opts: { onBytes?: (n: number) => void; signal?: AbortSignal },
+): Promise<string> {
+  const file = path.join(dir, COMMIT_FILE);
+  const src = await client.fetchBlob(repo, desc, opts.signal ? { signal: opts.signal } : {});
+  try {
+    await pipeline([src, new Counter(opts.onBytes), fs.createWriteStream(file)], opts.signal ? { signal: opts.signal } : {});
+  } catch (e) {
+    await fs.promises.rm(file, { force: true });
+    throw e;
+  }
+  return file;
+}
+
+export interface BuildRequest {
+  dir: string;
+  /** Committed files of the layers below, bottom first. */
+  lowers: string[];
+  input: string;
+  /** Layer 0: make the filesystem. */
+  bottom: boolean;
+  vsizeGB: number;
+  sparse: boolean;
+  uuid: string;
+  parentUuid?: string;
+  zfile: { algorithm: 'lz4' | 'zstd'; blockSize: 4096 | 8192 | 16384 | 32768 | 65536 };
+  apply: ApplyFn;
+  onProgress?: (tarBytes: number) => void;
+  /** Keep the tar and the writable files (--reserve). */
+  keep: boolean;
+}
+
+/** Builds `<dir>/overlaybd.commit` and returns its path. */
+export async function buildLayer(r: BuildRequest): Promise<string> {
+  const data = path.join(r.dir, 'writable_data');
+  const index = path.join(r.dir, 'writable_index');
+  const out = path.join(r.dir, COMMIT_FILE);
+  await fs.promises.rm(data, { force: true });
+  await fs.promises.rm(index, { force: true });
+  // Every layer gets the device size: the stack is as large as its bottom.
+  await createLayer({ data, index, virtualSize: r.vsizeGB * GiB, sparse: r.sparse });
+  await r.apply({
+    lowers: r.lowers,
+    upper: { data, index },
+    input: r.input,
+    ...(r.bottom ? { mkfsVsizeGB: r.vsizeGB } : {}),
+    ...(r.onProgress ? { onProgress: r.onProgress } : {}),
+  });
+  await commitLayer({
+    data,
+    index,
+    out,
+    uuid: r.uuid,
+    ...(r.parentUuid ? { parentUuid: r.parentUuid } : {}),
+    zfile: r.zfile,
+    tar: true,
+    force: true,
+  });
+  if (!r.keep) {
+    await Promise.all([data, index, r.input].map((f) => fs.promises.rm(f, { force: true })));
+  }
+  return out;
+}
+
+/** sha256 and size of a file. */
+export async function fileDigest(file: string): Promise<{ digest: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const c of fs.createReadStream(file)) {
+    hash.update(c as Buffer);
+    size += (c as Buffer).length;
+  }
+  return { digest: 'sha256:' + hash.digest('hex'), size };
+}
