@@ -1,0 +1,143 @@
+/**
+ * The graph walk: resolve the source reference, convert a manifest, or an
+ * index (recursively for nested ones) with every platform converted under
+ * one bound on concurrent manifests; attestation manifests are dropped and
+ * the index is rewritten keeping each entry's platform and annotations.
+ * Only the top-level object is tagged; everything below is pushed by digest.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { OverlaybdError } from '../errors.js';
+import { MediaTypes, isIndexMediaType, isManifestMediaType, parseReference, type Descriptor as RegistryDescriptor } from '../registry/index.js';
+import { applyWithExt4, type ApplyFn } from './apply.js';
+import { ANNOTATION_REFERENCE_TYPE, ARTIFACT_TYPE_NATIVE, ATTESTATION_MANIFEST, outputTypes } from './media.js';
+import type { ConvertDeps, ConvertOptions } from './options.js';
+import { convertManifest, type ManifestReport, type PipelineContext } from './pipeline.js';
+import { silentProgress } from './progress.js';
+import { Semaphore } from './semaphore.js';
+import { IndexSchema, marshalIndex, parseDocument, type Descriptor } from './spec.js';
+
+export interface ConvertResult {
+  /** The pushed (or, with --no-upload, computed) top-level manifest or index. */
+  output: RegistryDescriptor;
+  reference: string;
+  manifests: ManifestReport[];
+  /** Attestation manifests left out of the rewritten index. */
+  dropped: string[];
+  wallMs: number;
+}
+
+function platformLabel(d: Descriptor | undefined): string {
+  const p = d?.platform;
+  if (!p) return 'default';
+  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+}
+
+export async function runConversion(opts: ConvertOptions, deps: ConvertDeps & { apply?: ApplyFn }): Promise<ConvertResult> {
+  const t0 = performance.now();
+  const repo = parseReference(opts.repository, null);
+  if (repo.tag !== undefined || repo.digest !== undefined) {
+    throw new OverlaybdError('CONFIG_INVALID', `-r ${opts.repository}: give a repository without tag or digest (use -i/-g and --overlaybd)`);
+  }
+  const target = { registry: repo.registry, repository: repo.repository };
+  const source = { ...target, ...(opts.inputDigest ? { digest: opts.inputDigest } : { tag: opts.inputTag! }) };
+  const ctx: PipelineContext = {
+    opts,
+    client: deps.client,
+    store: deps.store,
+    target,
+    logger: deps.logger,
+    progress: deps.progress ?? silentProgress,
+    apply: deps.apply ?? applyWithExt4,
+    ...(deps.signal ? { signal: deps.signal } : {}),
+  };
+  const types = outputTypes(opts.oci);
+  const limit = new Semaphore(opts.concurrency);
+  const reports: ManifestReport[] = [];
+  const dropped: string[] = [];
+  let counter = 0;
+
+  const top = await deps.client.getManifest(source, deps.signal ? { signal: deps.signal } : {});
+  deps.logger.info('convert.start', {
+    source: `${repo.registry}/${repo.repository}${opts.inputDigest ? '@' + opts.inputDigest : ':' + opts.inputTag}`,
+    digest: top.descriptor.digest,
+    mediaType: top.descriptor.mediaType,
+    tag: opts.overlaybdTag,
+    store: deps.store.location,
+  });
+
+  const processManifest = (desc: RegistryDescriptor, bytes: Buffer, tag: string | undefined, entry?: Descriptor) =>
+    limit.run(async () => {
+      const n = counter++;
+      const label = platformLabel(entry);
+      const report = await convertManifest(ctx, {
+        source: desc,
+        bytes,
+        ...(tag ? { tag } : {}),
+        workDir: path.join(opts.workDir, `${n}-${label.replace(/\//g, '_')}-${desc.digest.replace(/^sha256:/, '')}`),
+        label,
+      });
+      reports.push(report);
+      return report.output;
+    });
+
+  const processIndex = async (desc: RegistryDescriptor, bytes: Buffer, tag: string | undefined): Promise<RegistryDescriptor> => {
+    const index = parseDocument(IndexSchema, bytes, `index ${desc.digest}`);
+    const children = (index.manifests ?? []).filter((c) => {
+      if (c.annotations?.[ANNOTATION_REFERENCE_TYPE] === ATTESTATION_MANIFEST) {
+        dropped.push(c.digest);
+        deps.logger.info('index.attestation.dropped', { digest: c.digest });
+        return false;
+      }
+      return true;
+    });
+    // Children run concurrently; the manifest semaphore bounds the real work.
+    const outputs = await Promise.all(
+      children.map(async (c) => {
+        const child = await deps.client.getManifest({ ...target, digest: c.digest }, deps.signal ? { signal: deps.signal } : {});
+        const mt = c.mediaType && (isIndexMediaType(c.mediaType) || isManifestMediaType(c.mediaType)) ? c.mediaType : child.descriptor.mediaType;
+        const d = { ...child.descriptor, mediaType: mt };
+        return isIndexMediaType(mt) ? processIndex(d, child.bytes, undefined) : processNode(d, child.bytes, undefined, c);
+      }),
+    );
+    const manifests: Descriptor[] = children.map((c, i) => ({ ...c, mediaType: outputs[i]!.mediaType, digest: outputs[i]!.digest, size: outputs[i]!.size }));
+    const mediaType = opts.oci ? MediaTypes.ociIndex : (index.mediaType ?? desc.mediaType);
+    const out = marshalIndex({
+      mediaType,
+      ...(opts.referrer ? { artifactType: ARTIFACT_TYPE_NATIVE, subject: { mediaType: desc.mediaType, digest: desc.digest, size: desc.size } } : {}),
+      ...(!opts.referrer && index.artifactType ? { artifactType: index.artifactType } : {}),
+      ...(!opts.referrer && index.subject ? { subject: index.subject } : {}),
+      manifests,
+      annotations: index.annotations ?? null,
+    });
+    const outDesc: RegistryDescriptor = { mediaType, digest: 'sha256:' + createHash('sha256').update(out).digest('hex'), size: out.length };
+    if (opts.dumpManifest) {
+      await fs.promises.mkdir(opts.workDir, { recursive: true });
+      await fs.promises.writeFile(path.join(opts.workDir, 'index.json'), out);
+    }
+    if (!opts.noUpload) {
+      // Every child was pushed by its own pipeline before we get here.
+      await deps.client.pushManifest(target, out, mediaType, tag ?? outDesc.digest, deps.signal ? { signal: deps.signal } : {});
+      deps.logger.info('index.pushed', { digest: outDesc.digest, manifests: manifests.length, tag });
+    }
+    return outDesc;
+  };
+
+  const processNode = (desc: RegistryDescriptor, bytes: Buffer, tag: string | undefined, entry?: Descriptor): Promise<RegistryDescriptor> => {
+    if (isIndexMediaType(desc.mediaType)) return processIndex(desc, bytes, tag);
+    if (isManifestMediaType(desc.mediaType)) return processManifest(desc, bytes, tag, entry);
+    throw new OverlaybdError('CONVERT_FAILED', `${desc.digest}: cannot convert media type ${desc.mediaType} (want an image manifest or index)`);
+  };
+
+  const output = await processNode(top.descriptor, top.bytes, opts.overlaybdTag);
+  const result: ConvertResult = {
+    output: isManifestMediaType(output.mediaType) ? { ...output, mediaType: types.manifest } : output,
+    reference: `${target.registry}/${target.repository}:${opts.overlaybdTag}`,
+    manifests: reports,
+    dropped,
+    wallMs: performance.now() - t0,
+  };
+  deps.logger.info('convert.done', { reference: result.reference, digest: output.digest, ms: Math.round(result.wallMs) });
+  return result;
+}
