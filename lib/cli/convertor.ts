@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+import { convertorCommand } from './convertor-command.js';
+import { runCommand } from './run.js';
+
+runCommand(convertorCommand);
