@@ -35,7 +35,8 @@ export interface PipelineContext {
 
 export interface LayerReport {
   source: string;
-  chainId: string;
+  /** Chain ID of the source stack (not computed for a re-tag). */
+  chainId?: string;
   digest: string;
   size: number;
   /** converted here, found in the repository, or mounted from another one. */
@@ -74,18 +75,8 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
   const types = outputTypes(opts.oci);
   const manifest = parseDocument(ManifestSchema, job.bytes, `manifest ${job.source.digest}`);
   const srcRepo = target;
-  const configBytes = await client.fetchBlobBytes(srcRepo, manifest.config, ctx.signal ? { signal: ctx.signal } : {});
-  const config = parseDocument(ImageConfigSchema, configBytes, `config ${manifest.config.digest} of manifest ${job.source.digest}`);
   const layers = manifest.layers ?? [];
-  const diffIds = config.rootfs.diff_ids ?? [];
-  if (diffIds.length !== layers.length) {
-    throw new OverlaybdError(
-      'CONVERT_FAILED',
-      `manifest ${job.source.digest} has ${layers.length} layers but its config ${manifest.config.digest} lists ${diffIds.length} diff_ids`,
-    );
-  }
   if (layers.length === 0) throw new OverlaybdError('CONVERT_FAILED', `manifest ${job.source.digest} has no layers`);
-  const chains = chainIds(diffIds);
   const dedup: DedupContext = { client, store: ctx.store, target, logger: log, readOnly: opts.noUpload };
   const timings: Record<Stage, number> = { download: 0, convert: 0, upload: 0 };
 
@@ -102,7 +93,6 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
         how: 'retagged',
         layers: layers.map((l, i) => ({
           source: l.digest,
-          chainId: chains[i]!,
           digest: reused[i]?.digest ?? '',
           size: reused[i]?.size ?? 0,
           how: prev.how,
@@ -111,6 +101,18 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
       };
     }
   }
+
+  // The config only now: a re-tag needs nothing but the manifest digest.
+  const configBytes = await client.fetchBlobBytes(srcRepo, manifest.config, ctx.signal ? { signal: ctx.signal } : {});
+  const config = parseDocument(ImageConfigSchema, configBytes, `config ${manifest.config.digest} of manifest ${job.source.digest}`);
+  const diffIds = config.rootfs.diff_ids ?? [];
+  if (diffIds.length !== layers.length) {
+    throw new OverlaybdError(
+      'CONVERT_FAILED',
+      `manifest ${job.source.digest} has ${layers.length} layers but its config ${manifest.config.digest} lists ${diffIds.length} diff_ids`,
+    );
+  }
+  const chains = chainIds(diffIds);
 
   await fs.promises.mkdir(job.workDir, { recursive: true });
   const abort = new AbortController();
