@@ -97,4 +97,47 @@ describe('convertor CLI', () => {
     expect(again.stderr).toMatch(/"event":"manifest.retagged"/);
     expect(again.stdout).toContain(`:v1_obd2@${digest?.[2]}`);
   });
+
+  it('takes -u credentials and the TLS flags (--cert-dir, --root-ca, --client-cert, --insecure)', async () => {
+    const layout = path.join(work, 'layout');
+    const basic = await startRegistry({ mode: 'basic' });
+    const tls = await startRegistry({ mode: 'tls', clientCerts: true });
+    try {
+      await skopeoCopy(layout, 'v1', `${basic.host}/auth/app:v1`, { creds: 'alice:secret' });
+      const common = ['-i', 'v1', '-o', 'obd', '--vsize', '1', '--db-type', 'none', '-d', path.join(work, 'wd2')];
+      const denied = await convertor(['-r', `${basic.host}/auth/app`, '--plain', ...common], work);
+      expect(denied.code).toBe(1);
+      expect(denied.stderr).toMatch(/REGISTRY_UNAUTHORIZED/);
+      const ok = await convertor(['-r', `${basic.host}/auth/app`, '--plain', '-u', 'alice:secret', ...common], work);
+      expect(ok.stderr).not.toMatch(/convertor: [A-Z_]+:/);
+      expect(ok.code).toBe(0);
+
+      // certs.d-style dir: ca.crt, plus client.cert/client.key for mutual TLS.
+      const certDir = path.join(work, 'certs');
+      fs.mkdirSync(certDir);
+      fs.copyFileSync(tls.caFile!, path.join(certDir, 'ca.crt'));
+      fs.copyFileSync(tls.clientCert!.cert, path.join(certDir, 'client.cert'));
+      fs.copyFileSync(tls.clientCert!.key, path.join(certDir, 'client.key'));
+      await skopeoCopy(layout, 'v1', `${tls.host}/tls/app:v1`, { certDir, tlsVerify: true });
+      const untrusted = await convertor(['-r', `${tls.host}/tls/app`, ...common], work);
+      expect(untrusted.code).toBe(1);
+      expect(untrusted.stderr).toMatch(/REGISTRY_UNREACHABLE|certificate/);
+      const viaDir = await convertor(['-r', `${tls.host}/tls/app`, '--cert-dir', certDir, ...common], work);
+      expect(viaDir.stderr).not.toMatch(/convertor: [A-Z_]+:/);
+      expect(viaDir.code).toBe(0);
+      const viaFlags = await convertor(
+        ['-r', `${tls.host}/tls/app`, '--root-ca', tls.caFile!, '--client-cert', `${tls.clientCert!.cert}:${tls.clientCert!.key}`, ...common.map((a) => (a === 'obd' ? 'obd2' : a))],
+        work,
+      );
+      expect(viaFlags.code).toBe(0);
+      const insecure = await convertor(
+        ['-r', `${tls.host}/tls/app`, '--insecure', '--client-cert', `${tls.clientCert!.cert}:${tls.clientCert!.key}`, ...common.map((a) => (a === 'obd' ? 'obd3' : a))],
+        work,
+      );
+      expect(insecure.code).toBe(0);
+    } finally {
+      await basic.stop();
+      await tls.stop();
+    }
+  });
 });

@@ -109,8 +109,9 @@ Booleans also take --flag=true / --flag=false.`,
     });
 
     const verbose = flag('verbose', false);
-    const logger = createLogger({ level: verbose ? 'debug' : 'info' });
     const tty = Boolean(process.stderr.isTTY);
+    // On a terminal the bars carry progress; info lines would tear them.
+    const logger = createLogger({ level: verbose ? 'debug' : tty ? 'warn' : 'info' });
     const progress = tty ? ttyProgress(process.stderr) : logProgress(logger);
     const client = new RegistryClient({
       transport: {
