@@ -117,7 +117,13 @@ export async function runConversion(opts: ConvertOptions, deps: ConvertDeps & { 
       await fs.promises.writeFile(path.join(opts.workDir, 'index.json'), out);
     }
     if (!opts.noUpload) {
-      // Every child was pushed by its own pipeline before we get here.
+      // Every child was pushed by its own pipeline; check, as for a manifest's blobs.
+      for (const m of manifests) {
+        const have = await deps.client.headManifest({ ...target, digest: m.digest });
+        if (!have || (have.size >= 0 && have.size !== m.size)) {
+          throw new OverlaybdError('CONVERT_FAILED', `refusing to push index for ${desc.digest}: manifest ${m.digest} is not in ${target.repository}`);
+        }
+      }
       await deps.client.pushManifest(target, out, mediaType, tag ?? outDesc.digest, deps.signal ? { signal: deps.signal } : {});
       deps.logger.info('index.pushed', { digest: outDesc.digest, manifests: manifests.length, tag });
     }
