@@ -108,6 +108,32 @@ Napi::Promise run_async(Napi::Env env, const char* name, Work work) {
   return run_async(env, name, std::move(work), nullptr);
 }
 
+Napi::Value promise_read(const Napi::CallbackInfo& info, std::shared_ptr<obd::File> file, const char* name) {
+  Napi::Env env = info.Env();
+  uint64_t off = arg_u64(info, 0, "offset");
+  uint64_t len = arg_u64(info, 1, "length");
+  if (env.IsExceptionPending()) return env.Undefined();
+  if (len > (1u << 30)) {
+    throw_status(env, obd::Status(obd::Code::kEINVAL, "read length " + std::to_string(len) + " is above 1 GiB"));
+    return env.Undefined();
+  }
+  auto out = std::make_shared<std::vector<uint8_t>>();
+  return run_async(
+      env, name,
+      [file, off, len, out]() -> obd::Status {
+        out->resize(len);
+        OBD_ASSIGN_OR_RETURN(size_t got, file->pread(out->data(), len, off));
+        out->resize(got);
+        return obd::Status::ok();
+      },
+      [out](Napi::Env env) -> Napi::Value {
+        // Hand the vector to the Buffer without copying; freed with it.
+        auto* owned = new std::vector<uint8_t>(std::move(*out));
+        return Napi::Buffer<uint8_t>::New(env, owned->data(), owned->size(),
+                                          [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, owned);
+      });
+}
+
 static void type_error(const Napi::CallbackInfo& info, size_t i, const char* what, const char* expected) {
   throw_status(info.Env(), obd::Status(obd::Code::kEINVAL, std::string("argument ") + std::to_string(i) + " (" +
                                                                what + ") must be " + expected));

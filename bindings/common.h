@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "io/file.h"
 
 namespace obdjs {
 
@@ -23,6 +24,10 @@ using Done = std::function<Napi::Value(Napi::Env)>;
 Napi::Promise run_async(Napi::Env env, const char* name, Work work, Done done);
 // Resolves with undefined.
 Napi::Promise run_async(Napi::Env env, const char* name, Work work);
+
+// read(offset, length) on any File: a promise of a Buffer holding the bytes
+// read (short only at the file's end). Lengths above 1 GiB are refused.
+Napi::Value promise_read(const Napi::CallbackInfo& info, std::shared_ptr<obd::File> file, const char* name);
 
 // Argument helpers: throw a JS TypeError (EINVAL) and return false on mismatch.
 std::string arg_string(const Napi::CallbackInfo& info, size_t i, const char* what);

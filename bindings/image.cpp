@@ -46,22 +46,8 @@ class ImageWrap final : public Napi::ObjectWrap<ImageWrap> {
 
   // read(offset, length) -> Promise<Buffer>
   Napi::Value read(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!check_open(env)) return env.Undefined();
-    uint64_t off = arg_u64(info, 0, "offset");
-    uint64_t len = arg_u64(info, 1, "length");
-    if (env.IsExceptionPending()) return env.Undefined();
-    auto img = image_;
-    auto out = std::make_shared<std::vector<uint8_t>>();
-    auto got = std::make_shared<size_t>(0);
-    return run_async(
-        env, "obd.image.read",
-        [img, off, len, out, got]() -> obd::Status {
-          out->resize(len);
-          OBD_ASSIGN_OR_RETURN(*got, img->pread(out->data(), len, off));
-          return obd::Status::ok();
-        },
-        [out, got](Napi::Env env) -> Napi::Value { return Napi::Buffer<uint8_t>::Copy(env, out->data(), *got); });
+    if (!check_open(info.Env())) return info.Env().Undefined();
+    return promise_read(info, image_, "obd.image.read");
   }
 
   // write(buffer, offset) -> Promise<void>; the buffer is copied first.

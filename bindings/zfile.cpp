@@ -208,26 +208,8 @@ class ZFileWrap final : public Napi::ObjectWrap<ZFileWrap> {
 
   // read(offset, length) -> Promise<Buffer> (short only at the end).
   Napi::Value read(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!check_open(env)) return env.Undefined();
-    uint64_t off = arg_u64(info, 0, "offset");
-    uint64_t len = arg_u64(info, 1, "length");
-    if (env.IsExceptionPending()) return env.Undefined();
-    if (len > (1u << 30)) {
-      throw_status(env, obd::Status(obd::Code::kEINVAL, "read length above 1 GiB"));
-      return env.Undefined();
-    }
-    auto f = file_;
-    auto out = std::make_shared<std::vector<uint8_t>>();
-    auto got = std::make_shared<size_t>(0);
-    return run_async(
-        env, "obd.zfile.read",
-        [f, off, len, out, got]() -> obd::Status {
-          out->resize(len);
-          OBD_ASSIGN_OR_RETURN(*got, f->pread(out->data(), len, off));
-          return obd::Status::ok();
-        },
-        [out, got](Napi::Env env) -> Napi::Value { return Napi::Buffer<uint8_t>::Copy(env, out->data(), *got); });
+    if (!check_open(info.Env())) return info.Env().Undefined();
+    return promise_read(info, file_, "obd.zfile.read");
   }
 
   Napi::Value close(const Napi::CallbackInfo& info) {
