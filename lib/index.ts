@@ -6,3 +6,5 @@ export type { CreateLayerOptions, CommitLayerOptions, LayerInspection, LayerEntr
 export * as zfile from './zfile.js';
 export { loadImageConfig, ImageConfigSchema, type ImageConfig } from './config.js';
 export { createLogger, silentLogger, type Logger } from './log.js';
+export * as registry from './registry/index.js';
+export * as convertor from './convertor/index.js';

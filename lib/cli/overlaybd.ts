@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `overlaybd <command>`: every tool under one name. */
 import { commitCommand } from './commit.js';
+import { convertorCommand } from './convertor-command.js';
 import { createCommand } from './create.js';
 import { dumpCommand } from './dump.js';
 import { inspectCommand } from './inspect.js';
@@ -13,6 +14,7 @@ const commands: Record<string, Command> = {
   create: createCommand,
   commit: commitCommand,
   zfile: zfileCommand,
+  convert: convertorCommand,
 };
 
 const usage = `usage: overlaybd <command> [args]   (overlaybd <command> --help for its options)
