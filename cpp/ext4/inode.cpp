@@ -188,6 +188,39 @@ Result<std::string> read_symlink(const Fs& fs, ext2_ino_t ino) {
   return std::string(buf.data(), size);
 }
 
+// Frees every block an extent-mapped inode holds: data and tree blocks.
+// (ext2fs_punch fails with "Illegal block number" when an extent ends at
+// the last block of the filesystem, which a full filesystem produces.)
+static Status free_extent_blocks(const Fs& fs, ext2_ino_t ino, InodeBuf& b) {
+  ext2_filsys f = fs.get();
+  ext2_extent_handle_t h;
+  errcode_t err = ext2fs_extent_open2(f, ino, b.small(), &h);
+  if (err) return fs.error(err, "reading the extent tree of inode " + std::to_string(ino));
+  std::vector<std::pair<blk64_t, uint64_t>> runs;
+  struct ext2fs_extent ex;
+  int op = EXT2_EXTENT_ROOT;
+  while ((err = ext2fs_extent_get(h, op, &ex)) == 0) {
+    op = EXT2_EXTENT_NEXT;
+    if (ex.e_flags & EXT2_EXTENT_FLAGS_LEAF) {
+      if (ex.e_len) runs.emplace_back(ex.e_pblk, ex.e_len);
+    } else if (!(ex.e_flags & EXT2_EXTENT_FLAGS_SECOND_VISIT)) {
+      runs.emplace_back(ex.e_pblk, 1);  // the child tree node
+    }
+  }
+  ext2fs_extent_free(h);
+  if (err != EXT2_ET_EXTENT_NO_NEXT && err != EXT2_ET_NO_CURRENT_NODE)
+    return fs.error(err, "walking the extent tree of inode " + std::to_string(ino));
+  blk64_t total = ext2fs_blocks_count(f->super);
+  for (auto [blk, len] : runs) {
+    if (blk < f->super->s_first_data_block || blk + len > total || blk + len < blk)
+      return Status(Code::kEXT4_ERROR, "inode " + std::to_string(ino) + " maps blocks outside the filesystem");
+    for (uint64_t i = 0; i < len; ++i) ext2fs_block_alloc_stats2(f, blk + i, -1);
+  }
+  // An empty tree: the inode no longer owns anything.
+  std::memset(b.large()->i_block, 0, sizeof(b.large()->i_block));
+  return init_extent_header(fs, ino, b);
+}
+
 Status drop_link(const Fs& fs, ext2_ino_t ino) {
   ext2_filsys f = fs.get();
   InodeBuf b(fs);
@@ -199,7 +232,11 @@ Status drop_link(const Fs& fs, ext2_ino_t ino) {
     return write_inode(fs, ino, b);
   }
   std::string what = "freeing inode " + std::to_string(ino);
-  if (ext2fs_inode_has_valid_blocks2(f, b.small())) {
+  if (!ext2fs_inode_has_valid_blocks2(f, b.small())) {
+    // Fast symlink, device, inline data: nothing mapped.
+  } else if (b.large()->i_flags & EXT4_EXTENTS_FL) {
+    OBD_TRY(free_extent_blocks(fs, ino, b));
+  } else {
     errcode_t err = ext2fs_punch(f, ino, b.small(), nullptr, 0, ~0ull);
     if (err) return fs.error(err, what);
   }
