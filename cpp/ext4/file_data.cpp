@@ -10,6 +10,9 @@ namespace {
 constexpr size_t kChunk = 8u << 20;
 // Largest file ext4 maps with 32-bit logical block numbers (4 KiB blocks).
 constexpr uint64_t kMaxFileBlocks = 1ull << 32;
+// The longest initialised extent: allocating this much at once keeps a big
+// file at one extent per 128 MiB.
+constexpr uint64_t kAllocBlocks = 32768;
 }  // namespace
 
 DataWriter::DataWriter(const Fs& fs) : fs_(fs), buf_(kChunk), bs_(fs.get()->blocksize) {}
@@ -21,6 +24,7 @@ Status DataWriter::write(ext2_ino_t ino, InodeBuf& b, TarReader& tar, const TarE
   ino_ = ino;
   inode_ = &b;
   active_ = false;
+  alloc_begin_ = alloc_end_ = 0;
   OBD_TRY(init_extent_header(fs_, ino, b));
   errcode_t err = ext2fs_inode_size_set(fs_.get(), b.small(), e.size);
   if (err) return fs_.error(err, name + ": setting the size");
@@ -43,6 +47,7 @@ Status DataWriter::write(ext2_ino_t ino, InodeBuf& b, TarReader& tar, const TarE
 }
 
 Status DataWriter::put_from_tar(TarReader& tar, uint64_t pos, uint64_t len, const TarEntry& e) {
+  seg_end_blk_ = (pos + len + bs_ - 1) / bs_;
   while (len > 0) {
     if (active_) {
       uint64_t expected = chunk_lblk_ * bs_ + fill_;
@@ -60,6 +65,7 @@ Status DataWriter::put_from_tar(TarReader& tar, uint64_t pos, uint64_t len, cons
       std::memset(buf_.data(), 0, fill_);
       active_ = true;
     }
+    chunk_seg_end_ = seg_end_blk_;  // the allocation window stops at this segment's end
     size_t want = size_t(std::min<uint64_t>(len, buf_.size() - fill_));
     OBD_ASSIGN_OR_RETURN(size_t got, tar.read_data(buf_.data() + fill_, want));
     if (got == 0)
@@ -80,15 +86,24 @@ Status DataWriter::flush() {
   std::memset(buf_.data() + fill_, 0, nblk * bs_ - fill_);  // tail of the last block
   fill_ = 0;
   std::string what = "allocating data blocks of inode " + std::to_string(ino_);
-  errcode_t err = ext2fs_fallocate(fs, EXT2_FALLOCATE_FORCE_INIT | EXT2_FALLOCATE_INIT_BEYOND_EOF, ino_,
-                                   inode_->small(), goal_, chunk_lblk_, nblk);
-  if (err) return fs_.error(err, what);
+  uint64_t end = chunk_lblk_ + nblk;
+  errcode_t err = 0;
+  if (chunk_lblk_ < alloc_begin_ || end > alloc_end_) {
+    bool extend = chunk_lblk_ >= alloc_begin_ && chunk_lblk_ <= alloc_end_ && alloc_end_ > alloc_begin_;
+    uint64_t from = extend ? alloc_end_ : chunk_lblk_;
+    uint64_t to = std::max(end, std::min(chunk_seg_end_, from + kAllocBlocks));
+    err = ext2fs_fallocate(fs, EXT2_FALLOCATE_FORCE_INIT | EXT2_FALLOCATE_INIT_BEYOND_EOF, ino_, inode_->small(),
+                           goal_, from, to - from);
+    if (err) return fs_.error(err, what);
+    if (!extend) alloc_begin_ = from;
+    alloc_end_ = to;
+  }
   // Find where the chunk landed and write it run by run.
   ext2_extent_handle_t h;
   err = ext2fs_extent_open2(fs, ino_, inode_->small(), &h);
   if (err) return fs_.error(err, what);
   Status st;
-  uint64_t lblk = chunk_lblk_, end = chunk_lblk_ + nblk;
+  uint64_t lblk = chunk_lblk_;
   while (lblk < end) {
     struct ext2fs_extent ex;
     err = ext2fs_extent_goto(h, lblk);

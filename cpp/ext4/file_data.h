@@ -34,6 +34,11 @@ class DataWriter {
   bool active_ = false;
   uint64_t chunk_lblk_ = 0;
   size_t fill_ = 0;
+  // Blocks are allocated ahead in windows of up to 128 MiB (one extent)
+  // within the current data segment: [alloc_begin_, alloc_end_).
+  uint64_t alloc_begin_ = 0, alloc_end_ = 0;
+  uint64_t seg_end_blk_ = 0;    // end block of the segment being read
+  uint64_t chunk_seg_end_ = 0;  // ... and of the one the chunk's last bytes came from
   // Where the next file's data goes: right after the previous file's, so a
   // layer's data is laid out sequentially.
   blk64_t goal_ = ~0ull;
