@@ -295,7 +295,8 @@ Status Applier::create_file(ext2_ino_t parent, const std::string& base, const Ta
   if (!s.is_ok()) {
     // Leave no half-written file behind: take it out again.
     (void)write_inode(fs_, ino, b);
-    (void)remove(parent, base, Child{ino, EXT2_FT_REG_FILE});
+    Status rs = remove(parent, base, Child{ino, EXT2_FT_REG_FILE});
+    if (!rs.is_ok()) return Status(s.code(), s.message() + " (removing the partial file failed too: " + rs.message() + ")");
     return s;
   }
   ++res_->files;
@@ -348,9 +349,9 @@ Result<ApplyResult> apply_layer(FilePtr dev, ByteStreamPtr input, const ApplyOpt
   OBD_ASSIGN_OR_RETURN(auto fs, Fs::open(dev, opts.fs));
   ApplyResult res;
   Status s = Applier(*fs, *tar, opts, &res).run(raw);
-  res.io = fs->stats();
   // Written back either way: what was applied stays, consistently.
   Status c = fs->close();
+  res.io = fs->stats();
   if (!s.is_ok()) return s;
   if (!c.is_ok()) return c;
   return res;

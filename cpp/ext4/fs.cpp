@@ -1,30 +1,15 @@
 #include "ext4/fs.h"
 
-#include <et/com_err.h>
-#include <ext2fs/ext2_err.h>
-
 #include <cerrno>
 #include <cstring>
-#include <mutex>
 
 namespace obd::ext4 {
 
 namespace {
-void init_error_table() {
-  static std::once_flag once;
-  std::call_once(once, [] { initialize_ext2_error_table(); });
-}
-
 time_t fixed_now(int64_t now) { return now == 0 ? time_t(1) : time_t(now); }
 }  // namespace
 
-std::string ext2_message(errcode_t err) {
-  init_error_table();
-  return std::string(error_message(err)) + " (errcode " + std::to_string(err) + ")";
-}
-
 Fs::Fs(FilePtr dev, const FsOptions& opts) : dev_(std::move(dev)), opts_(opts) {
-  init_error_table();
   reg_ = std::make_unique<FileRegistration>(dev_, opts_.channel);
 }
 
@@ -61,14 +46,24 @@ Result<std::unique_ptr<Fs>> Fs::initialize(FilePtr dev, struct ext2_super_block*
 
 Status Fs::close() {
   if (!fs_) return Status(Code::kINTERNAL, "ext4 filesystem closed twice");
-  errcode_t err = ext2fs_close_free(&fs_);
+  // Flush first so the channel's statistics include the final write-back.
+  errcode_t err = ext2fs_flush2(fs_, 0);
+  final_stats_ = channel_stats(fs_->io);
+  Status st;
+  if (err) {
+    st = error(err, "writing back the ext4 filesystem on " + dev_->name());
+    ext2fs_free(fs_);  // no second write attempt
+  } else {
+    err = ext2fs_close_free(&fs_);
+    if (err) st = Status(Code::kEXT4_ERROR, "closing the ext4 filesystem on " + dev_->name() + ": " + ext2_message(err));
+  }
   fs_ = nullptr;
-  if (err) return error(err, "writing back the ext4 filesystem on " + dev_->name());
+  if (!st.is_ok()) return st;
   if (opts_.sync) OBD_TRY(dev_->sync());
   return Status::ok();
 }
 
-ChannelStats Fs::stats() const { return fs_ ? channel_stats(fs_->io) : ChannelStats{}; }
+ChannelStats Fs::stats() const { return fs_ ? channel_stats(fs_->io) : final_stats_; }
 
 Status Fs::error(errcode_t err, const std::string& what) const {
   if (fs_ && fs_->io) {

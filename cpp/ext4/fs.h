@@ -36,6 +36,7 @@ class Fs {
   // Writes everything back (bitmaps, descriptors, superblock, cached blocks),
   // closes, and syncs the File when asked. The Fs is unusable afterwards.
   Status close();
+  // I/O so far; after close(), the totals including the final write-back.
   ChannelStats stats() const;
 
   // A Status for a failed libext2fs call: the channel's own error when it
@@ -48,6 +49,7 @@ class Fs {
   FsOptions opts_;
   std::unique_ptr<FileRegistration> reg_;
   ext2_filsys fs_ = nullptr;
+  ChannelStats final_stats_;
 };
 
 // errcode text from com_err ("Could not allocate block in ext2 filesystem").

@@ -1,6 +1,7 @@
 #include "ext4/page_cache.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace obd::ext4 {
@@ -32,7 +33,15 @@ PageCache::Page* PageCache::insert(uint64_t idx) {
 }
 
 Status PageCache::read_file(void* buf, size_t len, uint64_t off) {
-  OBD_ASSIGN_OR_RETURN(size_t got, file_->pread(buf, len, off));
+  if (dev_size_ == UINT64_MAX) {
+    OBD_ASSIGN_OR_RETURN(dev_size_, file_->size());
+  }
+  // Read-ahead may reach past the device end; an Image refuses that.
+  size_t want = off >= dev_size_ ? 0 : size_t(std::min<uint64_t>(len, dev_size_ - off));
+  size_t got = 0;
+  if (want > 0) {
+    OBD_ASSIGN_OR_RETURN(got, file_->pread(buf, want, off));
+  }
   if (got < len) std::memset(static_cast<uint8_t*>(buf) + got, 0, len - got);
   bytes_read += got;
   return Status::ok();

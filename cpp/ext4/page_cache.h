@@ -58,6 +58,7 @@ class PageCache {
   Lru lru_;  // front = most recent
   std::unordered_map<uint64_t, Lru::iterator> map_;
   size_t dirty_count_ = 0;
+  uint64_t dev_size_ = UINT64_MAX;  // read on first use
 };
 
 }  // namespace obd::ext4
