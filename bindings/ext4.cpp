@@ -1,0 +1,170 @@
+// User-space ext4: mkfs and layer apply on a raw image file or an overlaybd
+// image (lowers + writable upper). Progress reaches JS through a
+// thread-safe function the worker never waits on.
+#include <sys/stat.h>
+
+#include <memory>
+
+#include "common.h"
+#include "ext4/apply.h"
+#include "ext4/mkfs.h"
+#include "image/image.h"
+#include "image_spec.h"
+
+namespace obdjs {
+namespace {
+
+using obd::Result;
+using obd::Status;
+namespace ext4 = obd::ext4;
+
+// A device description copied off the JS object: { raw } or an image spec.
+struct DeviceArg {
+  std::string raw;
+  obd::ImageSpec spec;
+};
+
+DeviceArg device_from(const Napi::Object& o) {
+  DeviceArg d;
+  d.raw = opt_string(o, "raw");
+  if (d.raw.empty()) d.spec = image_spec_from(o);
+  return d;
+}
+
+// Opens the device; a raw file is created or resized to `size` when given
+// (mkfs of a new raw image).
+Result<obd::FilePtr> open_device(const DeviceArg& d, uint64_t size) {
+  if (d.raw.empty()) {
+    if (!d.spec.upper) return Status(obd::Code::kEINVAL, "the image has no writable upper layer to apply onto");
+    OBD_ASSIGN_OR_RETURN(obd::ImagePtr img, obd::open_image(d.spec));
+    return obd::FilePtr(img);
+  }
+  struct stat st;
+  bool exists = ::stat(d.raw.c_str(), &st) == 0;
+  OBD_ASSIGN_OR_RETURN(obd::FilePtr f,
+                       obd::open_local(d.raw, exists ? obd::OpenMode::kReadWrite : obd::OpenMode::kCreateExclusive));
+  if (size) {
+    OBD_ASSIGN_OR_RETURN(uint64_t cur, f->size());
+    if (cur != size) OBD_TRY(f->truncate(size));
+  } else if (!exists) {
+    return Status(obd::Code::kEINVAL, d.raw + ": a new raw image needs a size (vsizeGB)");
+  }
+  return f;
+}
+
+ext4::MkfsOptions mkfs_options(const Napi::Object& o) {
+  ext4::MkfsOptions m;
+  m.seed = opt_string(o, "seed");
+  m.timestamp = int64_t(opt_u64(o, "timestamp"));
+  m.journal = opt_bool(o, "journal", true);
+  m.label = opt_string(o, "label");
+  return m;
+}
+
+ext4::FsOptions fs_options(const Napi::Object& o) {
+  ext4::FsOptions f;
+  f.now = int64_t(opt_u64(o, "timestamp"));
+  f.sync = opt_bool(o, "sync", true);
+  uint64_t cache = opt_u64(o, "cacheMB");
+  if (cache) f.channel.cache_bytes = size_t(cache) << 20;
+  return f;
+}
+
+// mkfs(device, { vsize?, seed?, timestamp?, journal?, label?, sync? })
+Napi::Value mkfs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object dev = arg_object(info, 0, "device");
+  Napi::Object o = arg_object(info, 1, "options");
+  if (env.IsExceptionPending()) return env.Undefined();
+  DeviceArg d = device_from(dev);
+  uint64_t vsize = opt_u64(o, "vsize");
+  ext4::MkfsOptions m = mkfs_options(o);
+  m.fs = fs_options(o);
+  return run_async(env, "obd.ext4.mkfs", [=]() -> Status {
+    OBD_ASSIGN_OR_RETURN(obd::FilePtr f, open_device(d, vsize));
+    return ext4::mkfs(f, m);
+  });
+}
+
+struct ProgressMsg {
+  ext4::ApplyProgress p;
+};
+
+void deliver_progress(Napi::Env env, Napi::Function cb, ProgressMsg* msg) {
+  std::unique_ptr<ProgressMsg> m(msg);
+  if (!env || !cb) return;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("inputBytes", Napi::Number::New(env, double(m->p.input_bytes)));
+  o.Set("tarBytes", Napi::Number::New(env, double(m->p.tar_bytes)));
+  o.Set("entries", Napi::Number::New(env, double(m->p.entries)));
+  o.Set("done", Napi::Boolean::New(env, m->p.done));
+  cb.Call({o});
+}
+
+// applyLayer(device, input, { mkfs?, vsize?, seed?, timestamp?, journal?, sync? }, onProgress?)
+Napi::Value apply_layer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object dev = arg_object(info, 0, "device");
+  std::string input = arg_string(info, 1, "input");
+  Napi::Object o = arg_object(info, 2, "options");
+  if (env.IsExceptionPending()) return env.Undefined();
+  DeviceArg d = device_from(dev);
+  bool do_mkfs = opt_bool(o, "mkfs");
+  uint64_t vsize = do_mkfs ? opt_u64(o, "vsize") : 0;
+  ext4::ApplyOptions a;
+  a.mkfs = do_mkfs;
+  a.mkfs_opts = mkfs_options(o);
+  a.fs = fs_options(o);
+  std::shared_ptr<Napi::ThreadSafeFunction> tsfn;
+  if (info.Length() > 3 && info[3].IsFunction()) {
+    // Queue of 8: when JS lags, reports are dropped rather than waited for.
+    tsfn = std::make_shared<Napi::ThreadSafeFunction>(
+        Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "obd.ext4.progress", 8, 1));
+  }
+  auto result = std::make_shared<ext4::ApplyResult>();
+  auto work = [=]() -> Status {
+    ext4::ApplyOptions opts = a;
+    if (tsfn) {
+      opts.on_progress = [tsfn](const ext4::ApplyProgress& p) {
+        auto* msg = new ProgressMsg{p};
+        if (tsfn->NonBlockingCall(msg, deliver_progress) != napi_ok) delete msg;
+      };
+    }
+    Result<obd::FilePtr> f = open_device(d, vsize);
+    Status s = f.status();
+    if (s.is_ok()) {
+      auto r = ext4::apply_layer(*f, input, opts);
+      s = r.status();
+      if (r) *result = *r;
+    }
+    if (tsfn) tsfn->Release();
+    return s;
+  };
+  auto done = [result](Napi::Env env) -> Napi::Value {
+    Napi::Object o = Napi::Object::New(env);
+    auto n = [&](const char* k, uint64_t v) { o.Set(k, Napi::Number::New(env, double(v))); };
+    n("entries", result->entries);
+    n("tarBytes", result->tar_bytes);
+    n("inputBytes", result->input_bytes);
+    n("files", result->files);
+    n("dirs", result->dirs);
+    n("symlinks", result->symlinks);
+    n("hardlinks", result->hardlinks);
+    n("specials", result->specials);
+    n("whiteouts", result->whiteouts);
+    n("bytesWritten", result->io.bytes_written);
+    n("bytesRead", result->io.bytes_read);
+    return o;
+  };
+  return run_async(env, "obd.ext4.applyLayer", work, done);
+}
+
+void init_ext4(Napi::Env env, Napi::Object exports) {
+  exports.Set("ext4Mkfs", Napi::Function::New(env, mkfs, "ext4Mkfs"));
+  exports.Set("ext4ApplyLayer", Napi::Function::New(env, apply_layer, "ext4ApplyLayer"));
+}
+
+static Registrar reg("ext4", init_ext4);
+
+}  // namespace
+}  // namespace obdjs
