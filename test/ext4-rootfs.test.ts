@@ -1,59 +1,28 @@
 /**
  * A real root filesystem through the ext4 apply: a Debian bookworm minbase
- * tarball (mmdebstrap, cached per day under the temp dir) applied as one
+ * tarball (mmdebstrap, cached per day by helpers/bookworm) applied as one
  * layer, and split into three layers with whiteouts, an opaque directory,
  * replacements and re-creations between them; each result is loop-mounted
  * read-only and compared file by file with what the tars define (content,
  * type, mode, owner, mtime, xattrs, link targets, hard-link groups).
  * Needs root and the Debian mirror.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { applyLayer } from '../lib/ext4/index.js';
+import { bookwormTar } from './helpers/bookworm.js';
 import { diffTrees, fsck, modelTree, pythonTar, unmountAll, walkTree, withMount } from './helpers/ext4.js';
 import { tempDir } from './helpers/vectors.js';
-
-/** The mirror apt uses here (deb822 sources), else Debian's CDN. */
-function mirror(): string {
-  try {
-    const src = fs.readFileSync('/etc/apt/sources.list.d/debian.sources', 'utf8');
-    const m = /^URIs:\s*(\S+)/m.exec(src);
-    if (m) return m[1]!;
-  } catch {
-    /* default below */
-  }
-  return 'http://deb.debian.org/debian';
-}
-
-/** bookworm minbase as a tar, made once a day and reused by later runs. */
-export function bookwormTar(): string {
-  const dir = path.join(os.tmpdir(), 'obd-bookworm-cache');
-  fs.mkdirSync(dir, { recursive: true });
-  const day = new Date().toISOString().slice(0, 10).replace(/-/g, '');
-  const tar = path.join(dir, `bookworm-minbase-${day}.tar`);
-  if (fs.existsSync(tar)) return tar;
-  for (const old of fs.readdirSync(dir)) fs.rmSync(path.join(dir, old), { recursive: true, force: true });
-  // The name must end in .tar: mmdebstrap picks the output format from it.
-  const partial = path.join(dir, `partial-${process.pid}.tar`);
-  const r = spawnSync('mmdebstrap', ['--variant=minbase', '--mode=root', 'bookworm', partial, mirror()], {
-    encoding: 'utf8',
-    timeout: 600_000,
-  });
-  if (r.status !== 0) throw new Error(`mmdebstrap failed (${r.status}): ${r.stderr.slice(-2000)}`);
-  fs.renameSync(partial, tar);
-  return tar;
-}
 
 let work = '';
 let cleanup = () => {};
 let base = '';
-beforeAll(() => {
+beforeAll(async () => {
   ({ dir: work, cleanup } = tempDir('obd-ext4-rootfs-'));
-  base = bookwormTar();
+  base = await bookwormTar();
 }, 600_000);
 afterAll(() => {
   unmountAll();
