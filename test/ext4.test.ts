@@ -84,8 +84,8 @@ describe('mkfs', () => {
     // Sparse: only metadata is written (bitmaps, descriptors, journal superblock).
     expect(fs.statSync(a).blocks * 512).toBeLessThan(64 << 20);
     expectClean(a);
-    await mkfs({ raw: a }, { vsizeGB: 2, seed: 's' });
-    await mkfs({ raw: b }, { vsizeGB: 2, seed: 's' });
+    await mkfs({ raw: a }, { vsizeGB: 1, seed: 's' });
+    await mkfs({ raw: b }, { vsizeGB: 1, seed: 's' });
     expect(sha256(a)).toBe(sha256(b));
     const info = execFileSync('dumpe2fs', ['-h', a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     for (const f of ['has_journal', 'extent', '64bit', 'flex_bg', 'huge_file', 'dir_nlink', 'extra_isize'])
