@@ -1,3 +1,4 @@
+import { mkfs } from '../ext4/index.js';
 import { createLayer } from '../layer.js';
 import { intFlag, parse, usageError, type Command } from './run.js';
 
@@ -6,16 +7,18 @@ const GiB = 1024 ** 3;
 export const createCommand: Command = {
   name: 'overlaybd-create',
   summary: 'create an empty writable layer',
-  usage: `usage: overlaybd-create [-u PARENT_UUID] [--uuid UUID] [-s] DATA_FILE INDEX_FILE VSIZE_GB
+  usage: `usage: overlaybd-create [-u PARENT_UUID] [--uuid UUID] [-s] [--mkfs] DATA_FILE INDEX_FILE VSIZE_GB
   -u, --parent-uuid  parent layer UUID recorded in the headers
       --uuid         this layer's UUID (random by default)
   -s, --sparse       sparse layer: one data file holding the device image
+      --mkfs         make an ext4 filesystem on the new layer (user space)
 The files must not exist. VSIZE_GB is the virtual device size in GiB.`,
   async main(argv) {
     const { values, positionals } = parse(argv, {
       'parent-uuid': { type: 'string', short: 'u' },
       uuid: { type: 'string' },
       sparse: { type: 'boolean', short: 's' },
+      mkfs: { type: 'boolean' },
       verbose: { type: 'boolean' },
     });
     if (positionals.length !== 3) throw usageError(`expected DATA_FILE INDEX_FILE VSIZE_GB, got ${positionals.length} arguments`);
@@ -30,5 +33,6 @@ The files must not exist. VSIZE_GB is the virtual device size in GiB.`,
       ...(values.uuid ? { uuid: values.uuid } : {}),
       ...(values['parent-uuid'] ? { parentUuid: values['parent-uuid'] } : {}),
     });
+    if (values.mkfs) await mkfs({ lowers: [], upper: { data, ...(values.sparse ? {} : { index }) } });
   },
 };

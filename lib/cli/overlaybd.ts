@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** `overlaybd <command>`: every tool under one name. */
+import { applyCommand } from './apply.js';
 import { commitCommand } from './commit.js';
 import { convertorCommand } from './convertor-command.js';
 import { createCommand } from './create.js';
@@ -13,6 +14,7 @@ const commands: Record<string, Command> = {
   inspect: inspectCommand,
   create: createCommand,
   commit: commitCommand,
+  apply: applyCommand,
   zfile: zfileCommand,
   convert: convertorCommand,
 };
