@@ -28,3 +28,15 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 npm run build
+
+# Make this package's own tools runnable as `npx <tool>` in the checkout:
+# link them into node_modules/.bin (npx looks there first) and mark them executable.
+node -e '
+const fs = require("fs");
+const { bin } = require("./package.json");
+for (const [name, file] of Object.entries(bin)) {
+  fs.chmodSync(file, 0o755);
+  const link = `node_modules/.bin/${name}`;
+  fs.rmSync(link, { force: true });
+  fs.symlinkSync(`../../${file}`, link);
+}'
