@@ -1,5 +1,6 @@
 #include "image/stack.h"
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
@@ -148,5 +149,28 @@ Status StackImage::punch_hole(uint64_t off, uint64_t len) {
 }
 
 Status StackImage::sync() { return upper_ ? upper_->sync() : Status::ok(); }
+
+Result<std::vector<Extent>> StackImage::data_extents(uint64_t from) {
+  std::vector<Extent> ranges;
+  auto add = [&](const Segment& s) {
+    if (!s.zeroed) ranges.push_back({s.offset * kSector, uint64_t(s.length) * kSector});
+  };
+  uint64_t first = from / kSector, n = vsize_ / kSector > first ? vsize_ / kSector - first : 0;
+  merged_.lookup(first, n, add);
+  if (upper_) {
+    std::shared_lock lock(upper_->mutex());
+    upper_->index().lookup(first, n, add);
+  }
+  std::sort(ranges.begin(), ranges.end(), [](const Extent& a, const Extent& b) { return a.off < b.off; });
+  std::vector<Extent> out;
+  for (const Extent& e : ranges) {
+    if (!out.empty() && e.off <= out.back().off + out.back().len) {
+      out.back().len = std::max(out.back().off + out.back().len, e.off + e.len) - out.back().off;
+    } else {
+      out.push_back(e);
+    }
+  }
+  return out;
+}
 
 }  // namespace obd

@@ -24,6 +24,9 @@ class StackImage final : public Image {
   Status pwrite(const void* buf, size_t len, uint64_t off) override;
   Status punch_hole(uint64_t off, uint64_t len) override;
   Status sync() override;
+  // Byte ranges that may hold data (mapped, non-zeroed extents of any layer),
+  // coalesced; everything else reads as zeros. Lets a dump stay sparse.
+  Result<std::vector<Extent>> data_extents(uint64_t from) override;
 
   const lsmt::RoIndex& merged_index() const { return merged_; }
   lsmt::RwLayer* upper() const { return upper_.get(); }
