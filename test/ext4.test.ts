@@ -252,18 +252,23 @@ describe('overlaybd images', () => {
   });
 });
 
+/** Python helper for the fixture scripts: add(tar, name, type, data, **TarInfo fields). */
+function pyAdd(defaultMtime: number): string {
+  return `def add(t, name, type=tarfile.REGTYPE, data=b'', **kw):
+    ti = tarfile.TarInfo(name); ti.type = type; ti.mtime = kw.pop('mtime', ${defaultMtime})
+    pax = kw.pop('pax', None)
+    if pax: ti.pax_headers = pax
+    for k, v in kw.items(): setattr(ti, k, v)
+    if type == tarfile.REGTYPE: ti.size = len(data)
+    t.addfile(ti, io.BytesIO(data) if type == tarfile.REGTYPE else None)`;
+}
+
 describe('every kind of entry', () => {
   it('files, dirs, links, devices, fifos, modes, owners, nsec mtimes, xattrs, long and non-ASCII names', async () => {
     const t1 = pythonTar(
       p('kinds1.tar'),
       `
-def add(t, name, type=tarfile.REGTYPE, data=b'', **kw):
-    ti = tarfile.TarInfo(name); ti.type = type; ti.mtime = kw.pop('mtime', 1600000000)
-    pax = kw.pop('pax', None)
-    if pax: ti.pax_headers = pax
-    for k, v in kw.items(): setattr(ti, k, v)
-    if type == tarfile.REGTYPE: ti.size = len(data)
-    t.addfile(ti, io.BytesIO(data) if type == tarfile.REGTYPE else None)
+${pyAdd(1600000000)}
 with tarfile.open(out, 'w', format=tarfile.PAX_FORMAT) as t:
     add(t, './', tarfile.DIRTYPE, mode=0o755)
     add(t, 'dir', tarfile.DIRTYPE, mode=0o2755, uid=100000, gid=200000)
@@ -301,13 +306,7 @@ with tarfile.open(out, 'w', format=tarfile.PAX_FORMAT) as t:
     const t2 = pythonTar(
       p('kinds2.tar'),
       `
-def add(t, name, type=tarfile.REGTYPE, data=b'', **kw):
-    ti = tarfile.TarInfo(name); ti.type = type; ti.mtime = kw.pop('mtime', 1650000000)
-    pax = kw.pop('pax', None)
-    if pax: ti.pax_headers = pax
-    for k, v in kw.items(): setattr(ti, k, v)
-    if type == tarfile.REGTYPE: ti.size = len(data)
-    t.addfile(ti, io.BytesIO(data) if type == tarfile.REGTYPE else None)
+${pyAdd(1650000000)}
 with tarfile.open(out, 'w', format=tarfile.PAX_FORMAT) as t:
     add(t, 'repl/file-then-dir', tarfile.DIRTYPE, mode=0o750)
     add(t, 'repl/file-then-dir/in', data=b'i', mode=0o644)
