@@ -36,6 +36,10 @@ async function openError(file: string): Promise<OverlaybdError> {
   throw new Error(`${file} opened although it is corrupt`);
 }
 
+function flip(b: Buffer, at: number, mask: number): void {
+  b.writeUInt8(b.readUInt8(at) ^ mask, at);
+}
+
 function patched(edit: (b: Buffer) => void): Buffer {
   const b = Buffer.from(A);
   edit(b);
@@ -51,8 +55,8 @@ function entry(b: Buffer, i: number, e: { offset: number; length: number; moffse
 
 describe('committed layer', () => {
   const cases: [string, (b: Buffer) => void, ErrorCode, RegExp][] = [
-    ['header magic', (b) => (b[3] ^= 0xff), 'LSMT_BAD_MAGIC', /header: no LSMT magic/],
-    ['trailer magic', (b) => (b[TRAILER + 9] ^= 1), 'LSMT_NOT_SEALED', /no trailer/],
+    ['header magic', (b) => flip(b, 3, 0xff), 'LSMT_BAD_MAGIC', /header: no LSMT magic/],
+    ['trailer magic', (b) => flip(b, TRAILER + 9, 1), 'LSMT_NOT_SEALED', /no trailer/],
     ['header struct size', (b) => b.writeUInt32LE(391, 24), 'LSMT_BAD_HEADER', /field size is 391/],
     ['trailer without the sealed bit', (b) => b.writeUInt32LE(2, TRAILER + 28), 'LSMT_BAD_HEADER', /trailer: flags 2/],
     ['index_size above 1,000,000', (b) => b.writeBigUInt64LE(1000001n, TRAILER + 40), 'LSMT_INDEX_TOO_LARGE', /index_size 1000001/],
@@ -93,7 +97,7 @@ describe('committed layer', () => {
     for (let i = 0; i < 200; i++) {
       const b = Buffer.from(A);
       const at = rng.pick([rng.int(4096), TRAILER + rng.int(400), INDEX + rng.int(16 * 8)]);
-      b[at] ^= 1 << rng.int(8);
+      flip(b, at, 1 << rng.int(8));
       try {
         const img = await openImage({ lowers: [write(b, 'flip')] });
         await img.read(0, 1 << 20);
