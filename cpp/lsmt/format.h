@@ -62,10 +62,16 @@ Uuid random_uuid();
 // One index entry ("SegmentMapping"): sectors throughout.
 struct Segment {
   uint64_t offset = 0;   // LBA in the virtual device
-  uint32_t length = 0;   // sectors
   uint64_t moffset = 0;  // sector in the backing file
+  uint32_t length = 0;   // sectors
   bool zeroed = false;
   uint8_t tag = 0;       // which backing file (stack position; TurboOCI 0/1)
+
+  Segment() = default;
+  // Arguments in on-disk field order; members are laid out for a 24-byte
+  // struct, so merged indexes take a quarter less memory and cache.
+  Segment(uint64_t offset_, uint32_t length_, uint64_t moffset_, bool zeroed_ = false, uint8_t tag_ = 0)
+      : offset(offset_), moffset(moffset_), length(length_), zeroed(zeroed_), tag(tag_) {}
 
   uint64_t end() const { return offset + length; }
   // End of the backing range; a zeroed entry maps nothing.
@@ -86,6 +92,7 @@ struct Segment {
 constexpr size_t kSegmentSize = 16;
 void encode_segment(const Segment& s, uint8_t out[kSegmentSize]);
 Segment decode_segment(const uint8_t in[kSegmentSize]);
+static_assert(sizeof(Segment) == 24);
 Segment invalid_segment();
 
 }  // namespace obd::lsmt
