@@ -51,7 +51,9 @@ function payload(rng: Prng, len: number): Buffer {
 }
 
 async function runGeneration(rng: Prng, m: Model, lowers: string[], upper: Upper, ops: number) {
-  const img = await openImage({ lowers, upper });
+  // Both I/O engines serve the same stacks.
+  const ioEngine = rng.pick(['psync', 'io_uring'] as const);
+  const img = await openImage({ lowers, upper, ioEngine });
   expect(img.size).toBe(VSIZE);
   for (let op = 0; op < ops; op++) {
     // Offsets cluster in a few regions so writes overlap and split extents.
@@ -102,7 +104,7 @@ async function runGeneration(rng: Prng, m: Model, lowers: string[], upper: Upper
   await img.flush();
   img.close();
   // The upper's files alone must rebuild the same device.
-  const again = await openImage({ lowers, upper });
+  const again = await openImage({ lowers, upper, ioEngine });
   await verifyAll(again, m, 'reopened upper');
   again.close();
 }

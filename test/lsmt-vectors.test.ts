@@ -52,6 +52,15 @@ describe('vector devices', () => {
   }
 });
 
+describe('the io_uring engine', () => {
+  it('reads stacks exactly as the psync engine does', async () => {
+    const stacks = deviceStacks().filter((s) => !s.upper);
+    for (const s of [stacks[0]!, stacks.find((x) => x.lowers.length === 2)!, stacks.find((x) => x.lowers[0]!.endsWith('.tar'))!]) {
+      expect(await deviceHash({ lowers: s.lowers, ioEngine: 'io_uring' })).toBe(s.sha256);
+    }
+  });
+});
+
 describe('commit reproduces upstream bytes', () => {
   const cases = [
     { name: 'A uncompressed', rw: 'A', uuid: UUID_A, msg: 'vector layer A', expect: 'lsmt/A.commit', zfile: undefined },
