@@ -11,6 +11,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { OverlaybdError } from '../errors.js';
+import { decompressFile } from '../archive.js';
 import { commitLayer, createLayer } from '../layer.js';
 import type { RegistryClient, RepoLocator } from '../registry/index.js';
 import type { ApplyFn } from './apply.js';
@@ -69,7 +70,7 @@ export function detectCompression(head: Buffer): Compression {
 }
 
 export interface SourceLayer {
-  /** Where the layer tar went (`layer.tar`, or `layer.tar.zst` which the apply step decompresses). */
+  /** Where the uncompressed layer tar went. */
   file: string;
   compression: Compression;
   /** Compressed bytes fetched. */
@@ -79,8 +80,8 @@ export interface SourceLayer {
 /**
  * Fetches a source layer into `dir`. The registry client checks the blob
  * digest and size as it streams; the uncompressed tar is checked against
- * `diffId` (not for zstd, which Node 20 cannot decompress: the apply step
- * reads it as is). On any failure the partial file is removed.
+ * `diffId` (zstd, which Node 20 cannot decompress, is decompressed natively
+ * first). On any failure the partial file is removed.
  */
 export async function downloadSourceLayer(
   client: RegistryClient,
@@ -114,17 +115,28 @@ export async function downloadSourceLayer(
     }
     throw e;
   }
-  if (compression !== 'zstd') {
+  let out = file;
+  if (compression === 'zstd') {
+    // Node 20 has no zstd: decompress natively, then hash the plain tar.
+    out = path.join(dir, 'layer.tar');
+    try {
+      await decompressFile(file, out);
+    } finally {
+      await fs.promises.rm(file, { force: true });
+    }
+    for await (const c of fs.createReadStream(out)) hash.update(c as Buffer);
+  }
+  {
     const got = 'sha256:' + hash.digest('hex');
     if (got !== diffId) {
-      await fs.promises.rm(file, { force: true });
+      await fs.promises.rm(out, { force: true });
       throw new OverlaybdError(
         'DIGEST_MISMATCH',
         `${opts.what}: the uncompressed tar of ${desc.digest} hashes to ${got}, but the config's diff_id is ${diffId}`,
       );
     }
   }
-  return { file, compression, bytes: counter.bytes };
+  return { file: out, compression, bytes: counter.bytes };
 }
 
 /** Fetches an already converted layer (digest-checked) so later layers can be applied on top of it. */
