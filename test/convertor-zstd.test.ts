@@ -59,7 +59,7 @@ afterAll(async () => {
 
 async function run(tag: string) {
   const client = new RegistryClient({ transport: { plainHttp: true }, credentials: { dockerConfig: false } });
-  const store = await openDedupStore({ type: 'none' });
+  const store = await openDedupStore({ dbType: 'none' });
   try {
     return await convert(
       { repository: `${reg.host}/z/app`, inputTag: tag, overlaybdTag: `${tag}_obd`, vsizeGB: 1, workDir: path.join(work, `conv-${tag}`) },
