@@ -17,16 +17,21 @@ export { SqliteDedupStore, defaultSqlitePath } from './sqlite.js';
 export { MysqlDedupStore } from './mysql.js';
 export { NoDedupStore } from './none.js';
 
-export const DedupConfigSchema = z.object({
-  dbType: z.enum(['sqlite', 'mysql', 'none']).default('sqlite'),
-  dbStr: z.string().optional(),
-});
+export const DedupConfigSchema = z
+  .object({
+    dbType: z.enum(['sqlite', 'mysql', 'none']).default('sqlite'),
+    dbStr: z.string().optional(),
+  })
+  .strict();
 export type DedupConfig = z.input<typeof DedupConfigSchema>;
 
 export async function openDedupStore(config: DedupConfig = {}): Promise<DedupStore> {
   const parsed = DedupConfigSchema.safeParse(config);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
+    if (issue?.code === 'unrecognized_keys') {
+      throw new OverlaybdError('CONFIG_INVALID', `dedup store options: unknown field(s) ${issue.keys.join(', ')} (dbType, dbStr)`);
+    }
     const field = issue?.path[0] === 'dbType' ? '--db-type' : '--db-str';
     throw new OverlaybdError(
       'CONFIG_INVALID',
