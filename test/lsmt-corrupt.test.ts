@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OverlaybdError, type ErrorCode } from '../lib/errors.js';
 import { openImage } from '../lib/image.js';
-import { createLayer } from '../lib/layer.js';
+import { createLayer, inspectLayer } from '../lib/layer.js';
 import { Prng } from './helpers/prng.js';
 import { tempDir, vector } from './helpers/vectors.js';
 
@@ -65,7 +65,6 @@ describe('committed layer', () => {
     ['index_offset inside the header', (b) => b.writeBigUInt64LE(100n, TRAILER + 32), 'LSMT_BAD_HEADER', /index_offset 100/],
     ['index_offset beyond the file', (b) => b.writeBigUInt64LE(1n << 60n, TRAILER + 32), 'LSMT_BAD_HEADER', /index_offset/],
     ['virtual size not sector aligned', (b) => b.writeBigUInt64LE(1000n, TRAILER + 48), 'LSMT_BAD_HEADER', /virtual_size 1000/],
-    ['garbage uuid', (b) => b.write('not-a-uuid-at-all-xxxxxxxxxxxxxxxxxx', TRAILER + 56), 'LSMT_BAD_HEADER', /field uuid/],
     ['overlapping entries', (b) => entry(b, 1, { offset: 100, length: 48, moffset: 136 }), 'LSMT_BAD_INDEX', /index entry 1 .*overlaps/],
     ['entry data beyond the index', (b) => entry(b, 0, { offset: 0, length: 128, moffset: INDEX / 512 }), 'LSMT_BAD_INDEX', /beyond the index offset/],
     ['entry data inside the header', (b) => entry(b, 0, { offset: 0, length: 128, moffset: 2 }), 'LSMT_BAD_INDEX', /inside the header/],
@@ -81,6 +80,14 @@ describe('committed layer', () => {
       expect(e.message).toContain(f);
     });
   }
+
+  it('unreadable UUID text reads as the null UUID (upstream does not validate it)', async () => {
+    const f = write(patched((b) => b.write('not-a-uuid-at-all-xxxxxxxxxxxxxxxxxx', TRAILER + 56)));
+    const img = await openImage({ lowers: [f] });
+    expect((await img.read(0, 4096)).equals(A.subarray(4096, 8192))).toBe(true);
+    img.close();
+    expect((await inspectLayer(f)).trailer!.uuid).toBe('00000000-0000-0000-0000-000000000000');
+  });
 
   it('truncation anywhere', async () => {
     const rng = new Prng(7);

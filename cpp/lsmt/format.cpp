@@ -25,7 +25,6 @@ enum : size_t {
   kOffVersion = 132,
   kOffSubVersion = 133,
   kOffUserTag = 134,
-  kUuidTextSize = 37,
 };
 
 template <typename T>
@@ -107,13 +106,14 @@ void encode_record(const Record& r, uint8_t out[kHeaderSize]) {
   std::memcpy(out + kOffUserTag, r.user_tag.data(), std::min(r.user_tag.size(), kUserTagSize));
 }
 
-static Result<Uuid> decode_uuid_field(const uint8_t* p, const std::string& what, const char* field) {
-  // Text of 36 chars then NUL; an all-zero field (never written) means null.
-  if (p[0] == 0) return Uuid{};
-  std::string s(reinterpret_cast<const char*>(p), strnlen(reinterpret_cast<const char*>(p), kUuidTextSize));
+// Text of 36 chars then NUL; an all-zero field (never written) means null.
+// Upstream copies this text without validating it and only compares UUIDs
+// in an optional order check, so unreadable text reads as the null UUID
+// instead of making the layer unopenable.
+static Uuid decode_uuid_field(const uint8_t* p) {
+  std::string s(reinterpret_cast<const char*>(p), strnlen(reinterpret_cast<const char*>(p), 36));
   auto u = parse_uuid(s);
-  if (!u) return Status(Code::kLSMT_BAD_HEADER, what + ": field " + field + ": " + u.status().message());
-  return u;
+  return u ? u.value() : Uuid{};
 }
 
 Result<Record> decode_record(const uint8_t in[kHeaderSize], const std::string& what) {
@@ -126,8 +126,8 @@ Result<Record> decode_record(const uint8_t in[kHeaderSize], const std::string& w
   r.index_offset = get<uint64_t>(in + kOffIndexOffset);
   r.index_size = get<uint64_t>(in + kOffIndexSize);
   r.virtual_size = get<uint64_t>(in + kOffVirtualSize);
-  OBD_ASSIGN_OR_RETURN(r.uuid, decode_uuid_field(in + kOffUuid, what, "uuid"));
-  OBD_ASSIGN_OR_RETURN(r.parent_uuid, decode_uuid_field(in + kOffParentUuid, what, "parent_uuid"));
+  r.uuid = decode_uuid_field(in + kOffUuid);
+  r.parent_uuid = decode_uuid_field(in + kOffParentUuid);
   r.version = in[kOffVersion];
   r.sub_version = in[kOffSubVersion];
   const char* tag = reinterpret_cast<const char*>(in + kOffUserTag);
