@@ -57,8 +57,9 @@ __attribute__((target("sse4.2"))) uint32_t crc_hw(uint32_t crc, const uint8_t* p
 // one, so three independent streams over adjacent chunks run about three
 // times faster; the chunk CRCs are then joined by "appending" kChunk zero
 // bytes to a register, a linear map done with four table lookups.
-constexpr size_t kChunk = 256;
-
+// Two chunk sizes: 256-byte chunks for the bulk, 64-byte ones for the tail,
+// so a 2 KiB compressed block leaves at most 191 bytes to the serial loop.
+template <size_t kChunk>
 struct ShiftTable {
   std::array<std::array<uint32_t, 256>, 4> t{};
   ShiftTable() {
@@ -71,8 +72,10 @@ struct ShiftTable {
   }
 };
 
-__attribute__((target("sse4.2"))) uint32_t crc_hw3(uint32_t crc, const uint8_t* p, size_t n) {
-  static const ShiftTable st;
+// Consumes rounds of three adjacent kChunk-byte chunks from p/n.
+template <size_t kChunk>
+__attribute__((target("sse4.2"))) uint32_t crc_rounds(uint32_t crc, const uint8_t*& p, size_t& n) {
+  static const ShiftTable<kChunk> st;
   while (n >= 3 * kChunk) {
     uint64_t a = crc, b = 0, c = 0;
     for (size_t i = 0; i < kChunk; i += 8) {
@@ -88,6 +91,12 @@ __attribute__((target("sse4.2"))) uint32_t crc_hw3(uint32_t crc, const uint8_t* 
     p += 3 * kChunk;
     n -= 3 * kChunk;
   }
+  return crc;
+}
+
+__attribute__((target("sse4.2"))) uint32_t crc_hw3(uint32_t crc, const uint8_t* p, size_t n) {
+  crc = crc_rounds<256>(crc, p, n);
+  crc = crc_rounds<64>(crc, p, n);
   return crc_hw(crc, p, n);
 }
 #endif
