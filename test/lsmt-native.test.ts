@@ -23,3 +23,8 @@ it('the BlockDevice adapter completes every request once and matches a model', a
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, 300_000);
+
+it('CRC-32C matches a bitwise reference at every length up to 5000 bytes', async () => {
+  const { stdout } = await promisify(execFile)(await nativeTool('crc_selftest'));
+  expect(stdout).toContain('crc_selftest: ok');
+}, 300_000);
