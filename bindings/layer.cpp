@@ -1,5 +1,6 @@
 // Layer-level operations: create, commit, seal, inspect.
 #include "common.h"
+#include "info_js.h"
 #include "image/inspect.h"
 #include "image/layer_ops.h"
 #include "lsmt/rw_layer.h"
@@ -54,14 +55,8 @@ Napi::Value commit_layer(const Napi::CallbackInfo& info) {
   out.force = opt_bool(o, "force");
   Napi::Value z = o.Get("zfile");
   if (z.IsObject()) {
-    Napi::Object zo = z.As<Napi::Object>();
-    obd::ZFileOptions zopt;
-    zopt.algorithm = opt_string(zo, "algorithm", "lz4") == "zstd" ? obd::zfile::Algorithm::kZstd
-                                                                   : obd::zfile::Algorithm::kLz4;
-    zopt.block_size = uint32_t(opt_u64(zo, "blockSize", 4096));
-    zopt.threads = unsigned(opt_u64(zo, "threads", 1));
-    zopt.overwrite_header = true;  // as overlaybd-commit -z
-    out.zfile = zopt;
+    out.zfile = zfile_options_from(z.As<Napi::Object>());
+    out.zfile->overwrite_header = true;  // as overlaybd-commit -z
   }
   std::string data = opt_string(o, "data"), index = opt_string(o, "index");
   bool sealed = opt_bool(o, "sealed");
@@ -95,27 +90,8 @@ Napi::Object record_to_js(Napi::Env env, const lsmt::Record& r) {
 
 Napi::Value inspection_to_js(Napi::Env env, const obd::LayerInspection& r) {
   Napi::Object o = Napi::Object::New(env);
-  Napi::Object tar = Napi::Object::New(env);
-  tar.Set("wrapped", r.tar.wrapped);
-  tar.Set("pax", r.tar.pax);
-  tar.Set("payloadOffset", double(r.tar.payload_offset));
-  tar.Set("payloadSize", double(r.tar.payload_size));
-  o.Set("tar", tar);
-  if (r.zfile) {
-    const obd::ZFileInfo& z = *r.zfile;
-    Napi::Object zo = Napi::Object::New(env);
-    zo.Set("headerFlags", double(z.header.flags));
-    zo.Set("trailerFlags", double(z.trailer.flags));
-    zo.Set("headerOverwritten", z.header_overwritten);
-    zo.Set("algorithm", z.algo == obd::zfile::Algorithm::kZstd ? "zstd" : "lz4");
-    zo.Set("blockSize", z.block_size);
-    zo.Set("verify", z.verify);
-    zo.Set("blocks", double(z.nblocks));
-    zo.Set("originalSize", double(z.original_size));
-    zo.Set("indexOffset", double(z.index_offset));
-    zo.Set("maxStoredBlock", z.max_stored_block);
-    o.Set("zfile", zo);
-  }
+  o.Set("tar", tar_info_js(env, r.tar));
+  if (r.zfile) o.Set("zfile", zfile_info_js(env, *r.zfile));
   o.Set("lsmtSize", double(r.lsmt_size));
   o.Set("header", record_to_js(env, r.header));
   if (r.trailer) o.Set("trailer", record_to_js(env, *r.trailer));

@@ -1,7 +1,6 @@
 // ZFile tools for JavaScript: compress, decompress, verify, info. Options are
 // validated by lib/zfile.ts; here they are only copied into plain structs and
 // the work runs on the libuv pool.
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <memory>
@@ -9,65 +8,30 @@
 
 #include "common.h"
 #include "tar/tar_wrapper.h"
+#include "info_js.h"
 #include "zfile/convert.h"
+#include "zfile/output.h"
 #include "zfile/reader.h"
 
 namespace obdjs {
 namespace {
 
-struct OutputOpts {
-  bool force = false;
-};
-
-// Creates the output; an existing file is an EEXIST error unless forced.
-obd::Result<obd::FilePtr> create_output(const std::string& path, const OutputOpts& o) {
-  return obd::open_local(path, o.force ? obd::OpenMode::kCreateTruncate : obd::OpenMode::kCreateExclusive);
-}
-
-// A failed conversion must not leave a half-written file that looks valid.
-obd::Status cleanup_on_error(obd::Status s, const std::string& path) {
-  if (!s.is_ok()) ::unlink(path.c_str());
-  return s;
-}
-
+// zfileCompress(src, dst, { algorithm, blockSize, verify, overwriteHeader, threads, tar, force })
 Napi::Value zfile_compress(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string src = arg_string(info, 0, "src");
   std::string dst = arg_string(info, 1, "dst");
   Napi::Object o = arg_object(info, 2, "options");
   if (env.IsExceptionPending()) return env.Undefined();
-  obd::ZFileOptions zo;
-  zo.algorithm = opt_string(o, "algorithm", "lz4") == "zstd" ? obd::zfile::Algorithm::kZstd : obd::zfile::Algorithm::kLz4;
-  zo.block_size = uint32_t(opt_u64(o, "blockSize", 4096));
-  zo.verify = opt_bool(o, "verify", true);
-  zo.overwrite_header = opt_bool(o, "overwriteHeader", false);
-  zo.threads = unsigned(opt_u64(o, "threads", 1));
-  bool tar = opt_bool(o, "tar", false);
-  OutputOpts out{opt_bool(o, "force", false)};
+  obd::OutputSpec out{dst, zfile_options_from(o), opt_bool(o, "tar"), opt_bool(o, "force")};
   auto result = std::make_shared<std::pair<uint64_t, uint64_t>>();  // raw size, file size
   return run_async(
       env, "obd.zfile.compress",
       [=]() -> obd::Status {
-        OBD_TRY(obd::validate_options(zo));
         OBD_ASSIGN_OR_RETURN(obd::FilePtr in, obd::open_local(src, obd::OpenMode::kRead));
         OBD_ASSIGN_OR_RETURN(result->first, in->size());
-        OBD_ASSIGN_OR_RETURN(obd::FilePtr outf, create_output(dst, out));
-        auto work = [&]() -> obd::Status {
-          obd::FilePtr target = outf;
-          if (tar) {
-            OBD_ASSIGN_OR_RETURN(target, obd::tar_wrap_begin(outf));
-          }
-          OBD_ASSIGN_OR_RETURN(uint64_t zsize, obd::zfile_compress(*in, target, zo));
-          if (tar) {
-            struct stat st;
-            if (::stat(dst.c_str(), &st) != 0) return obd::Status::from_errno(errno, "stat " + dst);
-            OBD_TRY(obd::tar_wrap_finish(outf, zsize, st.st_mode));
-          }
-          OBD_TRY(outf->sync());
-          OBD_ASSIGN_OR_RETURN(result->second, outf->size());
-          return obd::Status::ok();
-        };
-        return cleanup_on_error(work(), dst);
+        OBD_ASSIGN_OR_RETURN(result->second, obd::write_output(out, [&](obd::Sink& s) { return obd::copy_to_sink(*in, s); }));
+        return obd::Status::ok();
       },
       [result](Napi::Env env) -> Napi::Value {
         Napi::Object r = Napi::Object::New(env);
@@ -87,8 +51,7 @@ Napi::Value zfile_decompress(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string src = arg_string(info, 0, "src");
   std::string dst = arg_string(info, 1, "dst");
-  OutputOpts out;
-  if (info.Length() > 2 && info[2].IsObject()) out.force = opt_bool(info[2].As<Napi::Object>(), "force", false);
+  bool force = info.Length() > 2 && info[2].IsObject() && opt_bool(info[2].As<Napi::Object>(), "force", false);
   if (env.IsExceptionPending()) return env.Undefined();
   auto size = std::make_shared<uint64_t>(0);
   return run_async(
@@ -98,10 +61,8 @@ Napi::Value zfile_decompress(const Napi::CallbackInfo& info) {
         // Validate before creating the output, so a bad input leaves nothing behind.
         OBD_ASSIGN_OR_RETURN(obd::FilePtr z, obd::open_zfile(in));
         OBD_ASSIGN_OR_RETURN(*size, z->size());
-        OBD_ASSIGN_OR_RETURN(obd::FilePtr outf, create_output(dst, out));
-        obd::Status s = obd::zfile_decompress(*in, outf);
-        if (s.is_ok()) s = outf->sync();
-        return cleanup_on_error(s, dst);
+        return obd::write_file_atomically(dst, force, [&](obd::FilePtr f) { return obd::zfile_decompress(*in, f); })
+            .status();
       },
       [size](Napi::Env env) -> Napi::Value {
         Napi::Object r = Napi::Object::New(env);
@@ -118,25 +79,6 @@ Napi::Value zfile_verify(const Napi::CallbackInfo& info) {
     OBD_ASSIGN_OR_RETURN(obd::FilePtr in, open_wrapped(path));
     return obd::zfile_verify(*in);
   });
-}
-
-Napi::Object record_object(Napi::Env env, const obd::zfile::Record& r) {
-  Napi::Object o = Napi::Object::New(env);
-  auto num = [&](const char* k, uint64_t v) { o.Set(k, Napi::Number::New(env, double(v))); };
-  num("size", r.size);
-  num("digest", r.digest);
-  num("flags", r.flags);
-  num("indexOffset", r.index_offset);
-  num("indexSize", r.index_size);
-  num("originalFileSize", r.original_file_size);
-  num("indexCrc", r.index_crc);
-  num("blockSize", r.block_size);
-  num("algo", r.algo);
-  num("level", r.level);
-  num("useDict", r.use_dict);
-  num("dictSize", r.dict_size);
-  num("verify", r.verify);
-  return o;
 }
 
 Napi::Value zfile_info(const Napi::CallbackInfo& info) {
@@ -158,26 +100,8 @@ Napi::Value zfile_info(const Napi::CallbackInfo& info) {
         return obd::Status::ok();
       },
       [out](Napi::Env env) -> Napi::Value {
-        const obd::ZFileInfo& z = out->z;
-        Napi::Object r = Napi::Object::New(env);
-        auto num = [&](const char* k, uint64_t v) { r.Set(k, Napi::Number::New(env, double(v))); };
-        Napi::Object tar = Napi::Object::New(env);
-        tar.Set("wrapped", Napi::Boolean::New(env, out->tar.wrapped));
-        tar.Set("pax", Napi::Boolean::New(env, out->tar.pax));
-        tar.Set("payloadOffset", Napi::Number::New(env, double(out->tar.payload_offset)));
-        tar.Set("payloadSize", Napi::Number::New(env, double(out->tar.payload_size)));
-        r.Set("tar", tar);
-        r.Set("header", record_object(env, z.header));
-        r.Set("trailer", record_object(env, z.trailer));
-        r.Set("headerOverwritten", Napi::Boolean::New(env, z.header_overwritten));
-        r.Set("algorithm", Napi::String::New(env, obd::zfile::algorithm_name(z.algo)));
-        r.Set("verify", Napi::Boolean::New(env, z.verify));
-        num("fileSize", z.file_size);
-        num("blockSize", z.block_size);
-        num("blocks", z.nblocks);
-        num("originalSize", z.original_size);
-        num("indexOffset", z.index_offset);
-        num("maxStoredBlock", z.max_stored_block);
+        Napi::Object r = zfile_info_js(env, out->z);
+        r.Set("tar", tar_info_js(env, out->tar));
         return r;
       });
 }

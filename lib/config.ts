@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { OverlaybdError } from './errors.js';
+import { OverlaybdError, type ErrorCode } from './errors.js';
 
 const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>');
 
@@ -55,10 +55,10 @@ export function describeIssues(err: z.ZodError): string {
     .join('; ');
 }
 
-/** Validates `value` against `schema`, throwing CONFIG_INVALID naming the source and field. */
-export function parseWith<T extends z.ZodType>(schema: T, value: unknown, source: string): z.infer<T> {
+/** Validates `value` against `schema`, throwing `code` (CONFIG_INVALID) naming the source and field. */
+export function parseWith<T extends z.ZodType>(schema: T, value: unknown, source: string, code: ErrorCode = 'CONFIG_INVALID'): z.infer<T> {
   const r = schema.safeParse(value);
-  if (!r.success) throw new OverlaybdError('CONFIG_INVALID', `${source}: ${describeIssues(r.error)}`);
+  if (!r.success) throw new OverlaybdError(code, `${source}: ${describeIssues(r.error)}`);
   return r.data;
 }
 

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { native } from './native.js';
 import { parseWith } from './config.js';
-import { CompressOptionsSchema } from './zfile.js';
+import { CompressOptionsSchema, type ZFileInfo } from './zfile.js';
 
 const uuid = z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a UUID (8-4-4-4-12 hex)');
 
@@ -77,19 +77,10 @@ export interface LayerEntry {
 }
 
 export interface LayerInspection {
-  tar: { wrapped: boolean; pax: boolean; payloadOffset: number; payloadSize: number };
-  zfile?: {
-    headerFlags: number;
-    trailerFlags: number;
-    headerOverwritten: boolean;
-    algorithm: 'lz4' | 'zstd';
-    blockSize: number;
-    verify: boolean;
-    blocks: number;
-    originalSize: number;
-    indexOffset: number;
-    maxStoredBlock: number;
-  };
+  tar: ZFileInfo['tar'];
+  /** Present when the payload is a ZFile: its decoded header, trailer and layout. */
+  zfile?: Omit<ZFileInfo, 'tar'>;
+
   lsmtSize: number;
   header: LsmtRecord;
   trailer?: LsmtRecord;

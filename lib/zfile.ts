@@ -5,8 +5,7 @@
  */
 import { z } from 'zod';
 import { native } from './native.js';
-import { describeIssues } from './config.js';
-import { OverlaybdError } from './errors.js';
+import { parseWith } from './config.js';
 
 const path = z.string().min(1, 'must be a non-empty path');
 
@@ -82,10 +81,9 @@ export interface ZFileInfo {
   maxStoredBlock: number;
 }
 
+// Bad arguments to these functions are EINVAL (a caller's mistake, not a config file's).
 function parseArg<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
-  const r = schema.safeParse(value);
-  if (!r.success) throw new OverlaybdError('EINVAL', `${what}: ${describeIssues(r.error)}`);
-  return r.data;
+  return parseWith(schema, value, what, 'EINVAL');
 }
 
 /** Compresses `src` into a new ZFile `dst` (EEXIST if it exists, unless `force`). */

@@ -6,16 +6,12 @@
 #include <string>
 
 #include "lsmt/commit.h"
-#include "zfile/writer.h"
+#include "zfile/output.h"
 
 namespace obd {
 
-struct CommitOutput {
-  std::string path;
-  std::optional<ZFileOptions> zfile;  // -z (with --algorithm, --bs)
-  bool tar = false;                   // -t (only with -z, as upstream)
-  bool force = false;                 // -f: replace an existing output
-};
+// Where a commit goes: path, -z options, -t, -f.
+using CommitOutput = OutputSpec;
 
 // Commits an append or sparse writable layer (`index` empty for sparse).
 Status commit_rw_layer(const std::string& data, const std::string& index, const lsmt::CommitOptions& opts,

@@ -7,33 +7,10 @@
 #include <optional>
 #include <span>
 
-#include "io/file.h"
+#include "io/sink.h"
 #include "lsmt/format.h"
 
 namespace obd::lsmt {
-
-// Where a commit writes: strictly sequential (a plain file or a ZFile writer).
-class Sink {
- public:
-  virtual ~Sink() = default;
-  virtual Status append(const void* buf, size_t len) = 0;
-};
-
-// Appends to a File from offset 0 on.
-class FileSink final : public Sink {
- public:
-  explicit FileSink(FilePtr f) : f_(std::move(f)) {}
-  Status append(const void* buf, size_t len) override {
-    OBD_TRY(f_->pwrite(buf, len, pos_));
-    pos_ += len;
-    return Status::ok();
-  }
-  uint64_t written() const { return pos_; }
-
- private:
-  FilePtr f_;
-  uint64_t pos_ = 0;
-};
 
 struct CommitOptions {
   std::optional<Uuid> uuid;         // --uuid; null UUID when absent

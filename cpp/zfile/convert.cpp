@@ -23,14 +23,7 @@ bool all_zero(const uint8_t* p, size_t n) {
 
 Result<uint64_t> zfile_compress(File& src, FilePtr dst, const ZFileOptions& opts) {
   OBD_ASSIGN_OR_RETURN(auto w, ZFileWriter::create(std::move(dst), opts));
-  OBD_ASSIGN_OR_RETURN(uint64_t size, src.size());
-  auto buf = std::make_unique_for_overwrite<uint8_t[]>(kCopyChunk);
-  for (uint64_t off = 0; off < size;) {
-    size_t want = size_t(std::min<uint64_t>(kCopyChunk, size - off));
-    OBD_TRY(src.read_exact(buf.get(), want, off, Code::kEIO, "source data (file shrank while compressing?)"));
-    OBD_TRY(w->append(buf.get(), want));
-    off += want;
-  }
+  OBD_TRY(copy_to_sink(src, *w));
   OBD_TRY(w->finish());
   return w->stored_size();
 }

@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "io/file.h"
+#include "io/sink.h"
 #include "zfile/format.h"
 
 namespace obd {
@@ -22,14 +22,14 @@ struct ZFileOptions {
 
 Status validate_options(const ZFileOptions& o);
 
-class ZFileWriter {
+class ZFileWriter final : public Sink {
  public:
   // Writes the initial header at offset 0 of `dst` (which should be empty).
   static Result<std::unique_ptr<ZFileWriter>> create(FilePtr dst, ZFileOptions opts);
-  ~ZFileWriter();
+  ~ZFileWriter() override;
 
   // Any sizes; data is cut into blocks as it arrives.
-  Status append(const void* data, size_t len);
+  Status append(const void* data, size_t len) override;
   // Compresses the tail, writes jump table and trailer (and header). Once.
   Status finish();
 
