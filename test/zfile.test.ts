@@ -506,6 +506,12 @@ describe('corrupt inputs', () => {
     for (const v of [0n, 1n << 50n, 0xffffffffffffffffn, BigInt(info.originalSize + 4096)]) {
       await expectBroken(forged(setBoth(56, v)), 'ZFILE_BAD_HEADER');
     }
+    // An empty jump table with a size near 2^64: the block count must not wrap to 0.
+    const huge = forged((b, recs) => recs.forEach((r) => {
+      b.writeBigUInt64LE(0n, r + 48);
+      b.writeBigUInt64LE(0xffffffffffffffffn, r + 56);
+    }), true);
+    await expectBroken(huge, 'ZFILE_BAD_HEADER');
     // Block size, algorithm, struct size.
     await expectBroken(forged((b, recs) => recs.forEach((r) => b.writeUInt32LE(12345, r + 72))), 'ZFILE_BAD_HEADER');
     await expectBroken(forged((b, recs) => recs.forEach((r) => b.writeUInt32LE(1 << 20, r + 72))), 'ZFILE_BAD_HEADER');

@@ -116,7 +116,8 @@ Result<Layout> read_layout(File& f) {
                                               " does not fit between offset 512 and the trailer at " +
                                               std::to_string(trailer_off));
   }
-  uint64_t need = (l.original_size + l.block_size - 1) / l.block_size;
+  // Written without `size + bs - 1`, which wraps for a hostile size near 2^64.
+  uint64_t need = l.original_size / l.block_size + (l.original_size % l.block_size != 0);
   if (need != l.nblocks) {
     return Status(Code::kZFILE_BAD_HEADER, where + ": original_file_size " + std::to_string(l.original_size) +
                                                " needs " + std::to_string(need) + " blocks of " +
