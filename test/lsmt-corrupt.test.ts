@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OverlaybdError, type ErrorCode } from '../lib/errors.js';
 import { openImage } from '../lib/image.js';
-import { createLayer, inspectLayer } from '../lib/layer.js';
+import { createLayer, inspectLayer, sealLayer } from '../lib/layer.js';
 import { Prng } from './helpers/prng.js';
 import { tempDir, vector } from './helpers/vectors.js';
 
@@ -157,6 +157,19 @@ describe('writable layer', () => {
     const e = await openImage({ lowers: [], upper: { data: sealed, index: rw.index } }).catch((x) => x);
     expect(e.code).toBe('EROFS');
     expect(e.message).toMatch(/sealed; open it as a read-only layer/);
+  });
+
+  it('a sealed sparse layer cannot be reopened as writable', async () => {
+    const data = path.join(tmp.dir, 'sp.data'), index = path.join(tmp.dir, 'sp.index');
+    await createLayer({ data, index, virtualSize: 1 << 20, sparse: true });
+    const img = await openImage({ lowers: [], upper: { data, index } });
+    await img.write(Buffer.alloc(4096, 1), 8192);
+    img.close();
+    await sealLayer(data, index);
+    await expect(openImage({ lowers: [], upper: { data, index } })).rejects.toMatchObject({ code: 'EROFS' });
+    const ro = await openImage({ lowers: [data] });
+    expect((await ro.read(8192, 4096)).every((x) => x === 1)).toBe(true);
+    ro.close();
   });
 
   it('unaligned, out-of-range and read-only writes', async () => {

@@ -15,6 +15,7 @@ constexpr unsigned kRingDepth = 64;
 struct Ring {
   io_uring ring{};
   bool ok = false;
+  bool broken = false;  // a failed submit left entries queued: never use again
   Ring() { ok = io_uring_queue_init(kRingDepth, &ring, 0) == 0; }
   ~Ring() {
     if (ok) io_uring_queue_exit(&ring);
@@ -23,7 +24,7 @@ struct Ring {
 
 Ring* thread_ring() {
   thread_local std::unique_ptr<Ring> r = std::make_unique<Ring>();
-  return r->ok ? r.get() : nullptr;
+  return r->ok && !r->broken ? r.get() : nullptr;
 }
 
 }  // namespace
@@ -47,21 +48,38 @@ Result<size_t> UringFile::pread(void* buf, size_t len, uint64_t off) {
 Status UringFile::pread_batch(std::span<ReadReq> reqs) {
   Ring* ring = thread_ring();
   if (!ring) return LocalFile::pread_batch(reqs);
-  for (size_t base = 0; base < reqs.size(); base += kRingDepth) {
-    size_t n = std::min<size_t>(kRingDepth, reqs.size() - base);
-    for (size_t i = 0; i < n; i++) {
+  for (size_t base = 0; base < reqs.size();) {
+    // The submission queue is empty here (every batch is drained before
+    // returning), so up to kRingDepth entries are available.
+    size_t n = 0;
+    for (; n < std::min<size_t>(kRingDepth, reqs.size() - base); n++) {
       io_uring_sqe* sqe = io_uring_get_sqe(&ring->ring);
-      ReadReq& r = reqs[base + i];
+      if (!sqe) break;
+      ReadReq& r = reqs[base + n];
       io_uring_prep_read(sqe, fd_, r.buf, unsigned(r.len), r.off);
-      io_uring_sqe_set_data64(sqe, base + i);
+      io_uring_sqe_set_data64(sqe, base + n);
     }
-    int rc = io_uring_submit_and_wait(&ring->ring, unsigned(n));
-    if (rc < 0) return Status::from_errno(-rc, "io_uring submit for " + path_);
+    if (n == 0) return LocalFile::pread_batch(reqs.subspan(base));
+    size_t submitted = 0;
+    while (submitted < n) {
+      int rc = io_uring_submit(&ring->ring);
+      if (rc == -EINTR || rc == -EAGAIN || rc == -EBUSY) continue;
+      if (rc < 0) {
+        // The rest stays queued in the ring; this thread falls back to psync.
+        ring->broken = true;
+        if (submitted == 0) return Status::from_errno(-rc, "io_uring submit for " + path_);
+        break;
+      }
+      submitted += size_t(rc);
+    }
+    // Every submitted read must complete before we return: they write into
+    // the caller's buffers. Interrupted waits (signals) are retried.
     Status first_error;
-    for (size_t seen = 0; seen < n; seen++) {
+    for (size_t seen = 0; seen < submitted;) {
       io_uring_cqe* cqe = nullptr;
-      rc = io_uring_wait_cqe(&ring->ring, &cqe);
-      if (rc < 0) return Status::from_errno(-rc, "io_uring wait for " + path_);
+      int rc = io_uring_wait_cqe(&ring->ring, &cqe);
+      if (rc < 0) continue;
+      seen++;
       ReadReq& r = reqs[io_uring_cqe_get_data64(cqe)];
       int res = cqe->res;
       io_uring_cqe_seen(&ring->ring, cqe);
@@ -70,18 +88,16 @@ Status UringFile::pread_batch(std::span<ReadReq> reqs) {
           first_error = Status::from_errno(-res, "read " + path_ + " at offset " + std::to_string(r.off));
         continue;
       }
-      if (size_t(res) < r.len && res > 0) {
-        auto done = finish_read(r.buf, r.len, r.off, size_t(res));
-        if (!done.is_ok()) {
-          if (first_error.is_ok()) first_error = done.status();
-          continue;
-        }
-        r.done = *done;
-      } else {
-        r.done = size_t(res);
+      auto done = size_t(res) < r.len && res > 0 ? finish_read(r.buf, r.len, r.off, size_t(res)) : Result<size_t>(size_t(res));
+      if (!done.is_ok()) {
+        if (first_error.is_ok()) first_error = done.status();
+        continue;
       }
+      r.done = *done;
     }
     OBD_TRY(first_error);
+    if (submitted < n) return Status(Code::kEIO, "io_uring accepted only part of a batch for " + path_);
+    base += n;
   }
   return Status::ok();
 }

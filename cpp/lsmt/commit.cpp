@@ -62,6 +62,10 @@ Status commit_segments(std::span<const Segment> segs, const SegmentReader& read,
   }
 
   size_t padded = (index.size() + kIndexPad - 1) / kIndexPad * kIndexPad;
+  // Readers (ours and upstream's) refuse larger committed indexes, padding included.
+  if (padded > kMaxRoIndexSize)
+    return Status(Code::kLSMT_INDEX_TOO_LARGE, "the committed index would have " + std::to_string(padded) +
+                                                   " entries; readers accept at most 1000000");
   std::vector<uint8_t> ibuf(padded * kSegmentSize);
   Segment pad = invalid_segment();
   for (size_t i = 0; i < padded; i++) encode_segment(i < index.size() ? index[i] : pad, ibuf.data() + i * kSegmentSize);

@@ -44,7 +44,10 @@ Result<std::unique_ptr<RwLayer>> RwLayer::open(FilePtr data, FilePtr index) {
     return Status(Code::kLSMT_BAD_HEADER, name + " header: flags " + std::to_string(dh.flags) +
                                               " are not those of an RW data file");
   OBD_ASSIGN_OR_RETURN(uint64_t data_size, data->size());
-  if (!dh.is_sparse() && data_size >= 2 * kHeaderSize) {
+  // A sealed file carries a trailer after its data (for a sparse layer, after
+  // the device image), and must not be written in place.
+  uint64_t data_end = dh.is_sparse() ? kHeaderSize + dh.virtual_size : kHeaderSize;
+  if (data_size >= data_end + kHeaderSize) {
     OBD_TRY(data->read_exact(rec, kHeaderSize, data_size - kHeaderSize, Code::kLSMT_TRUNCATED, "tail"));
     auto t = decode_record(rec, name);
     if (t && t->is_sealed())

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "lsmt/commit.h"
 #include "lsmt/index.h"
 
 using namespace obd::lsmt;
@@ -114,11 +115,32 @@ static void check_merge(std::mt19937_64& rng) {
   }
 }
 
+// Commit refuses to write an index readers would reject (> 1,000,000 entries).
+class NullSink final : public obd::Sink {
+ public:
+  obd::Status append(const void*, size_t) override { return obd::Status::ok(); }
+};
+
+static void check_commit_limit() {
+  std::vector<Segment> segs;
+  for (uint64_t i = 0; i < 1000001; i++) segs.push_back({2 * i, 1, 8 + i, false, 0});  // gaps: nothing merges
+  NullSink sink;
+  auto zeros = [](const Segment&, void*) { return obd::Status::ok(); };
+  Record src;
+  src.virtual_size = uint64_t(4) << 30;
+  obd::Status s = commit_segments(segs, zeros, src, {}, sink);
+  EXPECT(s.code() == obd::Code::kLSMT_INDEX_TOO_LARGE, "commit of 1000001 entries: %s", s.to_string().c_str());
+  segs.resize(999000);
+  s = commit_segments(segs, zeros, src, {}, sink);
+  EXPECT(s.is_ok(), "commit of 999000 entries: %s", s.to_string().c_str());
+}
+
 int main() {
   std::mt19937_64 rng(12345);
   check_find(rng);
   check_rw(rng);
   check_merge(rng);
+  check_commit_limit();
   if (failures) {
     std::fprintf(stderr, "lsmt_selftest: %d failures\n", failures);
     return 1;
