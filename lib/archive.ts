@@ -1,5 +1,5 @@
 /** Layer blob decompression (gzip or zstd, detected by magic), done natively. */
-import { z } from 'zod';
+import { argument, filePath } from './config.js';
 import { native } from './native.js';
 
 export interface DecompressResult {
@@ -10,6 +10,5 @@ export interface DecompressResult {
 
 /** Writes the uncompressed content of `src` to `dst` (replaced if present). */
 export async function decompressFile(src: string, dst: string): Promise<DecompressResult> {
-  const path = z.string().min(1);
-  return (await native().decompressFile(path.parse(src), path.parse(dst))) as DecompressResult;
+  return (await native().decompressFile(argument(filePath, src, 'src'), argument(filePath, dst, 'dst'))) as DecompressResult;
 }

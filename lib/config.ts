@@ -62,6 +62,16 @@ export function parseWith<T extends z.ZodType>(schema: T, value: unknown, source
   return r.data;
 }
 
+/** Checks a function argument: a caller's mistake is EINVAL naming the argument. */
+export function argument<T extends z.ZodType>(schema: T, value: unknown, name: string): z.infer<T> {
+  return parseWith(schema, value, name, 'EINVAL');
+}
+
+/** A byte offset or length JavaScript numbers hold exactly. */
+export const u64 = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+/** A non-empty file path. */
+export const filePath = z.string().min(1, 'must be a non-empty path');
+
 export async function readJsonFile(file: string): Promise<unknown> {
   let text: string;
   try {

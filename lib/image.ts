@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { native } from './native.js';
-import { parseWith, type ImageSpec } from './config.js';
+import { argument, parseWith, u64, type ImageSpec } from './config.js';
 
 export type { ImageSpec } from './config.js';
 
@@ -15,7 +15,6 @@ const SpecSchema = z.object({
   ioEngine: z.enum(['psync', 'io_uring']).optional(),
 });
 
-const u64 = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 interface NativeImage {
   readonly size: number;
@@ -46,17 +45,17 @@ export class Image {
   }
 
   /** Reads `length` bytes at `offset` (short only at the device end). */
-  read(offset: number, length: number): Promise<Buffer> {
-    return this.#n.read(u64.parse(offset), u64.parse(length));
+  async read(offset: number, length: number): Promise<Buffer> {
+    return this.#n.read(argument(u64, offset, 'offset'), argument(u64, length, 'length'));
   }
 
-  write(data: Buffer, offset: number): Promise<void> {
-    return this.#n.write(data, u64.parse(offset));
+  async write(data: Buffer, offset: number): Promise<void> {
+    return this.#n.write(data, argument(u64, offset, 'offset'));
   }
 
   /** Discards a range: it reads back as zeros (append layers) and frees space. */
-  discard(offset: number, length: number): Promise<void> {
-    return this.#n.discard(u64.parse(offset), u64.parse(length));
+  async discard(offset: number, length: number): Promise<void> {
+    return this.#n.discard(argument(u64, offset, 'offset'), argument(u64, length, 'length'));
   }
 
   /** Makes written data and index entries durable. */

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { native } from './native.js';
-import { parseWith } from './config.js';
+import { argument, filePath, parseWith } from './config.js';
 import { CompressOptionsSchema, type ZFileInfo } from './zfile.js';
 
 const uuid = z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a UUID (8-4-4-4-12 hex)');
@@ -53,7 +53,7 @@ export async function commitLayer(opts: CommitLayerOptions): Promise<void> {
 
 /** Turns a writable layer's data file into a read-only layer in place. */
 export async function sealLayer(data: string, index?: string): Promise<void> {
-  await native().sealLayer(z.string().min(1).parse(data), index);
+  await native().sealLayer(argument(filePath, data, 'data'), index === undefined ? undefined : argument(filePath, index, 'index'));
 }
 
 export interface LsmtRecord {
@@ -90,5 +90,5 @@ export interface LayerInspection {
 }
 
 export async function inspectLayer(file: string): Promise<LayerInspection> {
-  return (await native().inspectLayer(z.string().min(1).parse(file))) as LayerInspection;
+  return (await native().inspectLayer(argument(filePath, file, 'file'))) as LayerInspection;
 }

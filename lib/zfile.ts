@@ -5,9 +5,8 @@
  */
 import { z } from 'zod';
 import { native } from './native.js';
-import { parseWith } from './config.js';
+import { argument, filePath as path, u64 } from './config.js';
 
-const path = z.string().min(1, 'must be a non-empty path');
 
 export const CompressOptionsSchema = z
   .object({
@@ -81,35 +80,31 @@ export interface ZFileInfo {
   maxStoredBlock: number;
 }
 
-// Bad arguments to these functions are EINVAL (a caller's mistake, not a config file's).
-function parseArg<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
-  return parseWith(schema, value, what, 'EINVAL');
-}
 
 /** Compresses `src` into a new ZFile `dst` (EEXIST if it exists, unless `force`). */
 export async function compress(src: string, dst: string, options: CompressOptions = {}): Promise<CompressResult> {
-  const s = parseArg(path, src, 'src');
-  const d = parseArg(path, dst, 'dst');
-  const o = parseArg(CompressOptionsSchema, options, 'zfile.compress options');
+  const s = argument(path, src, 'src');
+  const d = argument(path, dst, 'dst');
+  const o = argument(CompressOptionsSchema, options, 'zfile.compress options');
   return native().zfileCompress(s, d, o) as Promise<CompressResult>;
 }
 
 /** Writes the decompressed content of a ZFile (tar-wrapped or not) to a new file `dst`. */
 export async function decompress(src: string, dst: string, options: DecompressOptions = {}): Promise<{ size: number }> {
-  const s = parseArg(path, src, 'src');
-  const d = parseArg(path, dst, 'dst');
-  const o = parseArg(DecompressOptionsSchema, options, 'zfile.decompress options');
+  const s = argument(path, src, 'src');
+  const d = argument(path, dst, 'dst');
+  const o = argument(DecompressOptionsSchema, options, 'zfile.decompress options');
   return native().zfileDecompress(s, d, o) as Promise<{ size: number }>;
 }
 
 /** Checks every block's CRC and that it decompresses; rejects with the specific ZFILE_* code. */
 export async function verify(file: string): Promise<void> {
-  await native().zfileVerify(parseArg(path, file, 'path'));
+  await native().zfileVerify(argument(path, file, 'path'));
 }
 
 /** Decoded tar wrapper, header and trailer of a ZFile. */
 export async function info(file: string): Promise<ZFileInfo> {
-  return native().zfileInfo(parseArg(path, file, 'path')) as Promise<ZFileInfo>;
+  return native().zfileInfo(argument(path, file, 'path')) as Promise<ZFileInfo>;
 }
 
 interface NativeZFile {
@@ -118,7 +113,6 @@ interface NativeZFile {
   close(): void;
 }
 
-const u64 = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 /** An opened ZFile: random reads of its decompressed content (safe to issue concurrently). */
 export class ZFileReader {
@@ -136,7 +130,7 @@ export class ZFileReader {
 
   /** Reads up to `length` bytes at `offset` (short only at the end). */
   read(offset: number, length: number): Promise<Buffer> {
-    return this.#n.read(parseArg(u64, offset, 'offset'), parseArg(u64, length, 'length'));
+    return this.#n.read(argument(u64, offset, 'offset'), argument(u64, length, 'length'));
   }
 
   close(): void {
@@ -146,6 +140,6 @@ export class ZFileReader {
 
 /** Opens a ZFile (tar-wrapped or not) for random reads; header, trailer and jump table are validated first. */
 export async function open(file: string): Promise<ZFileReader> {
-  const n = (await native().zfileOpen(parseArg(path, file, 'path'))) as NativeZFile;
+  const n = (await native().zfileOpen(argument(path, file, 'path'))) as NativeZFile;
   return new ZFileReader(n);
 }

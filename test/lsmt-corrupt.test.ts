@@ -177,6 +177,7 @@ describe('writable layer', () => {
     await createLayer({ data, index, virtualSize: 1 << 20 });
     const img = await openImage({ lowers: [], upper: { data, index } });
     await expect(img.write(Buffer.alloc(100), 0)).rejects.toMatchObject({ code: 'UNALIGNED' });
+    await expect(img.read(-1, 512)).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringMatching(/^offset: /) });
     await expect(img.write(Buffer.alloc(512), 1 << 20)).rejects.toMatchObject({ code: 'OUT_OF_RANGE' });
     await expect(img.discard(512, 1 << 20)).rejects.toMatchObject({ code: 'OUT_OF_RANGE' });
     img.close();
