@@ -108,6 +108,17 @@ describe('mkfs', () => {
     fs.writeFileSync(f, Buffer.alloc(1 << 20));
     await expectError(mkfs({ raw: f }), 'EINVAL', /too small/);
   });
+
+  it('refuses a filesystem whose journal needs recovery', async () => {
+    const img = p('recover.img');
+    await mkfs({ raw: img }, { vsizeGB: 1 });
+    execFileSync('debugfs', ['-w', '-R', 'feature needs_recovery', img], { stdio: 'pipe' });
+    await expectError(applyLayer({ raw: img }, L1), 'EXT4_ERROR', /journal needs recovery; run e2fsck first/);
+    // Nothing written: the flag is still there and the filesystem unchanged.
+    const info = execFileSync('dumpe2fs', ['-h', img], { encoding: 'utf8', stdio: 'pipe' });
+    expect(info).toMatch(/needs_recovery/);
+    fs.rmSync(img);
+  });
 });
 
 describe('the apply vectors', () => {

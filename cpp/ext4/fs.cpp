@@ -27,6 +27,12 @@ Result<std::unique_ptr<Fs>> Fs::open(FilePtr dev, const FsOptions& opts) {
       return Status(Code::kEXT4_ERROR, f->dev_->name() + ": no ext4 filesystem on the device (use mkfs)");
     return f->error(err, "opening the ext4 filesystem on " + f->dev_->name());
   }
+  // Writing under a journal that still holds transactions is lost work:
+  // the kernel replays the old journal over our metadata on the next mount.
+  if (ext2fs_has_feature_journal_needs_recovery(f->fs_->super))
+    return Status(Code::kEXT4_ERROR, f->dev_->name() + ": the ext4 journal needs recovery; run e2fsck first");
+  if (!(f->fs_->super->s_state & EXT2_VALID_FS))
+    return Status(Code::kEXT4_ERROR, f->dev_->name() + ": the ext4 filesystem was not cleanly unmounted or has errors; run e2fsck first");
   f->fs_->now = fixed_now(opts.now);
   err = ext2fs_read_bitmaps(f->fs_);
   if (err) return f->error(err, "reading the ext4 bitmaps of " + f->dev_->name());
