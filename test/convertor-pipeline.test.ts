@@ -106,6 +106,49 @@ describe('pipeline scheduling', () => {
   });
 });
 
+describe('failure of one platform', () => {
+  it('stops the other platforms and pushes nothing after the error', async () => {
+    const calls: { key: string; at: number }[] = [];
+    const apply: ApplyFn = async (req) => {
+      const key = path.basename(path.dirname(path.dirname(req.upper.data)));
+      calls.push({ key, at: performance.now() });
+      if (key.includes('amd64')) {
+        await new Promise((r) => setTimeout(r, 20));
+        throw new Error('injected apply failure');
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    };
+    const c = new RegistryClient({ transport: { plainHttp: true }, credentials: { dockerConfig: false } });
+    const pushed: { ref: string; at: number }[] = [];
+    const realPush = c.pushManifest.bind(c);
+    c.pushManifest = (async (...args: Parameters<typeof c.pushManifest>) => {
+      pushed.push({ ref: String(args[3]), at: performance.now() });
+      return realPush(...args);
+    }) as typeof c.pushManifest;
+    try {
+      await expect(
+        convert(
+          { repository: `${reg.host}/p/multi`, inputTag: 'multi', overlaybdTag: 'failing', vsizeGB: 1, concurrency: 0, workDir: path.join(work, 'w-fail') },
+          { client: c, store: await openDedupStore({ dbType: 'none' }), logger: silentLogger, apply },
+        ),
+      ).rejects.toThrow(/injected apply failure/);
+      const failedAt = performance.now();
+      const seen = calls.length;
+      // Without the shared abort the other platforms would go on converting
+      // and push their manifests well within this window.
+      await new Promise((r) => setTimeout(r, 800));
+      expect(calls.length).toBe(seen);
+      expect(calls.filter((x) => x.at > failedAt)).toEqual([]);
+      // Each surviving platform stopped after the layer it was converting.
+      for (const arch of ['arm64', 'riscv64']) expect(calls.filter((x) => x.key.includes(arch)).length).toBeLessThan(4);
+      expect(pushed).toEqual([]);
+      expect(await c.headManifest(`${reg.host}/p/multi:failing`)).toBeUndefined();
+    } finally {
+      c.close();
+    }
+  });
+});
+
 describe('progress', () => {
   function sink(isTTY: boolean) {
     let text = '';

@@ -40,6 +40,46 @@ export async function runConversion(opts: ConvertOptions, deps: ConvertDeps & { 
   if (repo.tag !== undefined || repo.digest !== undefined) {
     throw new OverlaybdError('CONFIG_INVALID', `-r ${opts.repository}: give a repository without tag or digest (use -i/-g and --overlaybd)`);
   }
+  // One controller per conversion, linked to the caller's signal: the first
+  // failed platform aborts every other one, so nothing is pushed after the
+  // error has been reported.
+  const abort = new AbortController();
+  const onOuterAbort = () => abort.abort(deps.signal?.reason);
+  if (deps.signal?.aborted) onOuterAbort();
+  else deps.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  try {
+    return await convertGraph(opts, deps, repo, abort, t0);
+  } finally {
+    deps.signal?.removeEventListener('abort', onOuterAbort);
+  }
+}
+
+/** Wait for every task; on the first failure abort the others, then rethrow that failure. */
+async function settleAll<T>(tasks: Promise<T>[], abort: AbortController): Promise<T[]> {
+  let first: { err: unknown } | undefined;
+  const settled = await Promise.allSettled(
+    tasks.map((t) =>
+      t.catch((err: unknown) => {
+        if (!first) {
+          first = { err };
+          if (!abort.signal.aborted) abort.abort(err);
+        }
+        throw err;
+      }),
+    ),
+  );
+  if (first) throw first.err;
+  return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+async function convertGraph(
+  opts: ConvertOptions,
+  deps: ConvertDeps & { apply?: ApplyFn },
+  repo: { registry: string; repository: string },
+  abort: AbortController,
+  t0: number,
+): Promise<ConvertResult> {
+  const signal = abort.signal;
   const target = { registry: repo.registry, repository: repo.repository };
   const source = { ...target, ...(opts.inputDigest ? { digest: opts.inputDigest } : { tag: opts.inputTag! }) };
   const ctx: PipelineContext = {
@@ -50,7 +90,7 @@ export async function runConversion(opts: ConvertOptions, deps: ConvertDeps & { 
     logger: deps.logger,
     progress: deps.progress ?? silentProgress,
     apply: deps.apply ?? applyWithExt4,
-    ...(deps.signal ? { signal: deps.signal } : {}),
+    signal,
   };
   const types = outputTypes(opts.oci);
   const limit = new Semaphore(opts.concurrency);
@@ -58,7 +98,7 @@ export async function runConversion(opts: ConvertOptions, deps: ConvertDeps & { 
   const dropped: string[] = [];
   let counter = 0;
 
-  const top = await deps.client.getManifest(source, deps.signal ? { signal: deps.signal } : {});
+  const top = await deps.client.getManifest(source, { signal });
   deps.logger.info('convert.start', {
     source: `${repo.registry}/${repo.repository}${opts.inputDigest ? '@' + opts.inputDigest : ':' + opts.inputTag}`,
     digest: top.descriptor.digest,
@@ -69,6 +109,7 @@ export async function runConversion(opts: ConvertOptions, deps: ConvertDeps & { 
 
   const processManifest = (desc: RegistryDescriptor, bytes: Buffer, tag: string | undefined, entry?: Descriptor) =>
     limit.run(async () => {
+      signal.throwIfAborted();
       const n = counter++;
       const label = platformLabel(entry);
       const report = await convertManifest(ctx, {
@@ -93,13 +134,14 @@ export async function runConversion(opts: ConvertOptions, deps: ConvertDeps & { 
       return true;
     });
     // Children run concurrently; the manifest semaphore bounds the real work.
-    const outputs = await Promise.all(
+    const outputs = await settleAll(
       children.map(async (c) => {
-        const child = await deps.client.getManifest({ ...target, digest: c.digest }, deps.signal ? { signal: deps.signal } : {});
+        const child = await deps.client.getManifest({ ...target, digest: c.digest }, { signal });
         const mt = c.mediaType && (isIndexMediaType(c.mediaType) || isManifestMediaType(c.mediaType)) ? c.mediaType : child.descriptor.mediaType;
         const d = { ...child.descriptor, mediaType: mt };
         return isIndexMediaType(mt) ? processIndex(d, child.bytes, undefined) : processNode(d, child.bytes, undefined, c);
       }),
+      abort,
     );
     const manifests: Descriptor[] = children.map((c, i) => ({ ...c, mediaType: outputs[i]!.mediaType, digest: outputs[i]!.digest, size: outputs[i]!.size }));
     const mediaType = opts.oci ? MediaTypes.ociIndex : (index.mediaType ?? desc.mediaType);
@@ -120,11 +162,12 @@ export async function runConversion(opts: ConvertOptions, deps: ConvertDeps & { 
       // Every child was pushed by its own pipeline; check, as for a manifest's blobs.
       for (const m of manifests) {
         const have = await deps.client.headManifest({ ...target, digest: m.digest });
+        signal.throwIfAborted();
         if (!have || (have.size >= 0 && have.size !== m.size)) {
           throw new OverlaybdError('CONVERT_FAILED', `refusing to push index for ${desc.digest}: manifest ${m.digest} is not in ${target.repository}`);
         }
       }
-      await deps.client.pushManifest(target, out, mediaType, tag ?? outDesc.digest, deps.signal ? { signal: deps.signal } : {});
+      await deps.client.pushManifest(target, out, mediaType, tag ?? outDesc.digest, { signal });
       deps.logger.info('index.pushed', { digest: outDesc.digest, manifests: manifests.length, tag });
     }
     return outDesc;
