@@ -13,8 +13,15 @@ Fs::Fs(FilePtr dev, const FsOptions& opts) : dev_(std::move(dev)), opts_(opts) {
   reg_ = std::make_unique<FileRegistration>(dev_, opts_.channel);
 }
 
-Fs::~Fs() {
-  if (fs_) ext2fs_close_free(&fs_);
+Fs::~Fs() { discard(); }
+
+void Fs::discard() {
+  if (!fs_) return;
+  // Nothing dirty is written: a filesystem reaches here only when close()
+  // was not called or failed, and close() is the one write-back path.
+  if (fs_->io) channel_discard_on_close(fs_->io);
+  ext2fs_free(fs_);
+  fs_ = nullptr;
 }
 
 Result<std::unique_ptr<Fs>> Fs::open(FilePtr dev, const FsOptions& opts) {
@@ -58,12 +65,12 @@ Status Fs::close() {
   Status st;
   if (err) {
     st = error(err, "writing back the ext4 filesystem on " + dev_->name());
-    ext2fs_free(fs_);  // no second write attempt
+    discard();  // no second write attempt
   } else {
     err = ext2fs_close_free(&fs_);
+    fs_ = nullptr;
     if (err) st = Status(Code::kEXT4_ERROR, "closing the ext4 filesystem on " + dev_->name() + ": " + ext2_message(err));
   }
-  fs_ = nullptr;
   if (!st.is_ok()) return st;
   if (opts_.sync) OBD_TRY(dev_->sync());
   return Status::ok();

@@ -35,6 +35,8 @@ class Fs {
   FilePtr device() const { return dev_; }
   // Writes everything back (bitmaps, descriptors, superblock, cached blocks),
   // closes, and syncs the File when asked. The Fs is unusable afterwards.
+  // The only write-back: destroying an Fs that was not closed discards what
+  // is still dirty (an mkfs or apply that failed part way).
   Status close();
   // I/O so far; after close(), the totals including the final write-back.
   ChannelStats stats() const;
@@ -45,6 +47,7 @@ class Fs {
 
  private:
   Fs(FilePtr dev, const FsOptions& opts);
+  void discard();  // frees without writing back
   FilePtr dev_;
   FsOptions opts_;
   std::unique_ptr<FileRegistration> reg_;

@@ -30,6 +30,7 @@ struct Channel {
   errcode_t magic = kChannelMagic;
   PageCache cache;
   bool writable;
+  bool discard_on_close = false;  // drop dirty pages instead of writing them
   Status last_error;
   Channel(FilePtr f, const ChannelOptions& o, bool rw)
       : cache(std::move(f), o.cache_bytes / PageCache::kPage, o.skip_unchanged), writable(rw) {}
@@ -81,8 +82,10 @@ errcode_t ch_close(io_channel ch) {
   if (--ch->refcount > 0) return 0;
   errcode_t rc = 0;
   if (Channel* c = chan(ch)) {
-    Status s = c->cache.flush();
-    if (!s.is_ok()) rc = fail(c, s, EXT2_ET_SHORT_WRITE);
+    if (!c->discard_on_close) {
+      Status s = c->cache.flush();
+      if (!s.is_ok()) rc = fail(c, s, EXT2_ET_SHORT_WRITE);
+    }
     delete c;
   }
   free(ch->name);
@@ -215,6 +218,10 @@ Status channel_write_data(io_channel ch, uint64_t off, const void* buf, size_t l
   if (!c) return Status(Code::kINTERNAL, "not an obd::File channel");
   if (!c->writable) return Status(Code::kEROFS, "ext4 channel is read-only");
   return c->cache.write_fresh(off, len, buf);
+}
+
+void channel_discard_on_close(io_channel ch) {
+  if (Channel* c = chan(ch)) c->discard_on_close = true;
 }
 
 ChannelStats channel_stats(io_channel ch) {

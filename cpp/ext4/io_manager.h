@@ -52,6 +52,9 @@ io_manager file_io_manager();
 // an errcode up); ok when the channel has not failed or is not ours.
 Status take_channel_error(io_channel ch);
 ChannelStats channel_stats(io_channel ch);
+// Closing `ch` then drops the dirty cached pages instead of writing them
+// back (a filesystem being abandoned, not closed).
+void channel_discard_on_close(io_channel ch);
 
 // Writes newly allocated file data at byte offset `off` of the device: large
 // writes go straight to the File, small ones are batched in the cache
