@@ -1,13 +1,11 @@
 // The Image object: an opened layer stack with promise-returning block I/O.
 // Each call copies its arguments, keeps the image alive through a shared_ptr
 // and runs on the libuv pool; close() only drops this object's reference.
-#include <poll.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstring>
 
 #include "common.h"
+#include "image/dump.h"
 #include "image/image.h"
 #include "image_spec.h"
 
@@ -94,44 +92,7 @@ class ImageWrap final : public Napi::ObjectWrap<ImageWrap> {
     int fd = int(arg_u64(info, 0, "fd"));
     if (env.IsExceptionPending()) return env.Undefined();
     auto img = image_;
-    return run_async(env, "obd.image.dump", [img, fd]() -> obd::Status { return dump_to_fd(*img, fd); });
-  }
-
-  static obd::Status dump_to_fd(obd::Image& img, int fd) {
-    struct stat st;
-    if (::fstat(fd, &st) != 0) return obd::Status::from_errno(errno, "fstat fd " + std::to_string(fd));
-    const uint64_t size = img.virtual_size();
-    const bool sparse = S_ISREG(st.st_mode);
-    std::vector<obd::Extent> extents{{0, size}};
-    if (sparse) {
-      if (::ftruncate(fd, 0) != 0 || ::ftruncate(fd, off_t(size)) != 0)
-        return obd::Status::from_errno(errno, "truncate the dump file");
-      OBD_ASSIGN_OR_RETURN(extents, img.data_extents(0));
-    }
-    constexpr size_t kChunk = 4 << 20;
-    std::vector<uint8_t> buf(kChunk);
-    for (const obd::Extent& e : extents) {
-      for (uint64_t off = e.off, end = std::min(e.off + e.len, size); off < end;) {
-        size_t n = size_t(std::min<uint64_t>(kChunk, end - off));
-        OBD_ASSIGN_OR_RETURN(size_t got, img.pread(buf.data(), n, off));
-        if (got != n) return obd::Status(obd::Code::kINTERNAL, "short read of the image at " + std::to_string(off));
-        for (size_t w = 0; w < n;) {
-          ssize_t r = sparse ? ::pwrite(fd, buf.data() + w, n - w, off_t(off + w)) : ::write(fd, buf.data() + w, n - w);
-          if (r < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN) {  // Node leaves stdout pipes non-blocking: wait until writable
-              pollfd p{fd, POLLOUT, 0};
-              ::poll(&p, 1, -1);
-              continue;
-            }
-            return obd::Status::from_errno(errno, "write the dump at " + std::to_string(off + w));
-          }
-          w += size_t(r);
-        }
-        off += n;
-      }
-    }
-    return obd::Status::ok();
+    return run_async(env, "obd.image.dump", [img, fd]() -> obd::Status { return obd::dump_image(*img, fd); });
   }
 
   Napi::Value close(const Napi::CallbackInfo& info) {

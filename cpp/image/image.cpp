@@ -21,16 +21,7 @@ Result<ImagePtr> open_image(const ImageSpec& spec) {
   std::unique_ptr<lsmt::RwLayer> upper;
   std::string name = "image";
   if (spec.upper) {
-    OBD_ASSIGN_OR_RETURN(FilePtr data, open_local(spec.upper->data, OpenMode::kReadWrite, spec.engine));
-    FilePtr index;
-    if (!spec.upper->index.empty()) {
-      auto idx = open_local(spec.upper->index, OpenMode::kReadWrite, spec.engine);
-      if (!idx) return idx.status().with_context("upper index");
-      index = idx.value();
-      OBD_ASSIGN_OR_RETURN(uint64_t isz, index->size());
-      if (isz == 0) index.reset();  // a sparse layer's placeholder
-    }
-    auto rw = lsmt::RwLayer::open(data, index);
+    auto rw = lsmt::RwLayer::open(spec.upper->data, spec.upper->index, true, spec.engine);
     if (!rw) return rw.status().with_context("upper layer");
     upper = std::move(rw).value();
     name = spec.upper->data;

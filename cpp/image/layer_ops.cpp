@@ -26,17 +26,10 @@ lsmt::SegmentReader reader_for(File& f) {
 
 Status commit_rw_layer(const std::string& data, const std::string& index, const lsmt::CommitOptions& opts,
                        const CommitOutput& out) {
-  OBD_ASSIGN_OR_RETURN(FilePtr df, open_local(data, OpenMode::kRead));
-  FilePtr ixf;
-  if (!index.empty()) {
-    OBD_ASSIGN_OR_RETURN(ixf, open_local(index, OpenMode::kRead));
-    OBD_ASSIGN_OR_RETURN(uint64_t isz, ixf->size());
-    if (isz == 0) ixf.reset();  // sparse layers leave the index file empty
-  }
-  OBD_ASSIGN_OR_RETURN(auto rw, lsmt::RwLayer::open(df, ixf));
+  OBD_ASSIGN_OR_RETURN(auto rw, lsmt::RwLayer::open(data, index, false));
   std::vector<Segment> segs = rw->resolved();
   return write_output(out, [&](Sink& sink) {
-           return lsmt::commit_segments(segs, reader_for(*df), rw->header(), opts, sink);
+           return lsmt::commit_segments(segs, reader_for(*rw->data_file()), rw->header(), opts, sink);
          }).status();
 }
 
@@ -50,14 +43,7 @@ Status commit_sealed_layer(const std::string& sealed, const lsmt::CommitOptions&
 }
 
 Status seal_rw_layer(const std::string& data, const std::string& index) {
-  OBD_ASSIGN_OR_RETURN(FilePtr df, open_local(data, OpenMode::kReadWrite));
-  FilePtr ixf;
-  if (!index.empty()) {
-    OBD_ASSIGN_OR_RETURN(ixf, open_local(index, OpenMode::kRead));
-    OBD_ASSIGN_OR_RETURN(uint64_t isz, ixf->size());
-    if (isz == 0) ixf.reset();
-  }
-  OBD_ASSIGN_OR_RETURN(auto rw, lsmt::RwLayer::open(df, ixf));
+  OBD_ASSIGN_OR_RETURN(auto rw, lsmt::RwLayer::open(data, index, true));
   return rw->seal();
 }
 

@@ -47,23 +47,15 @@ Status read_pieces(std::vector<Piece>& pieces) {
     if (got < p.len) std::memset(p.dst + got, 0, p.len - got);  // short backing file reads as zero
     return Status::ok();
   }
-  std::vector<ReadReq> reqs;
+  std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) { return a.file < b.file; });
+  thread_local std::vector<ReadReq> reqs;
   for (size_t i = 0; i < pieces.size();) {
     File* f = pieces[i].file;
     reqs.clear();
-    size_t j = i;
-    for (; j < pieces.size(); j++) {
-      if (pieces[j].file != f) continue;
-      reqs.push_back({pieces[j].dst, pieces[j].len, pieces[j].off});
-    }
+    for (; i < pieces.size() && pieces[i].file == f; i++) reqs.push_back({pieces[i].dst, pieces[i].len, pieces[i].off});
     OBD_TRY(f->pread_batch(reqs));
     for (auto& r : reqs)
       if (r.done < r.len) std::memset(static_cast<uint8_t*>(r.buf) + r.done, 0, r.len - r.done);
-    // Drop the pieces just read, keep order of the rest.
-    size_t w = i;
-    for (size_t k = i; k < pieces.size(); k++)
-      if (pieces[k].file != f) pieces[w++] = pieces[k];
-    pieces.resize(w);
   }
   return Status::ok();
 }

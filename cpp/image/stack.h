@@ -29,8 +29,6 @@ class StackImage final : public Image {
   Result<std::vector<Extent>> data_extents(uint64_t from) override;
 
   const lsmt::RoIndex& merged_index() const { return merged_; }
-  lsmt::RwLayer* upper() const { return upper_.get(); }
-  const std::vector<lsmt::RoLayerPtr>& lowers() const { return lowers_; }
 
  private:
   StackImage() = default;

@@ -79,6 +79,14 @@ class ViewFile final : public File {
     return inner_->pread(buf, std::min<uint64_t>(len, len_ - off), base_ + off);
   }
   Status pread_batch(std::span<ReadReq> reqs) override {
+    bool inside = true;
+    for (const auto& r : reqs) inside = inside && r.off <= len_ && r.len <= len_ - r.off;
+    if (inside) {  // the usual case: shift in place, no copy on the read path
+      for (auto& r : reqs) r.off += base_;
+      Status s = inner_->pread_batch(reqs);
+      for (auto& r : reqs) r.off -= base_;
+      return s;
+    }
     std::vector<ReadReq> inner(reqs.begin(), reqs.end());
     for (auto& r : inner) {
       r.len = r.off >= len_ ? 0 : std::min<uint64_t>(r.len, len_ - r.off);

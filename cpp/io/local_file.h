@@ -17,7 +17,6 @@ class LocalFile : public File {
   Status truncate(uint64_t size) override;
   Status sync() override;
   Result<std::vector<Extent>> data_extents(uint64_t from) override;
-  int fd() const { return fd_; }
 
  protected:
   // Completes a read that io_uring returned short (signals, page boundaries).

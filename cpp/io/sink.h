@@ -19,7 +19,6 @@ class FileSink final : public Sink {
     pos_ += len;
     return Status::ok();
   }
-  uint64_t written() const { return pos_; }
 
  private:
   FilePtr f_;

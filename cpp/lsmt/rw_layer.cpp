@@ -64,6 +64,19 @@ Result<std::unique_ptr<RwLayer>> RwLayer::open(FilePtr data, FilePtr index) {
   return l;
 }
 
+Result<std::unique_ptr<RwLayer>> RwLayer::open(const std::string& data, const std::string& index, bool writable,
+                                               IoEngine engine) {
+  OpenMode mode = writable ? OpenMode::kReadWrite : OpenMode::kRead;
+  OBD_ASSIGN_OR_RETURN(FilePtr df, open_local(data, mode, engine));
+  FilePtr ixf;
+  if (!index.empty()) {
+    OBD_ASSIGN_OR_RETURN(ixf, open_local(index, mode, engine));
+    OBD_ASSIGN_OR_RETURN(uint64_t isz, ixf->size());
+    if (isz == 0) ixf.reset();
+  }
+  return open(std::move(df), std::move(ixf));
+}
+
 Status RwLayer::load_append_index(uint64_t data_size) {
   File& f = *index_file_;
   uint8_t rec[kHeaderSize];

@@ -34,6 +34,10 @@ class RwLayer {
  public:
   // Opens a writable layer. `index` may be null or empty for a sparse layer.
   static Result<std::unique_ptr<RwLayer>> open(FilePtr data, FilePtr index);
+  // Opens the layer's files by path. An empty `index` path, or an empty index
+  // file (what overlaybd-create leaves for a sparse layer), means none.
+  static Result<std::unique_ptr<RwLayer>> open(const std::string& data, const std::string& index, bool writable,
+                                               IoEngine engine = default_io_engine());
 
   uint64_t virtual_size() const { return header_.virtual_size; }
   bool sparse() const { return header_.is_sparse(); }

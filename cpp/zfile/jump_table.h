@@ -26,7 +26,6 @@ class JumpTable {
   uint32_t length(uint64_t i) const { return uint32_t(offset(i + 1) - offset(i)); }
   uint64_t end() const { return end_; }
   uint32_t max_length() const { return max_seen_; }
-  size_t memory_bytes() const { return bases_.capacity() * 8 + deltas_.capacity() * 2; }
 
  private:
   void add_offset(uint64_t off);

@@ -51,22 +51,23 @@ Status check_agreement(const File& f, const Record& h, const Record& t) {
 
 Result<Layout> read_layout(File& f) {
   Layout l;
+  RecordBytes header_bytes{}, trailer_bytes{};
   OBD_ASSIGN_OR_RETURN(l.file_size, f.size());
 
   // Header. A short file that still matches the magic as far as it goes is a
   // truncated ZFile; anything else is not a ZFile at all.
-  OBD_ASSIGN_OR_RETURN(size_t got, f.pread(l.header_bytes.data(), kRecordSize, 0));
+  OBD_ASSIGN_OR_RETURN(size_t got, f.pread(header_bytes.data(), kRecordSize, 0));
   if (got < kRecordSize) {
     RecordBytes ref = encode(Record{});
     size_t n = std::min<size_t>(got, 24);
-    if (got == 0 || std::memcmp(l.header_bytes.data(), ref.data(), n) != 0) {
+    if (got == 0 || std::memcmp(header_bytes.data(), ref.data(), n) != 0) {
       return Status(Code::kZFILE_BAD_MAGIC, at(f, 0, "header") + ": no ZFile magic");
     }
     return Status(Code::kZFILE_TRUNCATED, at(f, 0, "header") + ": the file ends after " + std::to_string(got) + " bytes");
   }
-  OBD_ASSIGN_OR_RETURN(l.header, decode(l.header_bytes, at(f, 0, "header")));
+  OBD_ASSIGN_OR_RETURN(l.header, decode(header_bytes, at(f, 0, "header")));
   // Digest first: a damaged flags field is then reported as damage.
-  OBD_TRY(validate_digest(l.header_bytes, l.header, at(f, 0, "header")));
+  OBD_TRY(validate_digest(header_bytes, l.header, at(f, 0, "header")));
   if (!l.header.is_header()) {
     return Status(Code::kZFILE_BAD_HEADER, at(f, 0, "header") + ": flags field " + hex(l.header.flags) +
                                                " lacks the header bit");
@@ -80,13 +81,13 @@ Result<Layout> read_layout(File& f) {
                   f.name() + ": ZFile of " + std::to_string(l.file_size) + " bytes has no room for a trailer");
   }
   uint64_t trailer_off = l.file_size - kRecordSize;
-  OBD_TRY(f.read_exact(l.trailer_bytes.data(), kRecordSize, trailer_off, Code::kZFILE_TRUNCATED, "ZFile trailer"));
-  if (!has_magic(l.trailer_bytes.data(), kRecordSize)) {
+  OBD_TRY(f.read_exact(trailer_bytes.data(), kRecordSize, trailer_off, Code::kZFILE_TRUNCATED, "ZFile trailer"));
+  if (!has_magic(trailer_bytes.data(), kRecordSize)) {
     return Status(Code::kZFILE_TRUNCATED,
                   at(f, trailer_off, "trailer") + ": no ZFile magic (the file is truncated or was never finished)");
   }
-  OBD_ASSIGN_OR_RETURN(l.trailer, decode(l.trailer_bytes, at(f, trailer_off, "trailer")));
-  OBD_TRY(validate_digest(l.trailer_bytes, l.trailer, at(f, trailer_off, "trailer")));
+  OBD_ASSIGN_OR_RETURN(l.trailer, decode(trailer_bytes, at(f, trailer_off, "trailer")));
+  OBD_TRY(validate_digest(trailer_bytes, l.trailer, at(f, trailer_off, "trailer")));
   if (l.trailer.is_header() || !l.trailer.has(kFlagDataFile | kFlagSealed)) {
     return Status(Code::kZFILE_BAD_HEADER, at(f, trailer_off, "trailer") + ": flags field " + hex(l.trailer.flags) +
                                                " is not a sealed data-file trailer");

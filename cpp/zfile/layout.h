@@ -11,8 +11,6 @@
 namespace obd::zfile {
 
 struct Layout {
-  RecordBytes header_bytes{};
-  RecordBytes trailer_bytes{};
   Record header;
   Record trailer;
   bool header_overwritten = false;  // index info was taken from the header

@@ -33,7 +33,6 @@ class ZFileWriter final : public Sink {
   // Compresses the tail, writes jump table and trailer (and header). Once.
   Status finish();
 
-  uint64_t raw_size() const { return raw_total_; }
   // The ZFile's size so far (its final size after finish()).
   uint64_t stored_size() const { return pos_; }
 
