@@ -504,6 +504,29 @@ describe('plain HTTP registry', () => {
       expect(proxy.count('PUT')).toBe(2);
       expect((await viaProxy.fetchBlobBytes(dst, a)).equals(a.data)).toBe(true);
     });
+
+    it('closes the file of a monolithic upload whose PUT fails', async () => {
+      // Large enough that the connection dies before the file is read to its end.
+      const a = randomBlob(16 * 1024 * 1024);
+      const file = path.join(workDir, 'mono-fd.blob');
+      fs.writeFileSync(file, a.data);
+      const openFds = () =>
+        fs.readdirSync('/proc/self/fd').filter((fd) => {
+          try {
+            return fs.readlinkSync(`/proc/self/fd/${fd}`) === file;
+          } catch {
+            return false;
+          }
+        }).length;
+      const dst = { registry: proxy.host, repository: 'mono/fds' };
+      proxy.reset();
+      proxy.add({ method: 'PUT', times: 3, action: { kind: 'drop' } });
+      expect((await viaProxy.pushBlob(dst, a, { file })).status).toBe('uploaded');
+      expect(proxy.count('PUT')).toBe(4);
+      // Let the destroyed streams' close callbacks run.
+      await new Promise((r) => setTimeout(r, 50));
+      expect(openFds()).toBe(0);
+    });
   });
 });
 

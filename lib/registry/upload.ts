@@ -4,7 +4,7 @@
  * reported offset and restart when the upload session is lost.
  */
 import fs from 'node:fs';
-import { Readable, Transform } from 'node:stream';
+import { Readable, Transform, pipeline } from 'node:stream';
 import type { Hash } from 'node:crypto';
 import { OverlaybdError, isOverlaybdError } from '../errors.js';
 import { repoScope } from './auth.js';
@@ -256,9 +256,10 @@ class Uploader {
             cb(null, chunk);
           },
         });
-        const s = openAt(source, 0);
-        s.on('error', (e) => t.destroy(e));
-        return s.pipe(t);
+        // pipeline, not pipe: when the transport destroys t (request error,
+        // early 401/5xx) the file stream is destroyed too and its fd closed.
+        // The transport sees any error through t; nothing to do here.
+        return pipeline(openAt(source, 0), t, () => {});
       };
     }
     try {
