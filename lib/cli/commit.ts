@@ -1,5 +1,5 @@
 import { commitLayer, sealLayer } from '../layer.js';
-import { intFlag, parse, usageError, type Command } from './run.js';
+import { intFlag, parse, usageError, zfileFlags, type Command } from './run.js';
 
 export const commitCommand: Command = {
   name: 'overlaybd-commit',
@@ -50,10 +50,7 @@ A sparse layer has no index: give DATA_FILE COMMIT_FILE.`,
     } else {
       throw usageError(`expected DATA_FILE [INDEX_FILE] COMMIT_FILE, got ${p.length} arguments`);
     }
-    const algorithm = v.algorithm ?? 'lz4';
-    if (algorithm !== 'lz4' && algorithm !== 'zstd') throw usageError(`--algorithm must be lz4 or zstd, got '${algorithm}'`);
-    const bs = intFlag('--bs', v.bs, 4);
-    if (![4, 8, 16, 32, 64].includes(bs)) throw usageError(`--bs must be 4, 8, 16, 32 or 64 (KiB), got ${bs}`);
+    const zf = zfileFlags(v);
     if (v.t && !v.z) process.stderr.write('overlaybd-commit: -t is ignored without -z\n');
     await commitLayer({
       data,
@@ -66,8 +63,7 @@ A sparse layer has no index: give DATA_FILE COMMIT_FILE.`,
       ...(v.z
         ? {
             zfile: {
-              algorithm,
-              blockSize: bs * 1024,
+              ...zf,
               threads: intFlag('--compress_threads', v.compress_threads, 1) || 1,
             },
           }

@@ -32,6 +32,15 @@ export function intFlag(name: string, value: string | undefined, dflt: number): 
   return Number(value);
 }
 
+/** The ZFile flags overlaybd-commit and overlaybd-zfile share: --algorithm and --bs (KiB). */
+export function zfileFlags(v: { algorithm?: string; bs?: string }): { algorithm: 'lz4' | 'zstd'; blockSize: number } {
+  const algorithm = v.algorithm ?? 'lz4';
+  if (algorithm !== 'lz4' && algorithm !== 'zstd') throw usageError(`--algorithm must be lz4 or zstd, got '${algorithm}'`);
+  const bs = intFlag('--bs', v.bs, 4);
+  if (![4, 8, 16, 32, 64].includes(bs)) throw usageError(`--bs must be 4, 8, 16, 32 or 64 (KiB), got ${bs}`);
+  return { algorithm, blockSize: bs * 1024 };
+}
+
 export function runCli(tool: string, usage: string, main: (argv: string[]) => Promise<void>): void {
   const argv = process.argv.slice(2);
   if (argv.includes('-h') || argv.includes('--help')) {

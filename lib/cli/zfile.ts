@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { compress, decompress, verify } from '../zfile.js';
-import { intFlag, parse, usageError, type Command } from './run.js';
+import { parse, usageError, zfileFlags, type Command } from './run.js';
 
 export const zfileCommand: Command = {
   name: 'overlaybd-zfile',
@@ -35,11 +35,7 @@ With one path (and no -x/--verify), the source is read from stdin and the path i
       await decompress(p[0]!, p[1]!, { force: v.f ?? false });
       return;
     }
-    const algorithm = v.algorithm ?? 'lz4';
-    if (algorithm !== 'lz4' && algorithm !== 'zstd') throw usageError(`--algorithm must be lz4 or zstd, got '${algorithm}'`);
-    const bs = intFlag('--bs', v.bs, 4);
-    if (![4, 8, 16, 32, 64].includes(bs)) throw usageError(`--bs must be 4, 8, 16, 32 or 64 (KiB), got ${bs}`);
-    const opts = { algorithm, blockSize: bs * 1024, tar: v.t ?? false, force: v.f ?? false } as const;
+    const opts = { ...zfileFlags(v), tar: v.t ?? false, force: v.f ?? false };
     if (p.length === 2) {
       await compress(p[0]!, p[1]!, opts);
       return;
