@@ -58,11 +58,11 @@ Napi::Value zfile_decompress(const Napi::CallbackInfo& info) {
       env, "obd.zfile.decompress",
       [=]() -> obd::Status {
         OBD_ASSIGN_OR_RETURN(obd::FilePtr in, open_wrapped(src));
-        // Validate before creating the output, so a bad input leaves nothing behind.
-        OBD_ASSIGN_OR_RETURN(obd::FilePtr z, obd::open_zfile(in));
-        OBD_ASSIGN_OR_RETURN(*size, z->size());
-        return obd::write_file_atomically(dst, force, [&](obd::FilePtr f) { return obd::zfile_decompress(*in, f); })
-            .status();
+        // A bad input fails inside; the partial output is removed then.
+        OBD_ASSIGN_OR_RETURN(*size, obd::write_file_atomically(dst, force, [&](obd::FilePtr f) {
+          return obd::zfile_decompress(*in, f);
+        }));
+        return obd::Status::ok();
       },
       [size](Napi::Env env) -> Napi::Value {
         Napi::Object r = Napi::Object::New(env);
