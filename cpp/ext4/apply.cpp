@@ -31,7 +31,7 @@ class Applier {
   Applier(const Fs& fs, TarReader& tar, const ApplyOptions& o, ApplyResult* r)
       : fs_(fs), tree_(fs), data_(fs), tar_(tar), opts_(o), res_(r) {}
 
-  Status run(ByteStream* raw);
+  Status run();
 
  private:
   Status apply(const TarEntry& e);
@@ -73,7 +73,7 @@ void Applier::report(bool done) {
   opts_.on_progress(p);
 }
 
-Status Applier::run(ByteStream* raw) {
+Status Applier::run() {
   TarEntry e;
   for (;;) {
     OBD_ASSIGN_OR_RETURN(bool more, tar_.next(&e));
@@ -85,13 +85,6 @@ Status Applier::run(ByteStream* raw) {
     }
     ++res_->entries;
     report(false);
-  }
-  // Read the input to its end: a producer on a pipe must not get EPIPE,
-  // and a compressed stream's trailer is checked.
-  std::vector<uint8_t> sink(1 << 16);
-  for (;;) {
-    OBD_ASSIGN_OR_RETURN(size_t n, raw->read(sink.data(), sink.size()));
-    if (n == 0) break;
   }
   report(true);
   return Status::ok();
@@ -344,11 +337,10 @@ Result<ApplyResult> apply_layer(FilePtr dev, ByteStreamPtr input, const ApplyOpt
     OBD_TRY(mkfs(dev, mo));
   }
   OBD_ASSIGN_OR_RETURN(ByteStreamPtr stream, make_decompressing_stream(std::move(input)));
-  ByteStream* raw = stream.get();
   OBD_ASSIGN_OR_RETURN(auto tar, TarReader::open(std::move(stream)));
   OBD_ASSIGN_OR_RETURN(auto fs, Fs::open(dev, opts.fs));
   ApplyResult res;
-  Status s = Applier(*fs, *tar, opts, &res).run(raw);
+  Status s = Applier(*fs, *tar, opts, &res).run();
   // Written back either way: what was applied stays, consistently.
   Status c = fs->close();
   res.io = fs->stats();
