@@ -1,13 +1,12 @@
-import { existsSync } from 'node:fs';
 /**
  * ZFile and the tar wrapper against the upstream vectors: decompression of
  * every vector, byte-exact zstd compression, LZ4 structure, round trips over
  * every block size, oversized stored blocks, tar wrap/unwrap, and corrupt
  * inputs that must each fail with their specific error code.
  */
+import { existsSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs/promises';
-import { statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as zfile from '../lib/zfile.js';
