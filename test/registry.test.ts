@@ -317,6 +317,11 @@ describe('plain HTTP registry', () => {
       await expectCode(cc.pushBlob(dst, { digest: sha256Digest('x') }, wrong.data), 'DIGEST_MISMATCH', /hashing to/);
       await expectCode(cc.pushBlob(dst, { digest: sha256Digest('z') }, Readable.from([wrong.data])), 'DIGEST_MISMATCH', /hashing to/);
       expect(await cc.blobExists(dst, sha256Digest('z'))).toBe(false);
+      // A file sent in one PUT is checked by the registry against ?digest=.
+      const wrongFile = path.join(workDir, 'wrong-mono.blob');
+      fs.writeFileSync(wrongFile, wrong.data);
+      await expectCode(c.pushBlob(app, { digest: sha256Digest('m'), size: wrong.data.length }, { file: wrongFile }), 'DIGEST_MISMATCH', /refused the content/);
+      expect(await c.blobExists(app, sha256Digest('m'))).toBe(false);
       // A source stream that fails is an EIO naming the blob, not a hang.
       const failing = new Readable({
         read() {

@@ -543,8 +543,10 @@ export class RegistryClient {
   /**
    * Pushes a blob unless the repository has it: HEAD, then a cross-repository
    * mount from each of `mountFrom` (same registry), then an upload (one PUT
-   * for small sized sources, chunked PATCHes otherwise). The bytes sent are
-   * checked against `desc.digest` before the upload is committed.
+   * for small sized sources, chunked PATCHes otherwise). Bytes in memory and
+   * chunked uploads are checked against `desc.digest` before the upload is
+   * committed; a monolithic upload from a file or stream is checked by the
+   * registry against the `?digest=` of its PUT (a refusal is DIGEST_MISMATCH).
    */
   pushBlob(
     repo: RepoLocator,

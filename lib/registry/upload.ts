@@ -4,8 +4,7 @@
  * reported offset and restart when the upload session is lost.
  */
 import fs from 'node:fs';
-import { Readable, Transform, pipeline } from 'node:stream';
-import type { Hash } from 'node:crypto';
+import { PassThrough, Readable, pipeline } from 'node:stream';
 import { OverlaybdError, isOverlaybdError } from '../errors.js';
 import { repoScope } from './auth.js';
 import type { RegistryClient, RepoLocator } from './client.js';
@@ -236,9 +235,12 @@ class Uploader {
     }
   }
 
-  /** One PUT with the whole content. */
+  /**
+   * One PUT with the whole content. Bytes in memory are hashed first; a file
+   * or stream is sent as it is read, and the registry checks it against the
+   * `?digest=` of the PUT, refusing the commit on a mismatch.
+   */
   async monolithic(location: string, source: BlobSource, size: number): Promise<void> {
-    let hash: Hash | undefined;
     let body: Uint8Array | (() => Readable);
     if (source instanceof Uint8Array) {
       const got = digestLike(this.digest, source);
@@ -247,25 +249,15 @@ class Uploader {
       }
       body = source;
     } else {
-      body = () => {
-        hash = createDigestHash(this.digest);
-        const h = hash;
-        const t = new Transform({
-          transform(chunk: Buffer, _e, cb) {
-            h.update(chunk);
-            cb(null, chunk);
-          },
-        });
-        // pipeline, not pipe: when the transport destroys t (request error,
-        // early 401/5xx) the file stream is destroyed too and its fd closed.
-        // The transport sees any error through t; nothing to do here.
-        return pipeline(openAt(source, 0), t, () => {});
-      };
+      // pipeline, not pipe: when the transport destroys the body (request
+      // error, early 401/5xx) the file stream is destroyed too and its fd
+      // closed. The transport sees any error through the body.
+      body = () => pipeline(openAt(source, 0), new PassThrough(), () => {});
     }
     try {
       await this.commit(location, body, size);
     } catch (e) {
-      if (hash && isOverlaybdError(e) && /DIGEST_INVALID|SIZE_INVALID/.test(e.message)) {
+      if (typeof body === 'function' && isOverlaybdError(e) && /DIGEST_INVALID|SIZE_INVALID/.test(e.message)) {
         throw new OverlaybdError('DIGEST_MISMATCH', `upload ${this.where}: the registry refused the content (${e.message})`, { cause: e });
       }
       throw e;
