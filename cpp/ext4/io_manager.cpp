@@ -1,10 +1,12 @@
 #include "ext4/io_manager.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "ext4/page_cache.h"
 
@@ -100,19 +102,27 @@ errcode_t ch_set_blksize(io_channel ch, int blksize) {
   return 0;
 }
 
-errcode_t ch_read64(io_channel ch, unsigned long long block, int count, void* buf) {
+// The steps every data call shares: our channel, the read-only check for
+// writes, and the failed Status turned into an errcode.
+template <typename Op>
+errcode_t cache_op(io_channel ch, bool writes, errcode_t fallback, Op op) {
   Channel* c = chan(ch);
-  uint64_t len = span_bytes(ch, count);
-  Status s = c->cache.read(block * uint64_t(ch->block_size), len, buf);
-  return s.is_ok() ? 0 : fail(c, s, EXT2_ET_SHORT_READ);
+  if (!c) return EXT2_ET_MAGIC_IO_CHANNEL;
+  if (writes && !c->writable) return EXT2_ET_RO_FILSYS;
+  Status s = op(c->cache);
+  return s.is_ok() ? 0 : fail(c, s, fallback);
+}
+
+errcode_t ch_read64(io_channel ch, unsigned long long block, int count, void* buf) {
+  return cache_op(ch, false, EXT2_ET_SHORT_READ, [&](PageCache& pc) {
+    return pc.read(block * uint64_t(ch->block_size), span_bytes(ch, count), buf);
+  });
 }
 
 errcode_t ch_write64(io_channel ch, unsigned long long block, int count, const void* buf) {
-  Channel* c = chan(ch);
-  if (!c->writable) return EXT2_ET_RO_FILSYS;
-  uint64_t len = span_bytes(ch, count);
-  Status s = c->cache.write(block * uint64_t(ch->block_size), len, buf);
-  return s.is_ok() ? 0 : fail(c, s, EXT2_ET_SHORT_WRITE);
+  return cache_op(ch, true, EXT2_ET_SHORT_WRITE, [&](PageCache& pc) {
+    return pc.write(block * uint64_t(ch->block_size), span_bytes(ch, count), buf);
+  });
 }
 
 errcode_t ch_read(io_channel ch, unsigned long block, int count, void* buf) {
@@ -124,44 +134,44 @@ errcode_t ch_write(io_channel ch, unsigned long block, int count, const void* bu
 }
 
 errcode_t ch_write_byte(io_channel ch, unsigned long offset, int size, const void* buf) {
-  Channel* c = chan(ch);
-  if (!c->writable) return EXT2_ET_RO_FILSYS;
   if (size < 0) return EXT2_ET_INVALID_ARGUMENT;
-  Status s = c->cache.write(offset, size_t(size), buf);
-  return s.is_ok() ? 0 : fail(c, s, EXT2_ET_SHORT_WRITE);
+  return cache_op(ch, true, EXT2_ET_SHORT_WRITE, [&](PageCache& pc) { return pc.write(offset, size_t(size), buf); });
 }
 
 errcode_t ch_flush(io_channel ch) {
-  Channel* c = chan(ch);
   // Durability (File::sync) is the caller's decision, once at the end.
-  Status s = c->cache.flush();
-  return s.is_ok() ? 0 : fail(c, s, EXT2_ET_SHORT_WRITE);
+  return cache_op(ch, false, EXT2_ET_SHORT_WRITE, [](PageCache& pc) { return pc.flush(); });
 }
 
 errcode_t ch_discard(io_channel ch, unsigned long long block, unsigned long long count) {
-  Channel* c = chan(ch);
-  if (!c->writable) return EXT2_ET_RO_FILSYS;
   uint64_t bs = uint64_t(ch->block_size);
-  Status s = c->cache.discard(block * bs, count * bs);
-  return s.is_ok() ? 0 : fail(c, s, EXT2_ET_UNIMPLEMENTED);
+  return cache_op(ch, true, EXT2_ET_UNIMPLEMENTED, [&](PageCache& pc) { return pc.discard(block * bs, count * bs); });
+}
+
+// Zeroing below this goes through the cache as zero pages (where the device
+// already reads as zeros they are skipped at flush); larger ranges are
+// punched out of the File. The cache's own threshold for direct transfers,
+// so small zeroing never bypasses it.
+constexpr uint64_t kZeroPunchBytes = 64u << 10;
+
+Status write_zeros(PageCache& pc, uint64_t off, uint64_t len) {
+  static const std::vector<uint8_t> zeros(1u << 20);
+  for (uint64_t end = off + len; off < end;) {
+    size_t n = size_t(std::min<uint64_t>(zeros.size(), end - off));
+    OBD_TRY(pc.write(off, n, zeros.data()));
+    off += n;
+  }
+  return Status::ok();
 }
 
 errcode_t ch_zeroout(io_channel ch, unsigned long long block, unsigned long long count) {
-  Channel* c = chan(ch);
-  if (!c->writable) return EXT2_ET_RO_FILSYS;
   uint64_t bs = uint64_t(ch->block_size);
-  Status s = c->cache.discard(block * bs, count * bs);
-  if (s.is_ok()) return 0;
-  // A File that cannot punch holes gets real zeros.
-  static const std::vector<uint8_t> zeros(1u << 20);
-  uint64_t off = block * bs, end = off + count * bs;
-  while (off < end) {
-    size_t n = size_t(std::min<uint64_t>(zeros.size(), end - off));
-    s = c->cache.write(off, n, zeros.data());
-    if (!s.is_ok()) return fail(c, s, EXT2_ET_SHORT_WRITE);
-    off += n;
-  }
-  return 0;
+  return cache_op(ch, true, EXT2_ET_SHORT_WRITE, [&](PageCache& pc) {
+    uint64_t off = block * bs, len = count * bs;
+    if (len >= kZeroPunchBytes && pc.discard(off, len).is_ok()) return Status::ok();
+    // Small, or a File that cannot punch holes: real zeros.
+    return write_zeros(pc, off, len);
+  });
 }
 
 errcode_t ch_readahead(io_channel, unsigned long long, unsigned long long) { return 0; }
