@@ -55,7 +55,6 @@ Result<obd::FilePtr> open_device(const DeviceArg& d, uint64_t size) {
 ext4::MkfsOptions mkfs_options(const Napi::Object& o) {
   ext4::MkfsOptions m;
   m.seed = opt_string(o, "seed");
-  m.timestamp = int64_t(opt_u64(o, "timestamp"));
   m.journal = opt_bool(o, "journal", true);
   m.label = opt_string(o, "label");
   return m;

@@ -32,6 +32,9 @@ class Applier {
       : fs_(fs), tree_(fs), data_(fs), tar_(tar), opts_(o), res_(r) {}
 
   Status run();
+  // Progress (sent at most every progress_ms unless `done`) and the input
+  // counters in the result.
+  void report(bool done);
 
  private:
   Status apply(const TarEntry& e);
@@ -44,7 +47,6 @@ class Applier {
   Status hardlink(ext2_ino_t parent, const std::string& base, const TarEntry& e);
   Status update_meta(ext2_ino_t ino, const TarEntry& e);
   Status link_new(ext2_ino_t parent, const std::string& base, ext2_ino_t ino, InodeBuf& b);
-  void report(bool done);
 
   const Fs& fs_;
   Tree tree_;
@@ -86,7 +88,6 @@ Status Applier::run() {
     ++res_->entries;
     report(false);
   }
-  report(true);
   return Status::ok();
 }
 
@@ -332,7 +333,7 @@ Status Applier::hardlink(ext2_ino_t parent, const std::string& base, const TarEn
 Result<ApplyResult> apply_layer(FilePtr dev, ByteStreamPtr input, const ApplyOptions& opts) {
   if (opts.mkfs) {
     MkfsOptions mo = opts.mkfs_opts;
-    mo.fs.channel = opts.fs.channel;
+    mo.fs = opts.fs;
     mo.fs.sync = false;  // the apply syncs once at the end
     OBD_TRY(mkfs(dev, mo));
   }
@@ -340,12 +341,15 @@ Result<ApplyResult> apply_layer(FilePtr dev, ByteStreamPtr input, const ApplyOpt
   OBD_ASSIGN_OR_RETURN(auto tar, TarReader::open(std::move(stream)));
   OBD_ASSIGN_OR_RETURN(auto fs, Fs::open(dev, opts.fs));
   ApplyResult res;
-  Status s = Applier(*fs, *tar, opts, &res).run();
+  Applier applier(*fs, *tar, opts, &res);
+  Status s = applier.run();
   // Written back either way: what was applied stays, consistently.
   Status c = fs->close();
   res.io = fs->stats();
   if (!s.is_ok()) return s;
   if (!c.is_ok()) return c;
+  // Done only once the write-back (and sync) is.
+  applier.report(true);
   return res;
 }
 

@@ -125,9 +125,7 @@ Status mkfs(FilePtr dev, const MkfsOptions& opts) {
   param.s_backup_bgs[0] = 1;
   param.s_backup_bgs[1] = ~0u;
 
-  FsOptions fo = opts.fs;
-  fo.now = opts.timestamp;
-  OBD_ASSIGN_OR_RETURN(auto f, Fs::initialize(dev, &param, fo));
+  OBD_ASSIGN_OR_RETURN(auto f, Fs::initialize(dev, &param, opts.fs));
   ext2_filsys fs = f->get();
   struct ext2_super_block* sb = fs->super;
   uint32_t t = uint32_t(fs->now);

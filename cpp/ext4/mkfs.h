@@ -16,15 +16,15 @@ struct MkfsOptions {
   // Filesystem uuid and directory hash seed are derived from this string.
   // Empty: derived from the device size alone.
   std::string seed;
-  // Every timestamp mkfs writes (superblock, root, lost+found, journal).
-  int64_t timestamp = 0;
   bool journal = true;
   std::string label;  // at most 16 bytes
   uint32_t inode_size = 256;
   uint32_t bytes_per_inode = 16384;
   // Bytes of the device to use; 0 = all of it.
   uint64_t size = 0;
-  FsOptions fs;  // channel cache, sync
+  // Channel cache, sync, and `now`: every timestamp mkfs writes
+  // (superblock, root, lost+found, journal).
+  FsOptions fs;
 };
 
 Status mkfs(FilePtr dev, const MkfsOptions& opts);
