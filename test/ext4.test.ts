@@ -240,7 +240,7 @@ describe('overlaybd images', () => {
     fs.rmSync(d, { recursive: true });
   });
 
-  it('the CLI applies with a config.v1.json and with --raw from stdin', () => {
+  it('the CLI applies with a config.v1.json and with --raw from stdin', async () => {
     const d = p('cli');
     fs.mkdirSync(d);
     const cfg = path.join(d, 'config.v1.json');
@@ -249,6 +249,13 @@ describe('overlaybd images', () => {
     const tsx = path.join(repoRoot, 'node_modules', '.bin', 'tsx');
     let r = spawnSync(tsx, [cli, '--mkfs', '--vsize', '2', L1, cfg], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
+    // The upper named by the config (relative to it) holds the layer.
+    const upper = { data: path.join(d, 'u.data'), index: path.join(d, 'u.index') };
+    expect(fs.existsSync(upper.data) && fs.existsSync(upper.index)).toBe(true);
+    const stacked = path.join(d, 'stack.raw');
+    await dumpStack({ lowers: [], upper }, stacked);
+    expectClean(stacked);
+    await expectTree(stacked, [L1]);
     const raw = path.join(d, 'raw.img');
     r = spawnSync(tsx, [cli, '--mkfs', '--vsize', '1', '--raw', '-', raw], { input: fs.readFileSync(L1GZ), encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
@@ -256,6 +263,7 @@ describe('overlaybd images', () => {
     r = spawnSync(tsx, [cli, '--raw', L2, raw], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expectClean(raw);
+    await expectTree(raw, [L1, L2]);
     r = spawnSync(tsx, [cli, L1], { encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/USAGE/);
