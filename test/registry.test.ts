@@ -27,6 +27,7 @@ import {
   type RegistryClientOptions,
   type RepoLocator,
 } from '../lib/registry/index.js';
+import { silentLogger } from '../lib/log.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { sampleImages, writeOciLayout } from './helpers/oci-layout.js';
 import { skopeoCopy, startRegistry, type TestRegistry } from './helpers/registry.js';
@@ -358,7 +359,7 @@ describe('plain HTTP registry', () => {
 
   it('logs through the logger hook with credentials redacted', async () => {
     const events: { event: string; fields?: Record<string, unknown> }[] = [];
-    const lc = client({ logger: { debug: (event, fields) => events.push({ event, ...(fields ? { fields } : {}) }) } });
+    const lc = client({ logger: { ...silentLogger, debug: (event, fields) => events.push({ event, ...(fields ? { fields } : {}) }) } });
     await lc.resolve(`${reg.host}/demo/app:v1`);
     lc.close();
     expect(events.some((e) => e.event === 'http.request' && String(e.fields?.url).includes('/v2/demo/app/manifests/v1'))).toBe(true);

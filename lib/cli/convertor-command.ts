@@ -1,4 +1,4 @@
-import { createLogger } from '../log.js';
+import { createLogger, silentLogger } from '../log.js';
 import { OverlaybdError } from '../errors.js';
 import { RegistryClient } from '../registry/index.js';
 import { convert, logProgress, openDedupStore, ttyProgress, type ConvertOptionsInput } from '../convertor/index.js';
@@ -122,7 +122,7 @@ Booleans also take --flag=true / --flag=false.`,
         clientCerts,
       },
       credentials: v.username !== undefined ? { userPass: v.username } : {},
-      logger: verbose ? logger : { debug() {} },
+      logger: verbose ? logger : silentLogger,
     });
     const store = await openDedupStore({ dbType, ...(v['db-str'] !== undefined ? { dbStr: v['db-str'] } : {}) });
     const abort = new AbortController();

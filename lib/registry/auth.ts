@@ -4,7 +4,7 @@
  */
 import { OverlaybdError } from '../errors.js';
 import type { CredentialProvider, Credentials } from './credentials.js';
-import { silentLogger, type Logger } from './logger.js';
+import { silentLogger, type Logger } from '../log.js';
 import { RetryBudget, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 import { isConnectionError, readBody, type Transport } from './transport.js';
 

@@ -9,7 +9,7 @@ import { Authorizer, repoScope } from './auth.js';
 import { credentialProvider, type CredentialOptions, type CredentialProvider } from './credentials.js';
 import { createDigestHash, digestLike } from './digest.js';
 import { statusError } from './http-errors.js';
-import { silentLogger, type Logger } from './logger.js';
+import { silentLogger, type Logger } from '../log.js';
 import { MANIFEST_ACCEPT, detectManifestMediaType } from './media-types.js';
 import { formatReference, parseReference, validateDigest, validateRepository, validateTag, type Reference } from './reference.js';
 import { RetryBudget, parseRetryAfter, resolveRetryPolicy, sleep, type RetryPolicy, type RetryPolicyInput } from './retry.js';

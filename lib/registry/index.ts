@@ -8,12 +8,14 @@
  *   await c.pushManifest(dst, bytes, mediaType, 'tag');
  *
  * Errors are OverlaybdError with REGISTRY_* or DIGEST_MISMATCH codes; every
- * message names the registry URL and the operation. Pass a Logger (lib/log.ts's
- * fits) to see requests, retries and token fetches.
+ * message names the registry URL and the operation. Pass a Logger (lib/log.ts)
+ * to see requests, retries and token fetches.
  */
 export * from './reference.js';
 export * from './media-types.js';
 export * from './logger.js';
+// The client logs through lib/log.ts's Logger; re-exported for existing imports.
+export { silentLogger, type Logger } from '../log.js';
 export * from './digest.js';
 export * from './credentials.js';
 export * from './retry.js';

@@ -12,7 +12,8 @@ import tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { OverlaybdError } from '../errors.js';
-import { redactHeaders, silentLogger, type Logger } from './logger.js';
+import { silentLogger, type Logger } from '../log.js';
+import { redactHeaders } from './logger.js';
 import { apiHost } from './reference.js';
 
 export const TransportOptionsSchema = z.object({
