@@ -181,7 +181,7 @@ Result<Child> Applier::ensure_dir(const Resolved& r, const std::string& what) {
     OBD_ASSIGN_OR_RETURN(ext2_ino_t ino, new_inode(fs_, cur.ino, LINUX_S_IFDIR, m, b));
     Status s = init_dir_body(fs_, ino, cur.ino, b);
     if (!s.is_ok()) {
-      abandon_inode(fs_, ino, true);
+      abandon_inode(fs_, ino, b);
       return s;
     }
     OBD_TRY(link_new(cur.ino, r.comps[i], ino, b));
@@ -195,7 +195,11 @@ Result<Child> Applier::ensure_dir(const Resolved& r, const std::string& what) {
 
 // Writes a fresh inode and enters it in `parent`; frees it if that fails.
 Status Applier::link_new(ext2_ino_t parent, const std::string& base, ext2_ino_t ino, InodeBuf& b) {
-  OBD_TRY(write_inode(fs_, ino, b));
+  Status w = write_inode(fs_, ino, b);
+  if (!w.is_ok()) {
+    abandon_inode(fs_, ino, b);
+    return w;
+  }
   Status s = tree_.link(parent, base, Child{ino, ftype_of_mode(b.large()->i_mode)});
   if (!s.is_ok()) {
     (void)drop_link(fs_, ino);
@@ -265,7 +269,7 @@ Status Applier::create(ext2_ino_t parent, const std::string& base, const TarEntr
     set_rdev(b, e.devmajor, e.devminor);
   }
   if (!s.is_ok()) {
-    abandon_inode(fs_, ino, e.type == T::kDir);
+    abandon_inode(fs_, ino, b);
     return s;
   }
   OBD_TRY(link_new(parent, base, ino, b));
@@ -319,11 +323,16 @@ Status Applier::hardlink(ext2_ino_t parent, const std::string& base, const TarEn
   OBD_TRY(read_inode(fs_, t.ino, b));
   if (b.large()->i_links_count >= kMaxFileLinks)
     return Status(Code::kTAR_BAD_HEADER, "too many hard links to \"" + e.link + "\"");
-  OBD_TRY(tree_.link(parent, base, t));
   b.large()->i_links_count++;
   // containerd chowns, chmods and chtimes the new name: the shared inode.
   apply_meta(b, meta_of(e));
+  // The count first: a failed link then only needs it taken back.
   OBD_TRY(write_inode(fs_, t.ino, b));
+  Status ls = tree_.link(parent, base, t);
+  if (!ls.is_ok()) {
+    (void)drop_link(fs_, t.ino);
+    return ls;
+  }
   ++res_->hardlinks;
   return set_xattrs(fs_, t.ino, e.xattrs);
 }

@@ -76,8 +76,13 @@ Result<ext2_ino_t> new_inode(const Fs& fs, ext2_ino_t parent, uint32_t type, con
   return ino;
 }
 
-void abandon_inode(const Fs& fs, ext2_ino_t ino, bool is_dir) {
-  ext2fs_inode_alloc_stats2(fs.get(), ino, -1, is_dir ? 1 : 0);
+static Status free_extent_blocks(const Fs& fs, ext2_ino_t ino, InodeBuf& b);
+
+void abandon_inode(const Fs& fs, ext2_ino_t ino, InodeBuf& b) {
+  // The blocks a body mapped (directory block, symlink block, extent tree):
+  // the inode was never written, so its extent tree is only in `b`.
+  if (b.large()->i_flags & EXT4_EXTENTS_FL) (void)free_extent_blocks(fs, ino, b);
+  ext2fs_inode_alloc_stats2(fs.get(), ino, -1, LINUX_S_ISDIR(b.large()->i_mode) ? 1 : 0);
 }
 
 Status init_extent_header(const Fs& fs, ext2_ino_t ino, InodeBuf& b) {
@@ -93,12 +98,13 @@ Status init_extent_header(const Fs& fs, ext2_ino_t ino, InodeBuf& b) {
 // Allocates one block near the inode and maps it as logical block 0.
 static Result<blk64_t> map_first_block(const Fs& fs, ext2_ino_t ino, InodeBuf& b) {
   ext2_filsys f = fs.get();
+  // The extent header first: a failure then has allocated nothing.
+  OBD_TRY(init_extent_header(fs, ino, b));
   blk64_t goal = ext2fs_find_inode_goal(f, ino, b.small(), 0);
   blk64_t blk = 0;
   errcode_t err = ext2fs_new_block2(f, goal, nullptr, &blk);
   if (err) return fs.error(err, "allocating a block for inode " + std::to_string(ino));
   ext2fs_block_alloc_stats2(f, blk, +1);
-  OBD_TRY(init_extent_header(fs, ino, b));
   ext2_extent_handle_t h;
   err = ext2fs_extent_open2(f, ino, b.small(), &h);
   if (!err) {

@@ -46,8 +46,9 @@ void apply_meta(InodeBuf& b, const Meta& m);
 // Allocates an inode number near `parent` and fills `b` with a fresh inode
 // of `mode` (type | perm) carrying `m`; nothing is written yet.
 Result<ext2_ino_t> new_inode(const Fs& fs, ext2_ino_t parent, uint32_t type, const Meta& m, InodeBuf& b);
-// Marks the allocated inode free again after a failed create.
-void abandon_inode(const Fs& fs, ext2_ino_t ino, bool is_dir);
+// After a failed create of the never-written inode in `b`: frees the blocks
+// its body mapped and marks the inode free again.
+void abandon_inode(const Fs& fs, ext2_ino_t ino, InodeBuf& b);
 
 // Type-specific bodies for a fresh inode in `b` (then write_inode).
 Status init_dir_body(const Fs& fs, ext2_ino_t ino, ext2_ino_t parent, InodeBuf& b);
