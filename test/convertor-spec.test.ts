@@ -122,7 +122,7 @@ describe('config re-serialisation', () => {
       err = e;
     }
     expect(isOverlaybdError(err, 'CONVERT_FAILED')).toBe(true);
-    expect((err as Error).message).toMatch(/config sha256:x: field rootfs\.diff_ids\.0/);
+    expect((err as Error).message).toMatch(/config sha256:x: rootfs\.diff_ids\[0\]: /);
   });
 });
 

@@ -118,10 +118,10 @@ function contract(name: string, open: () => Promise<DedupStore>, reopen?: () => 
     });
 
     it('refuses malformed entries with CONFIG_INVALID naming the field', async () => {
-      await expect(s.createLayerEntry({ ...layer('x/y', '8', 'a'), chainId: 'nope' })).rejects.toThrow(/field chainId/);
-      await expect(s.createLayerEntry({ ...layer('x/y', '8', 'a'), dataSize: -1 })).rejects.toThrow(/field dataSize/);
+      await expect(s.createLayerEntry({ ...layer('x/y', '8', 'a'), chainId: 'nope' })).rejects.toThrow(/invalid layer entry: chainId: /);
+      await expect(s.createLayerEntry({ ...layer('x/y', '8', 'a'), dataSize: -1 })).rejects.toThrow(/invalid layer entry: dataSize: /);
       await expect(s.createManifestEntry({ ...manifest('x/y', '8', 'a'), host: '' })).rejects.toSatisfy(
-        (e: unknown) => isOverlaybdError(e, 'CONFIG_INVALID') && /field host/.test((e as Error).message),
+        (e: unknown) => isOverlaybdError(e, 'CONFIG_INVALID') && /invalid manifest entry: host: /.test((e as Error).message),
       );
     });
 

@@ -143,7 +143,7 @@ describe('pieces without a registry', () => {
       else process.env.DOCKER_CONFIG = prev;
     }
     fs.writeFileSync(file, JSON.stringify({ auths: { h: { auth: 123 } } }));
-    expect(() => loadDockerConfig(file)).toThrow(/config\.json: field auths\.h\.auth/);
+    expect(() => loadDockerConfig(file)).toThrow(/config\.json: auths\.h\.auth: /);
     expect(loadDockerConfig(path.join(dir, 'missing.json')).size).toBe(0);
   });
 

@@ -6,6 +6,7 @@
  * what a Go program would push.
  */
 import { z } from 'zod';
+import { parseWith } from '../config.js';
 import { OverlaybdError } from '../errors.js';
 import { GoMap, goMarshalBytes } from './gojson.js';
 
@@ -113,12 +114,7 @@ export function parseDocument<S extends z.ZodType>(schema: S, bytes: Uint8Array,
   } catch (e) {
     throw new OverlaybdError('CONVERT_FAILED', `${what}: not JSON: ${(e as Error).message}`);
   }
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new OverlaybdError('CONVERT_FAILED', `${what}: field ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
-  }
-  return r.data as z.infer<S>;
+  return parseWith(schema, raw, what, 'CONVERT_FAILED');
 }
 
 // ---- Go value helpers: omitempty means "leave out empty strings, false, empty lists and maps".

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseWith } from '../config.js';
 import { OverlaybdError } from '../errors.js';
 import { DOCKER_HUB_API_HOST, DOCKER_HUB_AUTH_KEY, DOCKER_HUB_DOMAIN } from './reference.js';
 
@@ -84,15 +85,8 @@ export function loadDockerConfig(file: string = dockerConfigPath()): Map<string,
   } catch (e) {
     throw new OverlaybdError('CONFIG_INVALID', `Docker config ${file} is not JSON: ${(e as Error).message}`, { cause: e });
   }
-  const parsed = DockerConfig.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new OverlaybdError(
-      'CONFIG_INVALID',
-      `Docker config ${file}: field ${issue?.path.join('.') ?? '?'}: ${issue?.message ?? 'invalid'}`,
-    );
-  }
-  for (const [key, entry] of Object.entries(parsed.data.auths ?? {})) {
+  const parsed = parseWith(DockerConfig, json, `Docker config ${file}`);
+  for (const [key, entry] of Object.entries(parsed.auths ?? {})) {
     let username = entry.username;
     let password = entry.password;
     if (entry.auth && entry.auth.length > 0) {

@@ -3,6 +3,7 @@
  * a total time, honouring a server's Retry-After.
  */
 import { z } from 'zod';
+import { parseWith } from '../config.js';
 import { OverlaybdError } from '../errors.js';
 
 export const RetryPolicySchema = z.object({
@@ -18,12 +19,7 @@ export type RetryPolicyInput = z.input<typeof RetryPolicySchema>;
 export type RetryPolicy = z.output<typeof RetryPolicySchema>;
 
 export function resolveRetryPolicy(p: RetryPolicyInput | undefined): RetryPolicy {
-  const parsed = RetryPolicySchema.safeParse(p ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new OverlaybdError('CONFIG_INVALID', `invalid retry option ${issue?.path.join('.') ?? '?'}: ${issue?.message}`);
-  }
-  return parsed.data;
+  return parseWith(RetryPolicySchema, p ?? {}, 'retry options');
 }
 
 /** Parses Retry-After (delta seconds or an HTTP date) into milliseconds. */

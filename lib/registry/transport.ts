@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { OverlaybdError } from '../errors.js';
+import { parseWith } from '../config.js';
 import { silentLogger, type Logger } from '../log.js';
 import { redactHeaders } from './logger.js';
 import { apiHost } from './reference.js';
@@ -105,15 +106,7 @@ export class Transport {
   private readonly baseCa: string[];
 
   constructor(options: TransportOptions = {}, logger: Logger = silentLogger) {
-    const parsed = TransportOptionsSchema.safeParse(options);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new OverlaybdError(
-        'CONFIG_INVALID',
-        `invalid transport option ${issue?.path.join('.') ?? '?'}: ${issue?.message ?? 'invalid'}`,
-      );
-    }
-    this.options = parsed.data;
+    this.options = parseWith(TransportOptionsSchema, options, 'transport options');
     this.logger = logger;
     this.baseCa = this.options.caFiles.map((f) => readFile(f, 'CA certificate').toString('utf8'));
   }

@@ -8,7 +8,7 @@ import { OverlaybdError } from '../../errors.js';
 import { parseMysqlDsn, type MysqlConnection } from './dsn.js';
 import { MYSQL_SCHEMA, layerFromRow, manifestFromRow, type LayerRow, type ManifestRow } from './schema.js';
 import { LayerEntrySchema, ManifestEntrySchema, type DedupStore, type LayerEntry, type ManifestEntry } from './types.js';
-import { check } from './validate.js';
+import { parseWith } from '../../config.js';
 
 function describe(c: MysqlConnection): string {
   return `mysql ${c.socketPath ? `unix:${c.socketPath}` : `${c.host}:${c.port}`}/${c.database}`;
@@ -97,7 +97,7 @@ export class MysqlDedupStore implements DedupStore {
   }
 
   async createLayerEntry(entry: LayerEntry): Promise<boolean> {
-    const e = check(LayerEntrySchema, entry, 'layer entry');
+    const e = parseWith(LayerEntrySchema, entry, 'invalid layer entry');
     const r = await this.q<mysql.ResultSetHeader>(
       'create layer',
       // A no-op update on a duplicate key: affectedRows is 1 for a new row, 0 otherwise.
@@ -130,7 +130,7 @@ export class MysqlDedupStore implements DedupStore {
   }
 
   async createManifestEntry(entry: ManifestEntry): Promise<boolean> {
-    const e = check(ManifestEntrySchema, entry, 'manifest entry');
+    const e = parseWith(ManifestEntrySchema, entry, 'invalid manifest entry');
     const r = await this.q<mysql.ResultSetHeader>(
       'create manifest',
       'INSERT INTO overlaybd_manifests (host, repo, src_digest, out_digest, data_size, mediatype) VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE host = host',

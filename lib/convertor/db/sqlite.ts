@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { OverlaybdError } from '../../errors.js';
 import { SQLITE_SCHEMA, layerFromRow, manifestFromRow, type LayerRow, type ManifestRow } from './schema.js';
 import { LayerEntrySchema, ManifestEntrySchema, type DedupStore, type LayerEntry, type ManifestEntry } from './types.js';
-import { check } from './validate.js';
+import { parseWith } from '../../config.js';
 
 /** `$XDG_CACHE_HOME/overlaybd/convertor.db`, else `~/.cache/overlaybd/convertor.db`. */
 export function defaultSqlitePath(env: NodeJS.ProcessEnv = process.env): string {
@@ -96,7 +96,7 @@ export class SqliteDedupStore implements DedupStore {
 
   createLayerEntry(entry: LayerEntry): Promise<boolean> {
     return this.run('create layer', () => {
-      const e = check(LayerEntrySchema, entry, 'layer entry');
+      const e = parseWith(LayerEntrySchema, entry, 'invalid layer entry');
       return this.stmts.insertLayer.run(e.host, e.repo, e.chainId, e.dataDigest, e.dataSize).changes === 1;
     });
   }
@@ -120,7 +120,7 @@ export class SqliteDedupStore implements DedupStore {
 
   createManifestEntry(entry: ManifestEntry): Promise<boolean> {
     return this.run('create manifest', () => {
-      const e = check(ManifestEntrySchema, entry, 'manifest entry');
+      const e = parseWith(ManifestEntrySchema, entry, 'invalid manifest entry');
       return this.stmts.insertManifest.run(e.host, e.repo, e.srcDigest, e.outDigest, e.dataSize, e.mediaType).changes === 1;
     });
   }
