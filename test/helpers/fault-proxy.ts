@@ -74,6 +74,8 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   let rules: LiveRule[] = [];
   const log: LoggedRequest[] = [];
   const sockets = new Set<net.Socket>();
+  /** Upstream requests in flight, destroyed by close(). */
+  const upstreams = new Set<http.ClientRequest>();
 
   const pick = (req: http.IncomingMessage): LiveRule | undefined => {
     for (const r of rules) {
@@ -109,14 +111,26 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       return;
     }
 
+    // The client went away (or the proxy is closing): drop the upstream side too.
+    let clientGone = false;
+    let up: http.ClientRequest | undefined;
+    res.on('close', () => {
+      clientGone = true;
+      up?.destroy();
+    });
+
     const forward = () => {
-      const up = http.request(
+      if (clientGone) return;
+      // A fresh connection per request (no shared keep-alive agent), so
+      // nothing upstream outlives the client's request or close().
+      const u = http.request(
         {
           host: target.hostname,
           port: target.port,
           method: req.method,
           path: req.url,
           headers: req.headers,
+          agent: false,
         },
         (ures) => {
           entry.status = ures.statusCode;
@@ -165,7 +179,11 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
           });
         },
       );
-      up.on('error', () => {
+      up = u;
+      upstreams.add(u);
+      u.on('close', () => upstreams.delete(u));
+      u.on('error', () => {
+        if (clientGone) return;
         if (!res.headersSent) {
           entry.status = 502;
           res.writeHead(502, { 'Content-Length': '0' });
@@ -178,19 +196,19 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
           if (n >= action.afterBytes) return;
           const part = c.subarray(0, action.afterBytes - n);
           n += part.length;
-          up.write(part);
+          u.write(part);
           if (n >= action.afterBytes) {
             setTimeout(() => {
-              up.destroy();
+              u.destroy();
               req.socket.destroy();
             }, 20);
           }
         });
         req.on('end', () => {
-          if (n < action.afterBytes) up.end();
+          if (n < action.afterBytes) u.end();
         });
       } else {
-        req.pipe(up);
+        req.pipe(u);
       }
     };
 
@@ -222,6 +240,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     close() {
       return new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
+        for (const u of upstreams) u.destroy();
         server.close(() => resolve());
       });
     },
