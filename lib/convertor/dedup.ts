@@ -73,12 +73,25 @@ export interface ReusedManifest {
   bytes: Buffer;
   how: 'exists' | 'mounted';
   from?: string;
+  /** Already pushed under the tag asked for: nothing left to push. */
+  tagged?: boolean;
 }
 
-/** Every blob a manifest names is in the target repository with its size. */
-export async function manifestBlobsPresent(client: RegistryClient, target: Target, bytes: Buffer, what: string): Promise<string | undefined> {
+/**
+ * Every blob a manifest names is in the target repository with its size.
+ * `confirmed` names blobs this run has just seen committed there (a 201 to
+ * an upload or a mount), which are not asked about again.
+ */
+export async function manifestBlobsPresent(
+  client: RegistryClient,
+  target: Target,
+  bytes: Buffer,
+  what: string,
+  confirmed: ReadonlySet<string> = new Set(),
+): Promise<string | undefined> {
   const m = parseDocument(ManifestSchema, bytes, what);
   for (const d of [m.config, ...(m.layers ?? [])]) {
+    if (confirmed.has(d.digest)) continue;
     const size = await client.statBlob(target, d.digest);
     if (size === undefined) return `blob ${d.digest} is missing`;
     if (size >= 0 && size !== d.size) return `blob ${d.digest} has ${size} bytes, the manifest says ${d.size}`;
@@ -89,9 +102,14 @@ export async function manifestBlobsPresent(client: RegistryClient, target: Targe
 /**
  * A converted manifest of `srcDigest` with this media type: in the target
  * repository, or copied from another repository of the host (its blobs
- * mounted, then the manifest pushed by digest).
+ * mounted, then the manifest pushed once, by `tag` if given, else by digest).
  */
-export async function findConvertedManifest(ctx: DedupContext, srcDigest: string, mediaType: string): Promise<ReusedManifest | undefined> {
+export async function findConvertedManifest(
+  ctx: DedupContext,
+  srcDigest: string,
+  mediaType: string,
+  tag?: string,
+): Promise<ReusedManifest | undefined> {
   const { store, client, target } = ctx;
   try {
     const row = await store.getManifestEntry(target.registry, target.repository, mediaType, srcDigest);
@@ -120,14 +138,13 @@ export async function findConvertedManifest(ctx: DedupContext, srcDigest: string
           break;
         }
       }
+      // Every blob was just mounted (a 201): no need to HEAD them again.
       if (!all) continue;
-      const problem = await manifestBlobsPresent(client, target, got.bytes, `manifest ${other.outDigest}`);
-      if (problem) continue;
-      const descriptor = await client.pushManifest(target, got.bytes, mediaType, other.outDigest);
+      const descriptor = await client.pushManifest(target, got.bytes, mediaType, tag ?? other.outDigest);
       await store
         .createManifestEntry({ host: target.registry, repo: target.repository, srcDigest, outDigest: other.outDigest, dataSize: got.bytes.length, mediaType })
         .catch((e: unknown) => soft(ctx, `record mounted manifest ${srcDigest}`, e));
-      return { descriptor, bytes: got.bytes, how: 'mounted', from: other.repo };
+      return { descriptor, bytes: got.bytes, how: 'mounted', from: other.repo, ...(tag !== undefined ? { tagged: true } : {}) };
     }
     return undefined;
   } catch (e) {

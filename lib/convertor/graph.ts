@@ -96,6 +96,9 @@ async function convertGraph(
   const limit = new Semaphore(opts.concurrency);
   const reports: ManifestReport[] = [];
   const dropped: string[] = [];
+  // Manifests and indexes this run pushed to the target (the registry
+  // answered the PUT): the check before an index push skips them.
+  const pushed = new Set<string>();
   let counter = 0;
 
   const top = await deps.client.getManifest(source, { signal });
@@ -120,6 +123,7 @@ async function convertGraph(
         label,
       });
       reports.push(report);
+      if (!opts.noUpload && report.how === 'converted') pushed.add(report.output.digest);
       return report.output;
     });
 
@@ -159,8 +163,10 @@ async function convertGraph(
       await fs.promises.writeFile(path.join(opts.workDir, 'index.json'), out);
     }
     if (!opts.noUpload) {
-      // Every child was pushed by its own pipeline; check, as for a manifest's blobs.
+      // Every child was pushed by its own pipeline or found by dedup; check
+      // those not pushed in this run, as for a manifest's blobs.
       for (const m of manifests) {
+        if (pushed.has(m.digest)) continue;
         const have = await deps.client.headManifest({ ...target, digest: m.digest });
         signal.throwIfAborted();
         if (!have || (have.size >= 0 && have.size !== m.size)) {
@@ -168,6 +174,7 @@ async function convertGraph(
         }
       }
       await deps.client.pushManifest(target, out, mediaType, tag ?? outDesc.digest, { signal });
+      pushed.add(outDesc.digest);
       deps.logger.info('index.pushed', { digest: outDesc.digest, manifests: manifests.length, tag });
     }
     return outDesc;

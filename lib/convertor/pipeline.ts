@@ -82,9 +82,9 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
 
   // 1. The whole manifest converted before: re-tag it. (Not with --referrer, whose output differs.)
   if (!opts.noUpload && !opts.referrer) {
-    const prev = await findConvertedManifest(dedup, job.source.digest, types.manifest);
+    const prev = await findConvertedManifest(dedup, job.source.digest, types.manifest, job.tag);
     if (prev) {
-      const output = job.tag ? await client.pushManifest(target, prev.bytes, types.manifest, job.tag) : prev.descriptor;
+      const output = job.tag && !prev.tagged ? await client.pushManifest(target, prev.bytes, types.manifest, job.tag) : prev.descriptor;
       log.info('manifest.retagged', { digest: output.digest, how: prev.how, ...(prev.from ? { from: prev.from } : {}), tag: job.tag });
       const reused = parseDocument(ManifestSchema, prev.bytes, `manifest ${prev.descriptor.digest}`).layers ?? [];
       return {
@@ -154,6 +154,11 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
     for (const [i, r] of reused.entries()) {
       if (r) log.info('layer.reused', { layer: i, chainId: chains[i], digest: r.digest, how: r.how, ...(r.from ? { from: r.from } : {}) });
     }
+
+    // Blobs this run saw committed in the target (a 201 to an upload or a
+    // mount): the check before the manifest push need not HEAD them again.
+    const confirmed = new Set<string>();
+    for (const r of reused) if (r?.how === 'mounted') confirmed.add(r.digest);
 
     const downloads = new Semaphore(opts.downloadConcurrency);
     const downloaded: Promise<string | undefined>[] = [];
@@ -237,6 +242,7 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
           ctx.progress.update({ layer: name, stage: 'upload', state: 'running', done: 0, total: c.size });
           try {
             const res = await timed('upload', () => client.pushBlob(target, { digest: c.digest, size: c.size }, { file: c.file! }, { signal }));
+            if (res.status === 'uploaded' || res.status === 'mounted') confirmed.add(c.digest);
             ctx.progress.update({ layer: name, stage: 'upload', state: 'done', done: c.size, total: c.size, note: res.status });
           } catch (e) {
             return fail(i, 'upload', e);
@@ -281,14 +287,15 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
     }
     if (!opts.noUpload) {
       try {
-        await client.pushBlob(target, { digest: configDesc.digest, size: configDesc.size }, newConfig, { signal });
+        const res = await client.pushBlob(target, { digest: configDesc.digest, size: configDesc.size }, newConfig, { signal });
+        if (res.status === 'uploaded' || res.status === 'mounted') confirmed.add(configDesc.digest);
       } catch (e) {
         throw new OverlaybdError(isOverlaybdError(e) ? e.code : 'CONVERT_FAILED', `upload config of manifest ${job.source.digest}: ${(e as Error).message}`, {
           cause: e,
         });
       }
       // Never push a manifest naming a blob the repository lacks.
-      const problem = await manifestBlobsPresent(client, target, newManifest, `manifest ${output.digest}`);
+      const problem = await manifestBlobsPresent(client, target, newManifest, `manifest ${output.digest}`, confirmed);
       if (problem) {
         throw new OverlaybdError('CONVERT_FAILED', `refusing to push manifest ${output.digest} for ${job.source.digest}: ${problem}`);
       }
