@@ -7,7 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, trackChild } from './registry.js';
+import { freePort, stopChild, trackChild } from './registry.js';
 
 export interface TestMariadb {
   port: number;
@@ -39,14 +39,7 @@ export async function startMariadb(): Promise<TestMariadb> {
   const password = 'obd:p@ss/word';
   let proc: ChildProcess | undefined;
   const stop = async () => {
-    if (proc && proc.exitCode === null && proc.signalCode === null) {
-      const p = proc;
-      const exited = new Promise<void>((r) => p.once('exit', () => r()));
-      p.kill('SIGTERM');
-      const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(t);
-    }
+    await stopChild(proc, 10_000);
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {

@@ -270,20 +270,23 @@ export async function startRegistry(o: StartOptions): Promise<TestRegistry> {
   }
 }
 
+/** Stops a child: SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
+export async function stopChild(proc: ChildProcess | undefined, graceMs: number): Promise<void> {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  proc.kill('SIGTERM');
+  const t = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
 async function startOnce(o: StartOptions): Promise<TestRegistry> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `obd-registry-${o.mode}-`));
   const users = o.users ?? { alice: 'secret' };
   let token: (TokenServer & { bundle: string }) | undefined;
   let proc: ChildProcess | undefined;
   const cleanup = async () => {
-    if (proc && proc.exitCode === null && proc.signalCode === null) {
-      const p = proc;
-      const exited = new Promise<void>((r) => p.once('exit', () => r()));
-      p.kill('SIGTERM');
-      const t = setTimeout(() => p.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(t);
-    }
+    await stopChild(proc, 3000);
     await token?.close();
     fs.rmSync(dir, { recursive: true, force: true });
   };
