@@ -54,14 +54,24 @@ export async function applyLayer(device: Ext4Device, input: string, options: App
   const layer = parseWith(z.string().min(1), input, 'layer input');
   const { onProgress, vsizeGB, ...o } = parseWith(ApplyOptionsSchema, options, 'applyLayer options');
   const vsize = o.mkfs ? await prepareForMkfs(dev, vsizeGB) : 0;
-  const cb = onProgress
-    ? (p: ApplyProgress) => {
-        try {
-          onProgress(p);
-        } catch {
-          /* a throwing callback must not break the apply */
-        }
-      }
-    : undefined;
-  return (await native().ext4ApplyLayer(dev, layer, { ...o, vsize }, cb)) as ApplyResult;
+  const report = (p: ApplyProgress) => {
+    try {
+      onProgress?.(p);
+    } catch {
+      /* a throwing callback must not break the apply */
+    }
+  };
+  // Native reports arrive through a queue that may deliver them after the
+  // promise settles (or drop them when JS lags); the final one is sent here,
+  // from the result, so it is always last and never lost.
+  let settled = false;
+  const cb = onProgress ? (p: ApplyProgress) => !settled && !p.done && report(p) : undefined;
+  try {
+    const r = (await native().ext4ApplyLayer(dev, layer, { ...o, vsize }, cb)) as ApplyResult;
+    settled = true;
+    report({ inputBytes: r.inputBytes, tarBytes: r.tarBytes, entries: r.entries, done: true });
+    return r;
+  } finally {
+    settled = true;
+  }
 }
