@@ -190,9 +190,20 @@ bool opt_bool(const Napi::Object& o, const char* key, bool dflt) {
 
 }  // namespace obdjs
 
+// The core's codes and their categories, for the check in test/errors.test.ts.
+static Napi::Value error_codes(Napi::Env env) {
+  Napi::Object out = Napi::Object::New(env);
+#define OBD_EXPORT_CODE(name, str, cat) \
+  out.Set(str, Napi::String::New(env, obd::category_name(obd::Category::cat)));
+  OBD_ERROR_CODES(OBD_EXPORT_CODE)
+#undef OBD_EXPORT_CODE
+  return out;
+}
+
 static Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new obdjs::EnvData());
   exports.Set("setErrorClass", Napi::Function::New(env, obdjs::set_error_class));
+  exports.Set("errorCodes", error_codes(env));
   for (auto& r : obdjs::registry()) r.fn(env, exports);
   return exports;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# npm run prebuild: builds the addon in Release and leaves it where
+# npm run build:prebuild: builds the addon in Release and leaves it where
 # node-gyp-build looks for prebuilt binaries. lz4, zstd, liburing, libstdc++
 # and libgcc are linked statically; besides glibc the binary needs only
 # zlib1g, libext2fs2 and libcom-err2, which every Debian system has.

@@ -6,13 +6,35 @@ namespace obd {
 
 const char* code_name(Code c) {
   switch (c) {
-#define OBD_NAME(name, str) \
+#define OBD_NAME(name, str, cat) \
   case Code::name:          \
     return str;
     OBD_ERROR_CODES(OBD_NAME)
 #undef OBD_NAME
   }
   return "INTERNAL";
+}
+
+Category code_category(Code c) {
+  switch (c) {
+#define OBD_CAT(name, str, cat) \
+  case Code::name:              \
+    return Category::cat;
+    OBD_ERROR_CODES(OBD_CAT)
+#undef OBD_CAT
+  }
+  return Category::kInternal;
+}
+
+const char* category_name(Category c) {
+  switch (c) {
+#define OBD_CAT_NAME(name, str) \
+  case Category::name:          \
+    return str;
+    OBD_ERROR_CATEGORIES(OBD_CAT_NAME)
+#undef OBD_CAT_NAME
+  }
+  return "internal";
 }
 
 Status Status::from_errno(int err, std::string what) {
@@ -23,6 +45,10 @@ Status Status::from_errno(int err, std::string what) {
   else if (err == EROFS) code = Code::kEROFS;
   else if (err == EINVAL) code = Code::kEINVAL;
   else if (err == EOPNOTSUPP) code = Code::kENOTSUP;
+  else if (err == EBUSY || err == EWOULDBLOCK) code = Code::kEBUSY;
+  else if (err == EPERM || err == EACCES) code = Code::kEPERM;
+  else if (err == ETIMEDOUT) code = Code::kETIMEDOUT;
+  else if (err == EINTR) code = Code::kEAGAIN;
   return Status(code, what + ": " + std::strerror(err));
 }
 

@@ -9,48 +9,79 @@
 
 namespace obd {
 
-// The stable error codes, shared with TypeScript (lib/errors.ts mirrors them).
-#define OBD_ERROR_CODES(X)                                                  \
-  X(kOK, "OK")                                                              \
-  X(kEINVAL, "EINVAL")              /* bad argument from the caller */      \
-  X(kEIO, "EIO")                 /* the OS failed an I/O call (errno in message) */\
-  X(kENOENT, "ENOENT")              /* a file does not exist */             \
-  X(kEEXIST, "EEXIST")              /* a file that must not exist does */   \
-  X(kENOSPC, "ENOSPC")              /* out of space (ext4 or host) */       \
-  X(kEROFS, "EROFS")               /* write to a read-only image or layer */\
-  X(kENOTSUP, "ENOTSUP")             /* a feature this build or format does not have */\
-  X(kOUT_OF_RANGE, "OUT_OF_RANGE")        /* an access beyond the virtual size */\
-  X(kUNALIGNED, "UNALIGNED")           /* offset or length not a multiple of 512 */\
-  X(kLSMT_BAD_MAGIC, "LSMT_BAD_MAGIC")                                      \
-  X(kLSMT_BAD_HEADER, "LSMT_BAD_HEADER")     /* header/trailer fields inconsistent */\
-  X(kLSMT_BAD_INDEX, "LSMT_BAD_INDEX")      /* index entries out of order, range or overlap */\
-  X(kLSMT_INDEX_TOO_LARGE, "LSMT_INDEX_TOO_LARGE")                          \
-  X(kLSMT_TRUNCATED, "LSMT_TRUNCATED")                                      \
-  X(kLSMT_NOT_SEALED, "LSMT_NOT_SEALED")                                    \
-  X(kLSMT_TOO_MANY_LAYERS, "LSMT_TOO_MANY_LAYERS")                          \
-  X(kZFILE_BAD_MAGIC, "ZFILE_BAD_MAGIC")                                    \
-  X(kZFILE_BAD_HEADER, "ZFILE_BAD_HEADER")                                  \
-  X(kZFILE_DIGEST_MISMATCH, "ZFILE_DIGEST_MISMATCH")                        \
-  X(kZFILE_INDEX_CRC_MISMATCH, "ZFILE_INDEX_CRC_MISMATCH")                  \
-  X(kZFILE_BAD_INDEX, "ZFILE_BAD_INDEX")                                    \
-  X(kZFILE_CRC_MISMATCH, "ZFILE_CRC_MISMATCH")                              \
-  X(kZFILE_DECOMPRESS_FAILED, "ZFILE_DECOMPRESS_FAILED")                    \
-  X(kZFILE_TRUNCATED, "ZFILE_TRUNCATED")                                    \
-  X(kTAR_BAD_HEADER, "TAR_BAD_HEADER")                                      \
-  X(kTAR_TRUNCATED, "TAR_TRUNCATED")                                        \
-  X(kTAR_UNSAFE_PATH, "TAR_UNSAFE_PATH")                                    \
-  X(kGZIP_CORRUPT, "GZIP_CORRUPT")                                          \
-  X(kZSTD_CORRUPT, "ZSTD_CORRUPT")                                          \
-  X(kEXT4_ERROR, "EXT4_ERROR")          /* libext2fs returned an error (errcode in msg) */\
-  X(kINTERNAL, "INTERNAL")
+// The stable error codes, shared with TypeScript: lib/errors.ts lists the
+// same names with the same categories, and test/errors.test.ts checks both
+// against the list the addon exports (`errorCodes`).
+//
+// Each code has a category the core's own policy asks (Status::category()):
+// retry a transient failure, evict and refetch corrupt data, and so on.
+#define OBD_ERROR_CODES(X)                                                               \
+  X(kOK, "OK", kOk)                                                                      \
+  X(kEINVAL, "EINVAL", kInvalidArgument)        /* bad argument from the caller */        \
+  X(kEIO, "EIO", kIo)                           /* the OS failed an I/O call (errno in message) */ \
+  X(kEAGAIN, "EAGAIN", kTransient)              /* a passing failure: try again */        \
+  X(kETIMEDOUT, "ETIMEDOUT", kTransient)        /* gave up waiting within a time limit */ \
+  X(kENOENT, "ENOENT", kNotFound)               /* a file does not exist */               \
+  X(kEEXIST, "EEXIST", kInvalidArgument)        /* a file that must not exist does */     \
+  X(kEPERM, "EPERM", kInvalidArgument)          /* not permitted (access denied) */       \
+  X(kEBUSY, "EBUSY", kBusy)                     /* held by another user (a writer lock) */\
+  X(kCLOSED, "CLOSED", kClosed)                 /* the object was closed */               \
+  X(kENOSPC, "ENOSPC", kIo)                     /* out of space (ext4 or host) */         \
+  X(kEROFS, "EROFS", kInvalidArgument)          /* write to a read-only image or layer */ \
+  X(kENOTSUP, "ENOTSUP", kUnsupported)          /* a feature this build or format lacks */\
+  X(kOUT_OF_RANGE, "OUT_OF_RANGE", kInvalidArgument) /* an access beyond the virtual size */ \
+  X(kUNALIGNED, "UNALIGNED", kInvalidArgument)  /* offset or length not a multiple of 512 */ \
+  X(kLSMT_BAD_MAGIC, "LSMT_BAD_MAGIC", kCorrupt)                                         \
+  X(kLSMT_BAD_HEADER, "LSMT_BAD_HEADER", kCorrupt) /* header/trailer fields inconsistent */\
+  X(kLSMT_BAD_INDEX, "LSMT_BAD_INDEX", kCorrupt) /* entries out of order, range or overlap */\
+  X(kLSMT_INDEX_TOO_LARGE, "LSMT_INDEX_TOO_LARGE", kCorrupt)                             \
+  X(kLSMT_TRUNCATED, "LSMT_TRUNCATED", kCorrupt)                                         \
+  X(kLSMT_NOT_SEALED, "LSMT_NOT_SEALED", kInvalidArgument)                               \
+  X(kLSMT_TOO_MANY_LAYERS, "LSMT_TOO_MANY_LAYERS", kInvalidArgument)                     \
+  X(kZFILE_BAD_MAGIC, "ZFILE_BAD_MAGIC", kCorrupt)                                       \
+  X(kZFILE_BAD_HEADER, "ZFILE_BAD_HEADER", kCorrupt)                                     \
+  X(kZFILE_DIGEST_MISMATCH, "ZFILE_DIGEST_MISMATCH", kCorrupt)                           \
+  X(kZFILE_INDEX_CRC_MISMATCH, "ZFILE_INDEX_CRC_MISMATCH", kCorrupt)                     \
+  X(kZFILE_BAD_INDEX, "ZFILE_BAD_INDEX", kCorrupt)                                       \
+  X(kZFILE_CRC_MISMATCH, "ZFILE_CRC_MISMATCH", kCorrupt)                                 \
+  X(kZFILE_DECOMPRESS_FAILED, "ZFILE_DECOMPRESS_FAILED", kCorrupt)                       \
+  X(kZFILE_TRUNCATED, "ZFILE_TRUNCATED", kCorrupt)                                       \
+  X(kTAR_BAD_HEADER, "TAR_BAD_HEADER", kCorrupt)                                         \
+  X(kTAR_TRUNCATED, "TAR_TRUNCATED", kCorrupt)                                           \
+  X(kTAR_UNSAFE_PATH, "TAR_UNSAFE_PATH", kInvalidArgument)                               \
+  X(kGZIP_CORRUPT, "GZIP_CORRUPT", kCorrupt)                                             \
+  X(kZSTD_CORRUPT, "ZSTD_CORRUPT", kCorrupt)                                             \
+  X(kEXT4_ERROR, "EXT4_ERROR", kCorrupt) /* libext2fs returned an error (errcode in msg) */ \
+  X(kINTERNAL, "INTERNAL", kInternal)
+
+// What a caller may do about a failure, independent of its exact code.
+#define OBD_ERROR_CATEGORIES(X) \
+  X(kOk, "ok")                  \
+  X(kTransient, "transient")    /* retry: the same call may succeed later */ \
+  X(kCorrupt, "corrupt")        /* stored bytes are wrong: evict and refetch */ \
+  X(kNotFound, "not_found")                                                  \
+  X(kInvalidArgument, "invalid_argument") /* the caller asked for something wrong */ \
+  X(kUnsupported, "unsupported")                                             \
+  X(kClosed, "closed")          /* the object is closed; reopen */           \
+  X(kBusy, "busy")              /* another user holds it */                  \
+  X(kIo, "io")                  /* the OS refused: disk error, no space */   \
+  X(kInternal, "internal")
+
+enum class Category : int {
+#define OBD_CAT_ENUM(name, str) name,
+  OBD_ERROR_CATEGORIES(OBD_CAT_ENUM)
+#undef OBD_CAT_ENUM
+};
 
 enum class Code : int {
-#define OBD_ENUM(name, str) name,
+#define OBD_ENUM(name, str, cat) name,
   OBD_ERROR_CODES(OBD_ENUM)
 #undef OBD_ENUM
 };
 
 const char* code_name(Code c);
+Category code_category(Code c);
+const char* category_name(Category c);
 
 class [[nodiscard]] Status {
  public:
@@ -63,6 +94,8 @@ class [[nodiscard]] Status {
   bool is_ok() const { return code_ == Code::kOK; }
   explicit operator bool() const { return is_ok(); }
   Code code() const { return code_; }
+  Category category() const { return code_category(code_); }
+  bool is(Category c) const { return category() == c; }
   const std::string& message() const { return message_; }
   // Prefix context ("reading layer 3: ") while keeping the code.
   Status with_context(const std::string& ctx) const {
