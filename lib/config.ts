@@ -1,6 +1,6 @@
 /**
  * config.v1.json: the per-device image config upstream's overlaybd-tcmu and
- * the snapshotter exchange (overlaybd-format.md §5.1). Parsed with zod; every
+ * the snapshotter exchange (docs/format.md §5.1). Parsed with zod; every
  * error names the offending field. Paths resolve relative to the file.
  */
 import fs from 'node:fs/promises';

@@ -1,5 +1,5 @@
 /**
- * ZFile: overlaybd's seekable compressed container (overlaybd-format.md §3),
+ * ZFile: overlaybd's seekable compressed container (docs/format.md §3),
  * optionally inside the `-t` tar wrapper (§8). Compression, decompression,
  * verification and header inspection all run natively off the event loop.
  */
