@@ -6,7 +6,8 @@ export const dumpCommand: Command = {
   name: 'overlaybd dump',
   summary: 'write the whole virtual device of a config.v1.json to stdout',
   usage: `usage: overlaybd dump [--io-engine psync|io_uring] CONFIG.json > device.img
-CONFIG is a config.v1.json: lowers[].file bottom first, optional upper.data/upper.index.`,
+CONFIG is a config.v1.json: lowers[].file bottom first, optional upper.data/upper.index.
+A regular file gets the device sparsely at its current offset (>> appends it).`,
   async main(argv) {
     const { values, positionals } = parse(argv, { 'io-engine': { type: 'string' } });
     if (positionals.length !== 1) throw usageError('expected one CONFIG argument');
