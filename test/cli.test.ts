@@ -2,7 +2,7 @@
  * The layer CLIs as a user runs them: upstream's names and flags, exit codes
  * (2 for usage errors, 1 for failures, with `<tool>: <CODE>: message`), and
  * `overlaybd dump` to a file (sparse, also appended or at an offset) and to
- * a pipe.
+ * a pipe, and a quiet exit when the reader of stdout goes away.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -118,6 +118,24 @@ describe('overlaybd dump and inspect', () => {
     fs.closeSync(fd);
     expect(await sha256Range(out, 4, 1 << 30)).toBe(AB);
     fs.rmSync(out);
+  });
+
+  it('stops quietly when the reader of stdout goes away', () => {
+    // An RW index of 4000 entries: its JSON is far more than a pipe holds.
+    const index = path.join(tmp.dir, 'many.index');
+    const entries = Buffer.alloc(4000 * 16);
+    for (let i = 0; i < 4000; i++) {
+      entries.writeBigUInt64LE(BigInt(2 * i) | (1n << 50n), i * 16); // LBA 2i, 1 sector
+      entries.writeBigUInt64LE(8n, i * 16 + 8);
+    }
+    fs.writeFileSync(index, Buffer.concat([fs.readFileSync(vector('lsmt/B.rw.index')).subarray(0, 4096), entries]));
+    for (const args of [`inspect '${index}'`, `dump '${config}'`]) {
+      const sh = `node --import tsx lib/cli/overlaybd.ts ${args} | head -c 10 > /dev/null; exit \${PIPESTATUS[0]}`;
+      const r = spawnSync('bash', ['-c', sh], { cwd: ROOT, encoding: 'utf8' });
+      expect(r.stderr, args).toBe('');
+      // What a tool that SIGPIPE ends reports: 128 + 13.
+      expect(r.status, args).toBe(141);
+    }
   });
 
   it('a config with a bad field is named', () => {

@@ -1,6 +1,7 @@
 import { loadImageConfig } from '../config.js';
 import { openImage } from '../image.js';
-import { parse, usageError, type Command } from './run.js';
+import { isOverlaybdError } from '../errors.js';
+import { parse, stdoutClosed, usageError, type Command } from './run.js';
 
 export const dumpCommand: Command = {
   name: 'overlaybd dump',
@@ -18,6 +19,10 @@ A regular file gets the device sparsely at its current offset (>> appends it).`,
     const img = await openImage({ ...spec, ...(engine ? { ioEngine: engine } : {}) });
     try {
       await img.dump(1);
+    } catch (e) {
+      // The dump writes only to stdout: EPIPE means its reader is gone.
+      if (isOverlaybdError(e) && e.code === 'EPIPE') stdoutClosed();
+      throw e;
     } finally {
       img.close();
     }
