@@ -1,14 +1,8 @@
-/** Brute-force checks of the native index structures (cpp/tools/lsmt_selftest.cpp). */
+/** The BlockDevice adapter self-test (cpp/tools/device_selftest.cpp). */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
 import { nativeTool } from './helpers/native-tools.js';
-
-it('RoIndex search tree, RwIndex and merge agree with per-sector models', async () => {
-  const exe = await nativeTool('lsmt_selftest');
-  const { stdout } = await promisify(execFile)(exe);
-  expect(stdout).toContain('lsmt_selftest: ok');
-}, 300_000);
 
 it('the BlockDevice adapter completes every request once and matches a model', async () => {
   const fs = await import('node:fs');
@@ -22,9 +16,4 @@ it('the BlockDevice adapter completes every request once and matches a model', a
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-}, 300_000);
-
-it('CRC-32C matches a bitwise reference at every length up to 5000 bytes', async () => {
-  const { stdout } = await promisify(execFile)(await nativeTool('crc_selftest'));
-  expect(stdout).toContain('crc_selftest: ok');
 }, 300_000);
