@@ -36,7 +36,8 @@ Napi::Value create_layer(const Napi::CallbackInfo& info) {
   if (!opt_uuid(env, o, "uuid", &uuid) || !opt_uuid(env, o, "parentUuid", &parent)) return env.Undefined();
   if (uuid) c.uuid = *uuid;
   if (parent) c.parent_uuid = *parent;
-  std::string data = opt_string(o, "data"), index = opt_string(o, "index");
+  std::string data = opt_path(o, "data"), index = opt_path(o, "index");
+  if (env.IsExceptionPending()) return env.Undefined();
   return run_async(env, "obd.createLayer", [=] { return lsmt::create_rw_layer(data, index, c); });
 }
 
@@ -50,7 +51,7 @@ Napi::Value commit_layer(const Napi::CallbackInfo& info) {
   if (!opt_uuid(env, o, "uuid", &c.uuid) || !opt_uuid(env, o, "parentUuid", &c.parent_uuid)) return env.Undefined();
   c.user_tag = opt_string(o, "message");
   obd::CommitOutput out;
-  out.path = opt_string(o, "out");
+  out.path = opt_path(o, "out");
   out.tar = opt_bool(o, "tar");
   out.force = opt_bool(o, "force");
   Napi::Value z = o.Get("zfile");
@@ -58,7 +59,8 @@ Napi::Value commit_layer(const Napi::CallbackInfo& info) {
     out.zfile = zfile_options_from(z.As<Napi::Object>());
     out.zfile->overwrite_header = true;  // as overlaybd-commit -z
   }
-  std::string data = opt_string(o, "data"), index = opt_string(o, "index");
+  std::string data = opt_path(o, "data"), index = opt_path(o, "index");
+  if (env.IsExceptionPending()) return env.Undefined();
   bool sealed = opt_bool(o, "sealed");
   return run_async(env, "obd.commitLayer", [=]() -> Status {
     return sealed ? obd::commit_sealed_layer(data, c, out) : obd::commit_rw_layer(data, index, c, out);

@@ -24,7 +24,7 @@ A regular file gets the device sparsely at its current offset (>> appends it).`,
       if (isOverlaybdError(e) && e.code === 'EPIPE') stdoutClosed();
       throw e;
     } finally {
-      img.close();
+      await img.close();
     }
   },
 };
