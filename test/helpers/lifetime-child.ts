@@ -5,9 +5,12 @@
  * and that the process exited normally (no abort, no hang).
  */
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { openImage } from '../../lib/image.js';
 import * as zfile from '../../lib/zfile.js';
+import { applyLayer } from '../../lib/ext4/index.js';
 import { vector } from './vectors.js';
 
 const LOWER = vector('lsmt/A.commit');
@@ -132,7 +135,11 @@ const scenarios: Record<string, () => Promise<void>> = {
     const results: string[] = [];
     const ws = Array.from({ length: 3 }, () => startWorker('read-and-leave', { leave: true }));
     ws.forEach((w) => w.on('message', (m: string) => results.push(m)));
+    // A progress function left unreleased would keep this one alive forever.
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-life-apply-'));
+    ws.push(startWorker('apply-with-progress', { dir: tmp }));
     const codes = await Promise.all(ws.map(exited));
+    fs.rmSync(tmp, { recursive: true, force: true });
     // Thread teardown is asynchronous in the kernel's view: wait briefly.
     for (let k = 0; k < 50 && threadCount() > threads0; k++) await new Promise((r) => setTimeout(r, 20));
     report({ ok: true, codes, same: results.length === 3 && results.every((r) => r === expected), fd0, fd1: fdCount(), threads0, threads1: threadCount() });
@@ -140,6 +147,15 @@ const scenarios: Record<string, () => Promise<void>> = {
 };
 
 const roles: Record<string, () => Promise<void>> = {
+  async 'apply-with-progress'() {
+    const dir = (workerData as { dir: string }).dir;
+    let reports = 0;
+    const onProgress = () => reports++;
+    const failed = await applyLayer({ raw: path.join(dir, 'missing.raw') }, vector('inputs/layer1.tar'), { onProgress }).catch((e: Error) => e);
+    if (!(failed instanceof Error)) throw new Error('apply onto a missing raw file should fail');
+    await applyLayer({ raw: path.join(dir, 'fs.raw') }, vector('inputs/layer1.tar'), { mkfs: true, vsizeGB: 1, onProgress });
+    if (reports === 0) throw new Error('no progress reported');
+  },
   busy: () => busyReader(400, false),
   'busy-exit': () => busyReader(400, true),
   async 'read-and-leave'() {
