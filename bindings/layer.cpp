@@ -71,7 +71,7 @@ Napi::Value commit_layer(const Napi::CallbackInfo& info) {
 Napi::Value seal_layer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string data = arg_string(info, 0, "data");
-  std::string index = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  std::string index = info[1].IsString() ? arg_string(info, 1, "index") : "";
   if (env.IsExceptionPending()) return env.Undefined();
   return run_async(env, "obd.sealLayer", [=] { return obd::seal_rw_layer(data, index); });
 }
