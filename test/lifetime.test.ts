@@ -142,8 +142,16 @@ describe('ZFileReader.close', () => {
 
 describe('errors of async native calls', () => {
   it('carry the stack of the JavaScript call that started them', async function readPastTheEnd() {
-    const img = await openImage({ lowers: [LOWER] });
+    // A compressed lower cut short after it was opened: the read fails on the pool.
+    const cut = path.join(tmp.dir, 'cut.zfile');
+    fs.copyFileSync(vector('zfile/A.lz4bs4.zfile'), cut);
+    const img = await openImage({ lowers: [cut] });
+    fs.truncateSync(cut, 8192);
     try {
+      const r = await expectCode(img.read(0, 65536), 'ZFILE_TRUNCATED');
+      expect(r.stack).toMatch(/^OverlaybdError: /);
+      expect(r.stack).toContain('readPastTheEnd');
+      expect(r.stack).toContain('lifetime.test.ts');
       const e = await expectCode(img.write(Buffer.alloc(512), 0), 'EROFS');
       expect(e.stack).toMatch(/^OverlaybdError: /);
       expect(e.stack).toContain('readPastTheEnd');
