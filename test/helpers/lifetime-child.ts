@@ -54,19 +54,16 @@ async function busyReader(depth: number, exitWhenBusy: boolean): Promise<void> {
 }
 
 const scenarios: Record<string, () => Promise<void>> = {
-  // Defect 1: terminating a worker with native reads pending aborted the process.
+  // Defect 1: terminating a worker with native reads pending aborted the
+  // process (every time: hundreds of reads complete during teardown).
   async 'worker-terminate'() {
-    for (let round = 0; round < 2; round++) {
-      const w = startWorker('busy');
-      await new Promise((r) => w.once('message', r));
-      await w.terminate();
-    }
+    const w = startWorker('busy');
+    await new Promise((r) => w.once('message', r));
+    await w.terminate();
     report({ ok: true });
   },
   async 'worker-exit'() {
-    const codes = [];
-    for (let round = 0; round < 2; round++) codes.push(await exited(startWorker('busy-exit')));
-    report({ ok: true, codes });
+    report({ ok: true, code: await exited(startWorker('busy-exit')) });
   },
   async 'main-exit'() {
     const img = await openImage({ lowers: [LOWER] });
