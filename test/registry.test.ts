@@ -112,7 +112,7 @@ describe('pieces without a registry', () => {
     ]);
   });
 
-  it('reads credentials from -u and Docker config.json', () => {
+  it('reads credentials from -u and Docker config.json', async () => {
     expect(parseUserPass('bob:pa:ss')).toEqual({ username: 'bob', password: 'pa:ss' });
     expect(parseUserPass('bob')).toEqual({ username: 'bob', password: '' });
     expect(() => parseUserPass(':x')).toThrow(/empty user name/);
@@ -135,9 +135,9 @@ describe('pieces without a registry', () => {
     const prev = process.env.DOCKER_CONFIG;
     process.env.DOCKER_CONFIG = dir;
     try {
-      expect(credentialProvider()('reg.example.com')).toEqual({ username: 'u2', password: 'p:2' });
+      expect(await credentialProvider()('reg.example.com')).toEqual({ username: 'u2', password: 'p:2' });
       expect(credentialProvider({ userPass: 'x:y' })('reg.example.com')).toEqual({ username: 'x', password: 'y' });
-      expect(credentialProvider()('other.example')).toBeUndefined();
+      expect(await credentialProvider()('other.example')).toBeUndefined();
     } finally {
       if (prev === undefined) delete process.env.DOCKER_CONFIG;
       else process.env.DOCKER_CONFIG = prev;

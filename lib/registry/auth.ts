@@ -141,8 +141,8 @@ export class Authorizer {
     const h = this.hosts.get(registry);
     if (!h) return undefined;
     if (h.scheme === 'basic') {
-      const c = this.credentials(registry);
-      return c ? basicHeader(c) : undefined;
+      const c = await this.credentials(registry);
+      return c && c.identityToken === undefined ? basicHeader(c) : undefined;
     }
     const t = await this.token(registry, h, scopes);
     return `Bearer ${t.token}`;
@@ -185,7 +185,7 @@ export class Authorizer {
     }
     if (basic) {
       this.hosts.set(registry, { scheme: 'basic' });
-      const c = this.credentials(registry);
+      const c = await this.credentials(registry);
       const retry = c !== undefined && sent === undefined;
       return { retry, insufficientScope: false, scopes };
     }
@@ -193,8 +193,8 @@ export class Authorizer {
   }
 
   /** Whether credentials are known for a registry. */
-  hasCredentials(registry: string): boolean {
-    return this.credentials(registry) !== undefined;
+  async hasCredentials(registry: string): Promise<boolean> {
+    return (await this.credentials(registry)) !== undefined;
   }
 
   private cacheKey(h: HostAuth, scopes: string[]): string {
@@ -222,11 +222,22 @@ export class Authorizer {
     } catch {
       throw new OverlaybdError('REGISTRY_ERROR', `registry ${registry}: bad token realm "${h.realm}" in WWW-Authenticate`);
     }
-    if (h.service) url.searchParams.set('service', h.service);
-    for (const s of scopes) url.searchParams.append('scope', s);
-    const creds = this.credentials(registry);
+    const creds = await this.credentials(registry);
     const headers: Record<string, string> = { Accept: 'application/json' };
-    if (creds) headers.Authorization = basicHeader(creds);
+    let body: Buffer | undefined;
+    if (creds?.identityToken !== undefined) {
+      // An identity token is an OAuth2 refresh token: POST it as a form (as docker does).
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'overlaybd' });
+      if (h.service) form.set('service', h.service);
+      if (scopes.length > 0) form.set('scope', scopes.join(' '));
+      body = Buffer.from(form.toString());
+      headers['Content-Type'] = 'application/x-www-form-urlencoded';
+    } else {
+      if (h.service) url.searchParams.set('service', h.service);
+      for (const s of scopes) url.searchParams.append('scope', s);
+      if (creds) headers.Authorization = basicHeader(creds);
+    }
+    const who = creds?.identityToken !== undefined ? ' for the identity token' : creds ? ` for user "${creds.username}"` : '';
     const what = `token request ${url.origin}${url.pathname} for ${registry} (scope ${scopes.join(' ') || 'none'})`;
     const budget = new RetryBudget(this.retry);
     for (;;) {
@@ -234,7 +245,7 @@ export class Authorizer {
       this.tokenRequests++;
       let res;
       try {
-        res = await this.transport.request({ method: 'GET', url, headers });
+        res = await this.transport.request({ method: body ? 'POST' : 'GET', url, headers, ...(body ? { body } : {}) });
       } catch (e) {
         const d = isConnectionError(e) ? budget.delay() : undefined;
         if (d === undefined) {
@@ -272,11 +283,11 @@ export class Authorizer {
       if (status === 401) {
         throw new OverlaybdError(
           'REGISTRY_UNAUTHORIZED',
-          `${what}: 401 unauthorized${creds ? ` for user "${creds.username}"` : ' (no credentials)'}${text ? `: ${text}` : ''}`,
+          `${what}: 401 unauthorized${who || ' (no credentials)'}${text ? `: ${text}` : ''}`,
         );
       }
       if (status === 403) {
-        throw new OverlaybdError('REGISTRY_DENIED', `${what}: 403 denied${creds ? ` for user "${creds.username}"` : ''}${text ? `: ${text}` : ''}`);
+        throw new OverlaybdError('REGISTRY_DENIED', `${what}: 403 denied${who}${text ? `: ${text}` : ''}`);
       }
       if (status === 429 || status >= 500) {
         const d = budget.delay(parseRetryAfter(res.headers['retry-after']));

@@ -167,7 +167,7 @@ export class RegistryClient {
           this.stats.authRetries++;
           continue;
         }
-        const denied = r.insufficientScope && this.auth.hasCredentials(op.repo.registry);
+        const denied = r.insufficientScope && (await this.auth.hasCredentials(op.repo.registry));
         throw statusError(401, { what, method: op.method, url }, body, denied ? { code: 'REGISTRY_DENIED' } : undefined);
       }
       if (op.ok.includes(status)) return res;

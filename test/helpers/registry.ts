@@ -35,6 +35,8 @@ export interface TokenServerOptions {
   expiresIn?: number;
   /** Answer with `access_token` instead of `token`. */
   accessTokenField?: boolean;
+  /** OAuth2 refresh tokens (docker identity tokens) -> user, accepted by POST grant_type=refresh_token. */
+  refreshTokens?: Record<string, string>;
 }
 
 export interface StartOptions {
@@ -153,6 +155,23 @@ export async function startTokenServer(
   const requests: TokenServer['requests'] = [];
   const defaultGrant = (g: TokenGrant) => (g.user !== undefined ? g.actions : g.actions.filter((a) => a === 'pull'));
   const server = http.createServer((req, res) => {
+    if (req.method === 'POST') {
+      // The OAuth2 form: grant_type=refresh_token with an identity token.
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        const form = new URLSearchParams(Buffer.concat(parts).toString('utf8'));
+        const user = o.refreshTokens?.[form.get('refresh_token') ?? ''];
+        if (form.get('grant_type') !== 'refresh_token' || user === undefined) {
+          res.writeHead(401, { 'Content-Type': 'application/json' });
+          res.end(JSON.stringify({ details: 'unknown refresh token' }));
+          return;
+        }
+        const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
+        issue(res, user, scopes, form.get('service'), true);
+      });
+      return;
+    }
     const url = new URL(req.url ?? '/', 'http://x');
     let user: string | undefined;
     const authz = req.headers.authorization;
@@ -167,8 +186,10 @@ export async function startTokenServer(
       }
       user = u;
     }
-    const scopes = url.searchParams.getAll('scope');
-    requests.push({ user, scopes, service: url.searchParams.get('service') });
+    issue(res, user, url.searchParams.getAll('scope'), url.searchParams.get('service'), o.accessTokenField === true);
+  });
+  const issue = (res: http.ServerResponse, user: string | undefined, scopes: string[], service: string | null, accessToken: boolean) => {
+    requests.push({ user, scopes, service });
     if (user !== undefined && o.forbidden?.includes(user)) {
       res.writeHead(403, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ details: `user ${user} may not have a token` }));
@@ -202,12 +223,12 @@ export async function startTokenServer(
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(
       JSON.stringify({
-        ...(o.accessTokenField ? { access_token: token } : { token }),
+        ...(accessToken ? { access_token: token } : { token }),
         expires_in: expiresIn,
         issued_at: new Date().toISOString(),
       }),
     );
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
   return {
