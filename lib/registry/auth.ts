@@ -103,6 +103,16 @@ interface HostAuth {
   service?: string;
 }
 
+/** `p`, or a rejection with the signal's reason as soon as it aborts. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 function basicHeader(c: Credentials): string {
   return 'Basic ' + Buffer.from(`${c.username}:${c.password}`, 'utf8').toString('base64');
 }
@@ -137,14 +147,14 @@ export class Authorizer {
   }
 
   /** The Authorization header for a request to `registry` needing `scopes`, if the host's scheme is known. */
-  async header(registry: string, scopes: string[]): Promise<string | undefined> {
+  async header(registry: string, scopes: string[], signal?: AbortSignal): Promise<string | undefined> {
     const h = this.hosts.get(registry);
     if (!h) return undefined;
     if (h.scheme === 'basic') {
       const c = await this.credentials(registry);
       return c && c.identityToken === undefined ? basicHeader(c) : undefined;
     }
-    const t = await this.token(registry, h, scopes);
+    const t = await this.token(registry, h, scopes, signal);
     return `Bearer ${t.token}`;
   }
 
@@ -201,18 +211,28 @@ export class Authorizer {
     return `${h.realm ?? ''}|${h.service ?? ''}|${normaliseScopes(scopes).join(' ')}`;
   }
 
-  private async token(registry: string, h: HostAuth, scopes: string[]): Promise<CachedToken> {
+  /**
+   * A cached token, or one fetch shared by every caller that needs the same
+   * scopes. A caller's signal releases that caller only: the fetch goes on
+   * for the others (bounded by the retry policy) and fills the cache.
+   */
+  private async token(registry: string, h: HostAuth, scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
     const norm = normaliseScopes(scopes);
     const key = this.cacheKey(h, norm);
     const cached = this.tokens.get(key);
     if (cached && cached.expiresAt > Date.now()) return cached;
-    const pending = this.inflight.get(key);
-    if (pending) return pending;
-    const p = this.fetchToken(registry, h, norm).finally(() => this.inflight.delete(key));
-    this.inflight.set(key, p);
-    const t = await p;
-    this.tokens.set(key, t);
-    return t;
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.fetchToken(registry, h, norm)
+        .then((t) => {
+          this.tokens.set(key, t);
+          return t;
+        })
+        .finally(() => this.inflight.delete(key));
+      p.catch(() => {});
+      this.inflight.set(key, p);
+    }
+    return signal ? untilAborted(p, signal) : p;
   }
 
   private async fetchToken(registry: string, h: HostAuth, scopes: string[]): Promise<CachedToken> {

@@ -13,7 +13,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { MANIFEST_ACCEPT, detectManifestMediaType } from './media-types.js';
 import { formatReference, parseReference, validateDigest, validateRepository, validateTag, type Reference } from './reference.js';
 import { RetryBudget, parseRetryAfter, resolveRetryPolicy, sleep, type RetryPolicy, type RetryPolicyInput } from './retry.js';
-import { Transport, drain, isConnectionError, readBody, type HttpResponse, type TransportOptions } from './transport.js';
+import { Transport, drain, header, isConnectionError, readBody, type HttpResponse, type TransportOptions } from './transport.js';
 import { uploadBlob, type BlobSource, type PushResult } from './upload.js';
 
 export interface Descriptor {
@@ -108,8 +108,9 @@ export class RegistryClient {
     return this.transport.baseUrl(registry);
   }
 
-  close(): void {
-    this.transport.close();
+  /** Closes the connections; the client stays usable. */
+  close(): Promise<void> {
+    return this.transport.close();
   }
 
   /**
@@ -126,7 +127,7 @@ export class RegistryClient {
     budget.next();
     for (;;) {
       const headers: Record<string, string> = { ...(op.headers ?? {}) };
-      const authz = await this.auth.header(op.repo.registry, scopes).catch((e: unknown) => {
+      const authz = await this.auth.header(op.repo.registry, scopes, op.signal).catch((e: unknown) => {
         throw this.prefixed(e, what);
       });
       if (authz) headers.Authorization = authz;
@@ -228,7 +229,7 @@ export class RegistryClient {
     });
     const bytes = await readBody(res, 16 * 1024 * 1024);
     this.stats.bytesDownloaded += bytes.length;
-    const mediaType = detectManifestMediaType(res.headers['content-type'], bytes);
+    const mediaType = detectManifestMediaType(header(res, 'content-type'), bytes);
     let digest: string;
     if (r.digest) {
       digest = digestLike(r.digest, bytes);
@@ -250,7 +251,7 @@ export class RegistryClient {
   }
 
   /** HEAD of a manifest: its descriptor, or undefined when the registry says 404. */
-  async headManifest(ref: Reference | string): Promise<Descriptor | undefined> {
+  async headManifest(ref: Reference | string, opts: { signal?: AbortSignal } = {}): Promise<Descriptor | undefined> {
     const r = this.refOf(ref);
     const target = r.digest ?? r.tag;
     if (target === undefined) throw new OverlaybdError('CONFIG_INVALID', `reference ${formatReference(r)} has neither tag nor digest`);
@@ -262,6 +263,7 @@ export class RegistryClient {
       headers: { Accept: MANIFEST_ACCEPT },
       scopes: [repoScope(r.repository, 'pull')],
       ok: [200, 404],
+      ...(opts.signal ? { signal: opts.signal } : {}),
     });
     await drain(res);
     if (res.status === 404) return undefined;
@@ -269,9 +271,9 @@ export class RegistryClient {
     const size = Number(res.headers['content-length']);
     if (!digest || !Number.isFinite(size)) {
       // Some registries send neither on HEAD: fall back to GET.
-      return (await this.getManifest(r)).descriptor;
+      return (await this.getManifest(r, opts)).descriptor;
     }
-    const ct = res.headers['content-type']?.split(';')[0]?.trim() ?? 'application/octet-stream';
+    const ct = header(res, 'content-type')?.split(';')[0]?.trim() ?? 'application/octet-stream';
     return { mediaType: ct, digest, size };
   }
 
@@ -344,13 +346,13 @@ export class RegistryClient {
     return Number.isFinite(n) ? n : -1;
   }
 
-  async blobExists(repo: RepoLocator, digest: string): Promise<boolean> {
-    return (await this.statBlob(repo, digest)) !== undefined;
+  async blobExists(repo: RepoLocator, digest: string, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
+    return (await this.statBlob(repo, digest, opts)) !== undefined;
   }
 
   /** Size of a blob from HEAD; REGISTRY_NOT_FOUND when missing. */
-  async blobSize(repo: RepoLocator, digest: string): Promise<number> {
-    const n = await this.statBlob(repo, digest);
+  async blobSize(repo: RepoLocator, digest: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
+    const n = await this.statBlob(repo, digest, opts);
     if (n === undefined) {
       throw new OverlaybdError(
         'REGISTRY_NOT_FOUND',
@@ -451,7 +453,7 @@ export class RegistryClient {
         const got = `${algo}:${hash.digest('hex')}`;
         if (got !== desc.digest) throw mismatch(`content digest is ${got}`);
       } finally {
-        if (res && !res.body.complete) res.body.destroy();
+        if (res && !res.body.readableEnded) res.body.destroy();
       }
     }
     return Readable.from(chunks(), { objectMode: false });
@@ -562,8 +564,8 @@ export class RegistryClient {
    * `mounted`, or `not-mounted` when the registry started an upload instead
    * (202; that upload session is cancelled).
    */
-  async mountBlob(repo: RepoLocator, digest: string, from: string): Promise<'mounted' | 'not-mounted'> {
-    const r = await uploadBlob(this, repo, { digest }, undefined, { mountFrom: from, skipExistsCheck: true });
+  async mountBlob(repo: RepoLocator, digest: string, from: string, opts: { signal?: AbortSignal } = {}): Promise<'mounted' | 'not-mounted'> {
+    const r = await uploadBlob(this, repo, { digest }, undefined, { mountFrom: from, skipExistsCheck: true, ...opts });
     return r.status === 'mounted' ? 'mounted' : 'not-mounted';
   }
 }

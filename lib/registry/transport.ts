@@ -1,15 +1,15 @@
 /**
- * One HTTP exchange with a registry or token server over node:http/https,
- * with keep-alive agents per host and the TLS options of docker and
+ * One HTTP exchange with a registry or token server over undici, with a
+ * keep-alive connection pool per origin and the TLS options of docker and
  * upstream's convertor (extra CAs, certs.d-style directories, client
- * certificates, skip-verify). No retries and no auth here: see client.ts.
+ * certificates, skip-verify), set per origin through the pool's connect
+ * options. No retries and no auth here: see client.ts.
  */
 import fs from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { Readable } from 'node:stream';
+import { Pool } from 'undici';
 import { z } from 'zod';
 import { OverlaybdError } from '../errors.js';
 import { parseWith } from '../config.js';
@@ -52,28 +52,40 @@ export interface HttpRequest {
 
 export interface HttpResponse {
   status: number;
-  headers: http.IncomingHttpHeaders;
-  body: http.IncomingMessage;
+  /** Lower-case names. */
+  headers: Record<string, string | string[] | undefined>;
+  /** Read it to the end, or destroy it, to free the connection. */
+  body: Readable;
   url: URL;
 }
+
+/** Error codes of connection-level failures that are worth another try (node's and undici's). */
+const CONNECTION_ERRORS = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+]);
 
 /** Connection-level failures that are worth another try. */
 export function isConnectionError(e: unknown): boolean {
   if (e instanceof OverlaybdError) return e.code === 'REGISTRY_UNREACHABLE';
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  return (
-    code === 'ECONNRESET' ||
-    code === 'ECONNREFUSED' ||
-    code === 'ECONNABORTED' ||
-    code === 'EPIPE' ||
-    code === 'ETIMEDOUT' ||
-    code === 'EAI_AGAIN' ||
-    code === 'EHOSTUNREACH' ||
-    code === 'ENETUNREACH' ||
-    code === 'UND_ERR_SOCKET' ||
-    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
-    (e instanceof Error && /socket hang up|aborted/i.test(e.message))
-  );
+  if (code !== undefined && CONNECTION_ERRORS.has(code)) return true;
+  // undici wraps connect failures: the errno is on the cause.
+  const cause = (e as { cause?: unknown } | undefined)?.cause;
+  return cause !== undefined && cause !== e && isConnectionError(cause);
 }
 
 interface TlsMaterial {
@@ -102,7 +114,7 @@ function listDir(dir: string): string[] {
 export class Transport {
   readonly options: ResolvedOptions;
   private readonly logger: Logger;
-  private readonly agents = new Map<string, http.Agent>();
+  private readonly pools = new Map<string, Pool>();
   private readonly baseCa: string[];
 
   constructor(options: TransportOptions = {}, logger: Logger = silentLogger) {
@@ -158,94 +170,68 @@ export class Transport {
     };
   }
 
-  private agent(url: URL): http.Agent {
-    const key = `${url.protocol}//${url.host}`;
-    let a = this.agents.get(key);
-    if (!a) {
-      const common = { keepAlive: true, maxSockets: this.options.maxSockets, maxFreeSockets: 8 };
-      if (url.protocol === 'https:') {
-        a = new https.Agent({ ...common, ...this.tlsFor(url.host), rejectUnauthorized: !this.options.insecure });
-      } else {
-        a = new http.Agent(common);
-      }
-      this.agents.set(key, a);
+  private pool(url: URL): Pool {
+    let p = this.pools.get(url.origin);
+    if (!p) {
+      const o = this.options;
+      p = new Pool(url.origin, {
+        connections: o.maxSockets,
+        headersTimeout: o.timeoutMs,
+        bodyTimeout: o.timeoutMs,
+        connect: {
+          timeout: o.connectTimeoutMs,
+          ...(url.protocol === 'https:' ? { ...this.tlsFor(url.host), rejectUnauthorized: !o.insecure } : {}),
+        },
+      });
+      this.pools.set(url.origin, p);
     }
-    return a;
+    return p;
   }
 
-  /** Sends one request and resolves once the response headers arrive. */
-  request(req: HttpRequest): Promise<HttpResponse> {
+  /**
+   * Sends one request and resolves once the response headers arrive. An
+   * aborted signal rejects with its reason, before or after the headers
+   * (then through the body), and closes the connection.
+   */
+  async request(req: HttpRequest): Promise<HttpResponse> {
     const { url } = req;
-    const mod = url.protocol === 'https:' ? https : http;
-    const headers: Record<string, string> = { 'User-Agent': 'overlaybd-ts/0.1', ...(req.headers ?? {}) };
-    if (req.body instanceof Uint8Array) headers['Content-Length'] = String(req.body.length);
+    const headers: Record<string, string> = { 'user-agent': 'overlaybd-ts/0.1' };
+    for (const [k, v] of Object.entries(req.headers ?? {})) headers[k.toLowerCase()] = v;
+    if (req.body instanceof Uint8Array) headers['content-length'] = String(req.body.length);
     else if (req.body === undefined && (req.method === 'PUT' || req.method === 'POST' || req.method === 'PATCH')) {
-      headers['Content-Length'] ??= '0';
+      headers['content-length'] ??= '0';
     }
     this.logger.debug('http.request', { method: req.method, url: url.href, headers: redactHeaders(headers) });
     const started = Date.now();
-    return new Promise<HttpResponse>((resolve, reject) => {
-      let settled = false;
-      const fail = (e: Error) => {
-        if (settled) return;
-        settled = true;
-        this.logger.debug('http.error', { method: req.method, url: url.href, error: e.message });
-        reject(e);
-      };
-      const r = mod.request(url, { method: req.method, headers, agent: this.agent(url) }, (res) => {
-        if (settled) {
-          res.resume();
-          return;
-        }
-        settled = true;
-        clearTimeout(connectTimer);
-        this.logger.debug('http.response', {
-          method: req.method,
-          url: url.href,
-          status: res.statusCode,
-          ms: Date.now() - started,
-        });
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
+    try {
+      const res = await this.pool(url).request({
+        method: req.method as 'GET',
+        path: url.pathname + url.search,
+        headers,
+        ...(req.body !== undefined ? { body: req.body } : {}),
+        ...(req.signal ? { signal: req.signal } : {}),
       });
-      const connectTimer = setTimeout(() => {
-        r.destroy(Object.assign(new Error(`connect timeout after ${this.options.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' }));
-      }, this.options.connectTimeoutMs);
-      r.on('socket', (s) => {
-        if (!s.connecting) clearTimeout(connectTimer);
-        else s.once('connect', () => clearTimeout(connectTimer));
-      });
-      r.setTimeout(this.options.timeoutMs, () => {
-        r.destroy(Object.assign(new Error(`no data for ${this.options.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-      });
-      r.on('error', (e) => {
-        clearTimeout(connectTimer);
-        if (req.body !== undefined && !(req.body instanceof Uint8Array)) req.body.destroy();
-        fail(e);
-      });
-      if (req.signal) {
-        const signal = req.signal;
-        if (signal.aborted) r.destroy(signal.reason as Error);
-        else {
-          const onAbort = () => r.destroy(signal.reason as Error);
-          signal.addEventListener('abort', onAbort, { once: true });
-          r.on('close', () => signal.removeEventListener('abort', onAbort));
-        }
-      }
-      if (req.body === undefined) r.end();
-      else if (req.body instanceof Uint8Array) r.end(req.body);
-      else {
-        const body = req.body;
-        body.on('error', (e) => r.destroy(e));
-        body.pipe(r);
-      }
-    });
+      this.logger.debug('http.response', { method: req.method, url: url.href, status: res.statusCode, ms: Date.now() - started });
+      return { status: res.statusCode, headers: res.headers, body: res.body, url };
+    } catch (e) {
+      if (req.body !== undefined && !(req.body instanceof Uint8Array)) req.body.destroy();
+      this.logger.debug('http.error', { method: req.method, url: url.href, error: (e as Error).message });
+      throw e;
+    }
   }
 
-  /** Closes idle keep-alive sockets. The transport stays usable. */
-  close(): void {
-    for (const a of this.agents.values()) a.destroy();
-    this.agents.clear();
+  /** Closes every connection. The transport stays usable. */
+  async close(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
   }
+}
+
+/** The first value of a response header. */
+export function header(res: HttpResponse, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 /** Reads a whole response body (bounded by `limit` bytes). */

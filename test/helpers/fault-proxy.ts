@@ -27,7 +27,9 @@ export type FaultAction =
   /** Serve this body instead of upstream's (status and other headers kept). */
   | { kind: 'replace'; body: Buffer }
   /** Wait, then forward normally. */
-  | { kind: 'delay'; ms: number };
+  | { kind: 'delay'; ms: number }
+  /** Relay upstream's headers and `afterBytes` of its body, then send nothing more, keeping the connection open. */
+  | { kind: 'stall'; afterBytes: number };
 
 export interface FaultRule {
   method?: string | string[];
@@ -45,6 +47,8 @@ export interface LoggedRequest {
   path: string;
   status?: number;
   fault?: FaultAction['kind'];
+  /** Set once the client connection that carried this request has closed. */
+  closed?: boolean;
 }
 
 export interface FaultProxy {
@@ -94,6 +98,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const server = http.createServer((req, res) => {
     const entry: LoggedRequest = { method: req.method ?? '?', path: req.url ?? '/' };
     log.push(entry);
+    req.socket.once('close', () => (entry.closed = true));
     const rule = pick(req);
     const action = rule?.action;
     if (action) entry.fault = action.kind;
@@ -145,9 +150,16 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
             ures.on('end', () => req.socket.destroy());
             return;
           }
-          if (action.kind === 'cut') {
+          if (action.kind === 'cut' || action.kind === 'stall') {
             res.writeHead(status, ures.headers);
             let sent = 0;
+            if (action.kind === 'stall') {
+              ures.on('data', (c: Buffer) => {
+                if (sent < action.afterBytes) res.write(c.subarray(0, action.afterBytes - sent));
+                sent += c.length;
+              });
+              return;
+            }
             ures.on('data', (c: Buffer) => {
               if (sent >= action.afterBytes) return;
               const part = c.subarray(0, action.afterBytes - sent);
