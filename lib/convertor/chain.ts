@@ -2,7 +2,7 @@
  * Chain IDs (the identity of a layer stack, from the image config's
  * diff_ids) and the LSMT uuids upstream derives from them.
  */
-import { createHash } from 'node:crypto';
+import { sha256Digest } from '../registry/digest.js';
 import { OverlaybdError } from '../errors.js';
 
 /** chainID[0] = diffID[0]; chainID[i] = sha256(chainID[i-1] + " " + diffID[i]). */
@@ -11,7 +11,7 @@ export function chainIds(diffIds: readonly string[]): string[] {
   for (const d of diffIds) {
     if (!/^sha256:[0-9a-f]{64}$/.test(d)) throw new OverlaybdError('CONVERT_FAILED', `diff_id "${d}" is not a sha256 digest`);
     const prev = out[out.length - 1];
-    out.push(prev === undefined ? d : 'sha256:' + createHash('sha256').update(`${prev} ${d}`).digest('hex'));
+    out.push(prev === undefined ? d : sha256Digest(`${prev} ${d}`));
   }
   return out;
 }

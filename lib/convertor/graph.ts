@@ -5,17 +5,15 @@
  * the index is rewritten keeping each entry's platform and annotations.
  * Only the top-level object is tagged; everything below is pushed by digest.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { OverlaybdError } from '../errors.js';
-import { MediaTypes, isIndexMediaType, isManifestMediaType, parseReference, type Descriptor as RegistryDescriptor } from '../registry/index.js';
+import { MediaTypes, isIndexMediaType, isManifestMediaType, parseReference, sha256Digest, type Descriptor as RegistryDescriptor } from '../registry/index.js';
 import { applyWithExt4, type ApplyFn } from './apply.js';
 import { ANNOTATION_REFERENCE_TYPE, ARTIFACT_TYPE_NATIVE, ATTESTATION_MANIFEST, outputTypes } from './media.js';
-import type { ConvertDeps, ConvertOptions } from './options.js';
+import { concurrencyLimit, type ConvertDeps, type ConvertOptions } from './options.js';
 import { convertManifest, type ManifestReport, type PipelineContext } from './pipeline.js';
 import { silentProgress } from './progress.js';
-import { Semaphore } from './semaphore.js';
 import { IndexSchema, marshalIndex, parseDocument, type Descriptor } from './spec.js';
 
 export interface ConvertResult {
@@ -93,7 +91,7 @@ async function convertGraph(
     signal,
   };
   const types = outputTypes(opts.oci);
-  const limit = new Semaphore(opts.concurrency);
+  const limit = concurrencyLimit(opts.concurrency);
   const reports: ManifestReport[] = [];
   const dropped: string[] = [];
   // Manifests and indexes this run pushed to the target (the registry
@@ -111,7 +109,7 @@ async function convertGraph(
   });
 
   const processManifest = (desc: RegistryDescriptor, bytes: Buffer, tag: string | undefined, entry?: Descriptor) =>
-    limit.run(async () => {
+    limit(async () => {
       signal.throwIfAborted();
       const n = counter++;
       const label = platformLabel(entry);
@@ -137,7 +135,7 @@ async function convertGraph(
       }
       return true;
     });
-    // Children run concurrently; the manifest semaphore bounds the real work.
+    // Children run concurrently; the manifest limit bounds the real work.
     const outputs = await settleAll(
       children.map(async (c) => {
         const child = await deps.client.getManifest({ ...target, digest: c.digest }, { signal });
@@ -157,7 +155,7 @@ async function convertGraph(
       manifests,
       annotations: index.annotations ?? null,
     });
-    const outDesc: RegistryDescriptor = { mediaType, digest: 'sha256:' + createHash('sha256').update(out).digest('hex'), size: out.length };
+    const outDesc: RegistryDescriptor = { mediaType, digest: sha256Digest(out), size: out.length };
     if (opts.dumpManifest) {
       await fs.promises.mkdir(opts.workDir, { recursive: true });
       await fs.promises.writeFile(path.join(opts.workDir, 'index.json'), out);

@@ -4,16 +4,15 @@
  * then build: create a writable layer, apply the tar (mkfs on the bottom
  * layer), and commit it as tar(ZFile(LSMT)) with the chain-ID uuid.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { OverlaybdError } from '../errors.js';
-import { decompressFile } from '../archive.js';
+import { decompressFile, detectCompression, type Compression } from '../archive.js';
 import { commitLayer, createLayer } from '../layer.js';
-import type { RegistryClient, RepoLocator } from '../registry/index.js';
+import { sha256Hash, type RegistryClient, type RepoLocator } from '../registry/index.js';
 import type { ApplyFn } from './apply.js';
 
 const GiB = 1024 ** 3;
@@ -61,14 +60,6 @@ async function peek(s: Readable, n: number): Promise<{ head: Buffer; stream: Rea
   return { head, stream: Readable.from(rest(), { objectMode: false }) };
 }
 
-export type Compression = 'gzip' | 'zstd' | 'none';
-
-export function detectCompression(head: Buffer): Compression {
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
-  return 'none';
-}
-
 export interface SourceLayer {
   /** Where the uncompressed layer tar went. */
   file: string;
@@ -96,7 +87,7 @@ export async function downloadSourceLayer(
   const { head, stream } = await peek(src, 4);
   const compression = detectCompression(head);
   const file = path.join(dir, compression === 'zstd' ? 'layer.tar.zst' : 'layer.tar');
-  const hash = createHash('sha256');
+  const hash = sha256Hash();
   const hasher = new Transform({
     transform(c: Buffer, _e, cb) {
       hash.update(c);
@@ -127,7 +118,7 @@ export async function downloadSourceLayer(
     for await (const c of fs.createReadStream(out)) hash.update(c as Buffer);
   }
   {
-    const got = 'sha256:' + hash.digest('hex');
+    const got = hash.digest();
     if (got !== diffId) {
       await fs.promises.rm(out, { force: true });
       throw new OverlaybdError(
@@ -206,15 +197,4 @@ export async function buildLayer(r: BuildRequest): Promise<string> {
     await Promise.all([data, index, r.input].map((f) => fs.promises.rm(f, { force: true })));
   }
   return out;
-}
-
-/** sha256 and size of a file. */
-export async function fileDigest(file: string): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const c of fs.createReadStream(file)) {
-    hash.update(c as Buffer);
-    size += (c as Buffer).length;
-  }
-  return { digest: 'sha256:' + hash.digest('hex'), size };
 }

@@ -9,6 +9,7 @@ import type { DedupStore } from './db/index.js';
 import type { ProgressSink } from './progress.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/index.js';
+import pLimit, { type LimitFunction } from 'p-limit';
 
 const tag = z.string().regex(/^[\w][\w.-]{0,127}$/, 'must be a tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})');
 
@@ -71,4 +72,9 @@ export function parseConvertOptions(input: ConvertOptionsInput): ConvertOptions 
   // --referrer needs OCI manifests (subject and artifactType are OCI fields).
   if (o.referrer) o.oci = true;
   return o;
+}
+
+/** A concurrency bound as the options give it: at most `n` tasks at once, 0 for no bound. */
+export function concurrencyLimit(n: number): LimitFunction {
+  return pLimit(n > 0 ? n : Number.POSITIVE_INFINITY);
 }

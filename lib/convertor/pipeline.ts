@@ -5,21 +5,19 @@
  * = overlaybd blob digests) and the manifest, pushed only once every blob
  * it names is in the repository with the right size.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { OverlaybdError, isOverlaybdError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Descriptor as RegistryDescriptor, RegistryClient } from '../registry/index.js';
+import { sha256Digest, sha256File, type Descriptor as RegistryDescriptor, type RegistryClient } from '../registry/index.js';
 import type { ApplyFn } from './apply.js';
 import { chainIds, uuidFromChainId } from './chain.js';
 import type { DedupStore } from './db/index.js';
 import { findConvertedLayer, findConvertedManifest, manifestBlobsPresent, type DedupContext, type ReusedLayer, type Target } from './dedup.js';
-import { buildLayer, downloadConvertedLayer, downloadSourceLayer, fileDigest } from './layer-engine.js';
+import { buildLayer, downloadConvertedLayer, downloadSourceLayer } from './layer-engine.js';
 import { ARTIFACT_TYPE_NATIVE, layerAnnotations, outputTypes } from './media.js';
-import type { ConvertOptions } from './options.js';
+import { concurrencyLimit, type ConvertOptions } from './options.js';
 import type { ProgressSink, Stage } from './progress.js';
-import { Semaphore } from './semaphore.js';
 import { ImageConfigSchema, ManifestSchema, marshalConfig, marshalManifest, parseDocument, type Descriptor } from './spec.js';
 
 export interface PipelineContext {
@@ -143,9 +141,9 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
   try {
     // 2. Dedup lookups for every layer up front: which need converting, and
     //    which reused ones must still be fetched as lowers for a later layer.
-    const lookups = new Semaphore(opts.downloadConcurrency);
+    const lookups = concurrencyLimit(opts.downloadConcurrency);
     const reused: (ReusedLayer | undefined)[] = await Promise.all(
-      chains.map((c) => lookups.run(() => findConvertedLayer(dedup, c))),
+      chains.map((c) => lookups(() => findConvertedLayer(dedup, c))),
     );
     let lastConverted = -1;
     reused.forEach((r, i) => {
@@ -160,7 +158,7 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
     const confirmed = new Set<string>();
     for (const r of reused) if (r?.how === 'mounted') confirmed.add(r.digest);
 
-    const downloads = new Semaphore(opts.downloadConcurrency);
+    const downloads = concurrencyLimit(opts.downloadConcurrency);
     const downloaded: Promise<string | undefined>[] = [];
     const converted: Promise<{ file?: string; digest: string; size: number }>[] = [];
     const uploaded: Promise<void>[] = [];
@@ -169,7 +167,7 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
       const r = reused[i];
       const name = layerName(i);
       downloaded[i] = settled(
-        downloads.run(async () => {
+        downloads(async () => {
           if (r && i >= lastConverted) {
             ctx.progress.update({ layer: name, stage: 'download', state: 'skipped', note: r.how });
             return undefined;
@@ -222,7 +220,7 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
                 keep: opts.reserve,
               }),
             );
-            const d = await fileDigest(out);
+            const d = await sha256File(out);
             ctx.progress.update({ layer: name, stage: 'convert', state: 'done', done: d.size });
             log.info('layer.converted', { layer: i, chainId: chains[i], digest: d.digest, size: d.size });
             return { file: out, ...d };
@@ -261,7 +259,7 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
 
     // 3. Config and manifest.
     const newConfig = marshalConfig(config, outLayers.map((l) => l.digest), `config ${manifest.config.digest}`);
-    const configDesc: Descriptor = { mediaType: types.config, digest: sha256(newConfig), size: newConfig.length };
+    const configDesc: Descriptor = { mediaType: types.config, digest: sha256Digest(newConfig), size: newConfig.length };
     const layerDescs: Descriptor[] = outLayers.map((l) => ({
       mediaType: types.layer,
       digest: l.digest,
@@ -280,7 +278,7 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
           : {}),
       annotations: manifest.annotations ?? null,
     });
-    const output: RegistryDescriptor = { mediaType: types.manifest, digest: sha256(newManifest), size: newManifest.length };
+    const output: RegistryDescriptor = { mediaType: types.manifest, digest: sha256Digest(newManifest), size: newManifest.length };
     if (opts.dumpManifest) {
       await fs.promises.writeFile(path.join(job.workDir, 'config.json'), newConfig);
       await fs.promises.writeFile(path.join(job.workDir, 'manifest.json'), newManifest);
@@ -334,8 +332,4 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
       if (!opts.dumpManifest) await fs.promises.rm(job.workDir, { recursive: true, force: true });
     }
   }
-}
-
-function sha256(b: Buffer): string {
-  return 'sha256:' + createHash('sha256').update(b).digest('hex');
 }

@@ -2,6 +2,7 @@
  * Content digests: computing them and verifying streams against them.
  */
 import { createHash, type Hash } from 'node:crypto';
+import fs from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import { OverlaybdError } from '../errors.js';
 import { validateDigest } from './reference.js';
@@ -20,8 +21,30 @@ export function createDigestHash(digest: string): Hash {
   return createHash(digestAlgorithm(digest));
 }
 
+/** An incremental sha256 whose result is a `sha256:<hex>` digest. The one sha256 helper of lib/. */
+export function sha256Hash(): { update(data: Uint8Array | string): void; digest(): string } {
+  const h = createHash('sha256');
+  return {
+    update: (data) => void h.update(data),
+    digest: () => 'sha256:' + h.digest('hex'),
+  };
+}
+
 export function sha256Digest(data: Uint8Array | string): string {
-  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+  const h = sha256Hash();
+  h.update(data);
+  return h.digest();
+}
+
+/** sha256 digest and size of a file, read as a stream. */
+export async function sha256File(file: string): Promise<{ digest: string; size: number }> {
+  const h = sha256Hash();
+  let size = 0;
+  for await (const c of fs.createReadStream(file)) {
+    h.update(c as Buffer);
+    size += (c as Buffer).length;
+  }
+  return { digest: h.digest(), size };
 }
 
 /** Digest of `data` with the algorithm of `like`: a digest (`sha512:...`) or an algorithm name (`sha256`). */
