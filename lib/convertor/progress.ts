@@ -3,6 +3,7 @@
  * a terminal, structured log lines (stage start and end, with bytes and
  * time) everywhere else.
  */
+import { MultiBar } from 'cli-progress';
 import type { Logger } from '../log.js';
 
 export type Stage = 'download' | 'convert' | 'upload';
@@ -73,44 +74,39 @@ interface Row {
   stages: Partial<Record<Stage, ProgressEvent>>;
 }
 
-/** Bars on a terminal: one row per layer, three columns, redrawn at most ten times a second. */
+/**
+ * Bars on a terminal: one row per layer, three columns, redrawn in place
+ * by cli-progress at most ten times a second.
+ */
 export function ttyProgress(stream: NodeJS.WriteStream = process.stderr): ProgressSink {
   const rows: Row[] = [];
   const byLayer = new Map<string, Row>();
-  let drawn = 0;
-  let timer: NodeJS.Timeout | undefined;
   const cell = (e: ProgressEvent | undefined): string => {
     if (!e) return ''.padEnd(26);
     if (e.state === 'running') return `[${bar(e.done, e.total, 12)}] ${size(e.done ?? 0)}`.padEnd(26);
     const word = e.state === 'done' ? (e.note ?? 'done') : e.state === 'skipped' ? (e.note ?? 'skipped') : `FAILED ${e.note ?? ''}`;
     return `${word} ${e.done !== undefined ? size(e.done) : ''}`.padEnd(26);
   };
-  const draw = () => {
-    timer = undefined;
-    const cols = stream.columns ?? 120;
-    let out = drawn > 0 ? `\x1b[${drawn}A` : '';
-    const width = Math.max(10, ...rows.map((r) => r.layer.length));
-    for (const r of rows) {
-      const line = `${r.layer.padEnd(width)}  ${cell(r.stages.download)}${cell(r.stages.convert)}${cell(r.stages.upload)}`;
-      out += '\x1b[2K' + line.slice(0, cols - 1) + '\n';
-    }
-    drawn = rows.length;
-    stream.write(out);
+  const format = (_o: unknown, _p: unknown, payload: { row: Row }): string => {
+    const r = payload.row;
+    const width = Math.max(10, ...rows.map((x) => x.layer.length));
+    const line = `${r.layer.padEnd(width)}  ${cell(r.stages.download)}${cell(r.stages.convert)}${cell(r.stages.upload)}`;
+    return line.slice(0, (stream.columns ?? 120) - 1);
   };
+  const bars = new MultiBar({ stream, format, fps: 10, hideCursor: false, gracefulExit: false, linewrap: false, forceRedraw: true });
   return {
     update(e) {
       let r = byLayer.get(e.layer);
       if (!r) {
         r = { layer: e.layer, stages: {} };
-        byLayer.set(e.layer, r);
         rows.push(r);
+        byLayer.set(e.layer, r);
+        bars.create(1, 0, { row: r });
       }
       r.stages[e.stage] = e;
-      timer ??= setTimeout(draw, 100);
     },
     close() {
-      if (timer) clearTimeout(timer);
-      if (rows.length > 0) draw();
+      bars.stop();
     },
   };
 }
