@@ -14,7 +14,6 @@ import {
   DigestVerifier,
   MediaTypes,
   RegistryClient,
-  backoffDelay,
   credentialProvider,
   loadDockerConfig,
   normaliseScopes,
@@ -22,10 +21,12 @@ import {
   parseReference,
   parseRetryAfter,
   parseUserPass,
+  RetryableError,
   resolveRetryPolicy,
   sha256Digest,
   type RegistryClientOptions,
   type RepoLocator,
+  withRetry,
 } from '../lib/registry/index.js';
 import { silentLogger } from '../lib/log.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
@@ -147,13 +148,28 @@ describe('pieces without a registry', () => {
     expect(loadDockerConfig(path.join(dir, 'missing.json')).size).toBe(0);
   });
 
-  it('backs off exponentially with jitter and honours Retry-After', () => {
-    const p = resolveRetryPolicy({ baseDelayMs: 100, maxDelayMs: 1000 });
-    expect(backoffDelay(p, 1, undefined, () => 0)).toBe(50);
-    expect(backoffDelay(p, 3, undefined, () => 0.999)).toBeLessThanOrEqual(400);
-    expect(backoffDelay(p, 3, undefined, () => 0)).toBe(200);
-    expect(backoffDelay(p, 10, undefined, () => 0.999)).toBeLessThanOrEqual(1000);
-    expect(backoffDelay(p, 1, 3000, () => 0)).toBe(3000);
+  it('retries only retryable failures, within the attempt bound, and parses Retry-After', async () => {
+    const p = resolveRetryPolicy({ maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5 });
+    const flaky = new OverlaybdError('REGISTRY_UNREACHABLE', 'flaky');
+    let n = 0;
+    const retried: number[] = [];
+    const ok = await withRetry(
+      p,
+      async (attempt) => {
+        n++;
+        if (attempt < 3) throw new RetryableError(flaky);
+        return attempt;
+      },
+      { onRetry: (i) => retried.push(i.attempt) },
+    );
+    expect([ok, n, retried]).toEqual([3, 3, [2, 3]]);
+    n = 0;
+    await expect(withRetry(p, async () => { n++; throw new RetryableError(flaky); })).rejects.toBe(flaky);
+    expect(n).toBe(3);
+    n = 0;
+    const fatal = new OverlaybdError('REGISTRY_DENIED', 'no');
+    await expect(withRetry(p, async () => { n++; throw fatal; })).rejects.toBe(fatal);
+    expect(n).toBe(1);
     expect(parseRetryAfter('2')).toBe(2000);
     expect(parseRetryAfter(new Date(Date.now() + 5000).toUTCString())).toBeGreaterThan(3000);
     expect(parseRetryAfter('soon')).toBeUndefined();

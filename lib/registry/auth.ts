@@ -5,8 +5,8 @@
 import { OverlaybdError } from '../errors.js';
 import type { CredentialProvider, Credentials } from './credentials.js';
 import { silentLogger, type Logger } from '../log.js';
-import { RetryBudget, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
-import { isConnectionError, readBody, type Transport } from './transport.js';
+import { RetryableError, parseRetryAfter, withRetry, type RetryPolicy } from './retry.js';
+import { isConnectionError, readBody, type HttpResponse, type Transport } from './transport.js';
 
 export interface Challenge {
   scheme: string; // lower-case: 'basic', 'bearer'
@@ -259,66 +259,60 @@ export class Authorizer {
     }
     const who = creds?.identityToken !== undefined ? ' for the identity token' : creds ? ` for user "${creds.username}"` : '';
     const what = `token request ${url.origin}${url.pathname} for ${registry} (scope ${scopes.join(' ') || 'none'})`;
-    const budget = new RetryBudget(this.retry);
-    for (;;) {
-      budget.next();
-      this.tokenRequests++;
-      let res;
-      try {
-        res = await this.transport.request({ method: body ? 'POST' : 'GET', url, headers, ...(body ? { body } : {}) });
-      } catch (e) {
-        const d = isConnectionError(e) ? budget.delay() : undefined;
-        if (d === undefined) {
-          throw new OverlaybdError('REGISTRY_UNREACHABLE', `${what}: ${(e as Error).message}`, { cause: e });
-        }
-        this.logger.debug('retry', { what, attempt: budget.attempt, delayMs: d, error: (e as Error).message });
-        await sleep(d);
-        continue;
-      }
-      if (res.status === 200) {
-        const body = await readBody(res, 1024 * 1024);
-        let json: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
+    return withRetry(
+      this.retry,
+      async (n) => {
+        this.tokenRequests++;
+        let res;
         try {
-          json = JSON.parse(body.toString('utf8')) as typeof json;
-        } catch {
-          throw new OverlaybdError('REGISTRY_ERROR', `${what}: response is not JSON`);
+          res = await this.transport.request({ method: body ? 'POST' : 'GET', url, headers, ...(body ? { body } : {}) });
+        } catch (e) {
+          const err = new OverlaybdError('REGISTRY_UNREACHABLE', `${what}: ${(e as Error).message}`, { cause: e });
+          throw isConnectionError(e) ? new RetryableError(err) : err;
         }
-        const token = typeof json.token === 'string' && json.token ? json.token : json.access_token;
-        if (typeof token !== 'string' || token.length === 0) {
-          throw new OverlaybdError('REGISTRY_ERROR', `${what}: response has neither "token" nor "access_token"`);
+        if (res.status === 200) return this.parseToken(res, what, registry, scopes);
+        const status = res.status;
+        const text = (await readBody(res, 64 * 1024).catch(() => Buffer.alloc(0))).toString('utf8').slice(0, 300);
+        if (status === 401) {
+          throw new OverlaybdError('REGISTRY_UNAUTHORIZED', `${what}: 401 unauthorized${who || ' (no credentials)'}${text ? `: ${text}` : ''}`);
         }
-        const expiresIn = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : 60;
-        let issued = Date.now();
-        if (typeof json.issued_at === 'string') {
-          const t = Date.parse(json.issued_at);
-          // Trust issued_at only when it is near our clock.
-          if (!Number.isNaN(t) && Math.abs(t - issued) < 5 * 60_000) issued = Math.min(issued, t);
+        if (status === 403) {
+          throw new OverlaybdError('REGISTRY_DENIED', `${what}: 403 denied${who}${text ? `: ${text}` : ''}`);
         }
-        const lifetime = Math.max(expiresIn - Math.min(this.margin, expiresIn / 2), 1);
-        this.logger.debug('auth.token', { registry, scopes, expiresIn });
-        return { token, expiresAt: issued + lifetime * 1000 };
-      }
-      const status = res.status;
-      const text = (await readBody(res, 64 * 1024).catch(() => Buffer.alloc(0))).toString('utf8').slice(0, 300);
-      if (status === 401) {
-        throw new OverlaybdError(
-          'REGISTRY_UNAUTHORIZED',
-          `${what}: 401 unauthorized${who || ' (no credentials)'}${text ? `: ${text}` : ''}`,
-        );
-      }
-      if (status === 403) {
-        throw new OverlaybdError('REGISTRY_DENIED', `${what}: 403 denied${who}${text ? `: ${text}` : ''}`);
-      }
-      if (status === 429 || status >= 500) {
-        const d = budget.delay(parseRetryAfter(res.headers['retry-after']));
-        if (d !== undefined) {
-          this.logger.debug('retry', { what, attempt: budget.attempt, delayMs: d, status });
-          await sleep(d);
-          continue;
+        if (status === 429 || status >= 500) {
+          const err = new OverlaybdError(
+            status === 429 ? 'REGISTRY_RATE_LIMITED' : 'REGISTRY_ERROR',
+            `${what}: HTTP ${status} after ${n} attempts${text ? `: ${text}` : ''}`,
+          );
+          throw new RetryableError(err, parseRetryAfter(res.headers['retry-after']));
         }
-        throw new OverlaybdError(status === 429 ? 'REGISTRY_RATE_LIMITED' : 'REGISTRY_ERROR', `${what}: HTTP ${status} after ${budget.attempt} attempts${text ? `: ${text}` : ''}`);
-      }
-      throw new OverlaybdError('REGISTRY_ERROR', `${what}: HTTP ${status}${text ? `: ${text}` : ''}`);
+        throw new OverlaybdError('REGISTRY_ERROR', `${what}: HTTP ${status}${text ? `: ${text}` : ''}`);
+      },
+      { onRetry: ({ attempt, reason }) => this.logger.debug('retry', { what, attempt, reason }) },
+    );
+  }
+
+  private async parseToken(res: HttpResponse, what: string, registry: string, scopes: string[]): Promise<CachedToken> {
+    const body = await readBody(res, 1024 * 1024);
+    let json: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
+    try {
+      json = JSON.parse(body.toString('utf8')) as typeof json;
+    } catch {
+      throw new OverlaybdError('REGISTRY_ERROR', `${what}: response is not JSON`);
     }
+    const token = typeof json.token === 'string' && json.token ? json.token : json.access_token;
+    if (typeof token !== 'string' || token.length === 0) {
+      throw new OverlaybdError('REGISTRY_ERROR', `${what}: response has neither "token" nor "access_token"`);
+    }
+    const expiresIn = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : 60;
+    let issued = Date.now();
+    if (typeof json.issued_at === 'string') {
+      const t = Date.parse(json.issued_at);
+      // Trust issued_at only when it is near our clock.
+      if (!Number.isNaN(t) && Math.abs(t - issued) < 5 * 60_000) issued = Math.min(issued, t);
+    }
+    const lifetime = Math.max(expiresIn - Math.min(this.margin, expiresIn / 2), 1);
+    this.logger.debug('auth.token', { registry, scopes, expiresIn });
+    return { token, expiresAt: issued + lifetime * 1000 };
   }
 }

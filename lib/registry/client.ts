@@ -3,7 +3,7 @@
  * uploads, cross-repository mounts), with auth and retries.
  */
 import fs from 'node:fs';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { OverlaybdError } from '../errors.js';
 import { Authorizer, repoScope } from './auth.js';
 import { credentialProvider, type CredentialOptions, type CredentialProvider } from './credentials.js';
@@ -12,7 +12,7 @@ import { statusError } from './http-errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { MANIFEST_ACCEPT, detectManifestMediaType } from './media-types.js';
 import { formatReference, parseReference, validateDigest, validateRepository, validateTag, type Reference } from './reference.js';
-import { RetryBudget, parseRetryAfter, resolveRetryPolicy, sleep, type RetryPolicy, type RetryPolicyInput } from './retry.js';
+import { RetryableError, parseRetryAfter, resolveRetryPolicy, withRetry, type RetryPolicy, type RetryPolicyInput } from './retry.js';
 import { Transport, drain, header, isConnectionError, readBody, type HttpResponse, type TransportOptions } from './transport.js';
 import { uploadBlob, type BlobSource, type PushResult } from './upload.js';
 
@@ -72,6 +72,24 @@ export interface Op {
   signal?: AbortSignal;
 }
 
+/** Ends a blob relay whose reader destroyed the stream. */
+class ReaderGone extends Error {}
+
+/** Resolves when `s` may take more data, when it is destroyed, or when `signal` aborts. */
+function drained(s: PassThrough, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      s.off('drain', done);
+      s.off('close', done);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    s.on('drain', done);
+    s.on('close', done);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 export class RegistryClient {
   readonly transport: Transport;
   readonly auth: Authorizer;
@@ -117,15 +135,30 @@ export class RegistryClient {
    * Sends one request with auth and retries. Returns the response for the
    * statuses in `op.ok`; the caller reads or drains its body.
    */
-  async send(op: Op): Promise<HttpResponse> {
+  send(op: Op): Promise<HttpResponse> {
     const base = this.baseUrl(op.repo.registry);
     const url = /^https?:\/\//.test(op.path) ? new URL(op.path) : new URL(op.path, base);
-    const budget = new RetryBudget(this.retry);
-    let scopes = op.scopes;
-    let authRounds = 0;
     const what = `registry ${base}: ${op.what}`;
-    budget.next();
-    for (;;) {
+    if (op.retry === false) return this.attempt(op, url, what, 1);
+    return withRetry(this.retry, (n) => this.attempt(op, url, what, n), {
+      ...(op.signal ? { signal: op.signal } : {}),
+      onRetry: ({ attempt, reason }) => {
+        this.stats.retries++;
+        this.logger.debug('retry', { what, attempt, reason });
+      },
+    });
+  }
+
+  /**
+   * Attempt `n` of a request: connection errors, 5xx and 429 come out as
+   * RetryableError. A 401 whose challenge a new token or credentials may
+   * meet is sent again here (at most twice), without using an attempt.
+   */
+  private async attempt(op: Op, url: URL, what: string, n: number): Promise<HttpResponse> {
+    const retryable = op.retry !== false;
+    const after = n > 1 ? ` (after ${n} attempts)` : '';
+    let scopes = op.scopes;
+    for (let authRounds = 0; ; authRounds++) {
       const headers: Record<string, string> = { ...(op.headers ?? {}) };
       const authz = await this.auth.header(op.repo.registry, scopes, op.signal).catch((e: unknown) => {
         throw this.prefixed(e, what);
@@ -143,16 +176,8 @@ export class RegistryClient {
         });
       } catch (e) {
         if (op.signal?.aborted) throw e;
-        const d = op.retry !== false && isConnectionError(e) ? budget.delay() : undefined;
-        if (d === undefined) {
-          throw new OverlaybdError(
-            'REGISTRY_UNREACHABLE',
-            `${what}: ${op.method} ${url.href}: ${(e as Error).message}${budget.attempt > 1 ? ` (after ${budget.attempt} attempts)` : ''}`,
-            { cause: e },
-          );
-        }
-        await this.backoff(what, budget, d, (e as Error).message, op.signal);
-        continue;
+        const err = new OverlaybdError('REGISTRY_UNREACHABLE', `${what}: ${op.method} ${url.href}: ${(e as Error).message}${after}`, { cause: e });
+        throw retryable && isConnectionError(e) ? new RetryableError(err) : err;
       }
       const status = res.status;
       if (status === 401 && !op.ok.includes(401)) {
@@ -164,7 +189,6 @@ export class RegistryClient {
           });
         scopes = r.scopes;
         if (r.retry && authRounds < 2) {
-          authRounds++;
           this.stats.authRetries++;
           continue;
         }
@@ -172,16 +196,10 @@ export class RegistryClient {
         throw statusError(401, { what, method: op.method, url }, body, denied ? { code: 'REGISTRY_DENIED' } : undefined);
       }
       if (op.ok.includes(status)) return res;
-      if ((status === 429 || status >= 500) && op.retry !== false) {
-        const d = budget.delay(parseRetryAfter(res.headers['retry-after']));
-        if (d !== undefined) {
-          await drain(res);
-          await this.backoff(what, budget, d, `HTTP ${status}`, op.signal);
-          continue;
-        }
-      }
-      const body = op.method === 'HEAD' ? undefined : await readBody(res, 64 * 1024).catch(() => undefined);
-      throw statusError(status, { what, method: op.method, url }, body, { attempts: budget.attempt });
+      const body = op.method === 'HEAD' ? (await drain(res), undefined) : await readBody(res, 64 * 1024).catch(() => undefined);
+      const err = statusError(status, { what, method: op.method, url }, body, { attempts: n });
+      if ((status === 429 || status >= 500) && retryable) throw new RetryableError(err, parseRetryAfter(res.headers['retry-after']));
+      throw err;
     }
   }
 
@@ -189,13 +207,6 @@ export class RegistryClient {
   private prefixed(e: unknown, what: string): unknown {
     if (!(e instanceof OverlaybdError)) return e;
     return new OverlaybdError(e.code, `${what}: ${e.message}`, { cause: e });
-  }
-
-  private async backoff(what: string, budget: RetryBudget, delayMs: number, reason: string, signal?: AbortSignal): Promise<void> {
-    this.stats.retries++;
-    this.logger.debug('retry', { what, attempt: budget.attempt, delayMs, reason });
-    await sleep(delayMs, signal);
-    budget.next();
   }
 
   // ---- manifests -------------------------------------------------------
@@ -390,73 +401,72 @@ export class RegistryClient {
     const hash = createDigestHash(desc.digest);
     const algo = desc.digest.slice(0, desc.digest.indexOf(':'));
     const expectedSize = desc.size ?? (first.headers['content-length'] ? Number(first.headers['content-length']) : undefined);
-    const budget = new RetryBudget(this.retry);
-    budget.next();
     const mismatch = (m: string) => new OverlaybdError('DIGEST_MISMATCH', `registry ${base}: ${what}: ${m}`);
-    const self = this;
-    async function* chunks(): AsyncGenerator<Buffer> {
-      let res: HttpResponse | undefined = first;
-      let received = 0;
+    const out = new PassThrough();
+    let received = 0;
+
+    /** Attempt `n` relays one response body; a lost connection is retried with a Range request from `received`. */
+    const relay = async (n: number): Promise<void> => {
+      const res = n === 1 ? first : await this.send(op(received));
       try {
-        for (;;) {
-          let skip = 0;
-          if (received > 0) {
-            // A resumed request: 206 from `received`, or 200 from the start.
-            if (res.status === 206) {
-              const m = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
-              if (!m || Number(m[1]) !== received) {
-                throw mismatch(`resumed read at ${received} got Content-Range "${res.headers['content-range']}"`);
-              }
-            } else if (res.status === 200) {
-              skip = received;
-            } else {
-              throw mismatch(`resumed read at ${received} answered HTTP ${res.status}`);
+        let skip = 0;
+        if (n > 1) {
+          // A resumed request: 206 from `received`, 200 from the start, 416 when nothing is left.
+          if (res.status === 416) return;
+          if (res.status === 206) {
+            const m = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
+            if (!m || Number(m[1]) !== received) {
+              throw mismatch(`resumed read at ${received} got Content-Range "${String(res.headers['content-range'])}"`);
             }
-          }
-          try {
-            for await (const c of res.body) {
-              let b = c as Buffer;
-              if (skip > 0) {
-                const n = Math.min(skip, b.length);
-                skip -= n;
-                b = b.subarray(n);
-                if (b.length === 0) continue;
-              }
-              received += b.length;
-              self.stats.bytesDownloaded += b.length;
-              if (expectedSize !== undefined && received > expectedSize) {
-                throw mismatch(`body is longer than the expected ${expectedSize} bytes`);
-              }
-              hash.update(b);
-              yield b;
-            }
-            break;
-          } catch (e) {
-            if (e instanceof OverlaybdError || opts.signal?.aborted) throw e;
-            const d = isConnectionError(e) ? budget.delay() : undefined;
-            if (d === undefined) {
-              throw mismatch(
-                `connection lost after ${received}${expectedSize !== undefined ? ` of ${expectedSize}` : ''} bytes (${(e as Error).message})`,
-              );
-            }
-            await self.backoff(`registry ${base}: ${what}`, budget, d, (e as Error).message, opts.signal);
-            res = await self.send(op(received));
-            if (res.status === 416) {
-              await drain(res);
-              break;
-            }
-          }
+          } else skip = received;
         }
-        if (expectedSize !== undefined && received !== expectedSize) {
-          throw mismatch(`body ended after ${received} of ${expectedSize} bytes`);
+        try {
+          for await (const c of res.body) {
+            let b = c as Buffer;
+            if (skip > 0) {
+              const k = Math.min(skip, b.length);
+              skip -= k;
+              b = b.subarray(k);
+              if (b.length === 0) continue;
+            }
+            received += b.length;
+            this.stats.bytesDownloaded += b.length;
+            if (expectedSize !== undefined && received > expectedSize) throw mismatch(`body is longer than the expected ${expectedSize} bytes`);
+            hash.update(b);
+            if (!out.write(b)) await drained(out, opts.signal);
+            opts.signal?.throwIfAborted();
+            // The reader went away: stop quietly.
+            if (out.destroyed) throw new ReaderGone();
+          }
+        } catch (e) {
+          if (e instanceof OverlaybdError || e instanceof ReaderGone || opts.signal?.aborted) throw e;
+          const err = mismatch(`connection lost after ${received}${expectedSize !== undefined ? ` of ${expectedSize}` : ''} bytes (${(e as Error).message})`);
+          throw isConnectionError(e) ? new RetryableError(err) : err;
         }
+      } finally {
+        if (!res.body.readableEnded) res.body.destroy();
+      }
+    };
+
+    withRetry(this.retry, relay, {
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      onRetry: ({ attempt, reason }) => {
+        this.stats.retries++;
+        this.logger.debug('retry', { what: `registry ${base}: ${what}`, attempt, reason });
+      },
+    }).then(
+      () => {
+        if (expectedSize !== undefined && received !== expectedSize) throw mismatch(`body ended after ${received} of ${expectedSize} bytes`);
         const got = `${algo}:${hash.digest('hex')}`;
         if (got !== desc.digest) throw mismatch(`content digest is ${got}`);
-      } finally {
-        if (res && !res.body.readableEnded) res.body.destroy();
-      }
-    }
-    return Readable.from(chunks(), { objectMode: false });
+        out.end();
+      },
+    ).catch((e: unknown) => {
+      // A rejection before the first attempt leaves its body unread.
+      if (!first.body.readableEnded) first.body.destroy();
+      if (!(e instanceof ReaderGone)) out.destroy(e as Error);
+    });
+    return out;
   }
 
   /** A whole blob in memory, verified. */

@@ -1,10 +1,10 @@
 /**
- * Retry policy: exponential backoff with full jitter, bounded by a count and
- * a total time, honouring a server's Retry-After.
+ * Retry policy: exponential backoff with jitter (p-retry), bounded by a
+ * count and a total time, honouring a server's Retry-After.
  */
+import pRetry from 'p-retry';
 import { z } from 'zod';
 import { parseWith } from '../config.js';
-import { OverlaybdError } from '../errors.js';
 
 export const RetryPolicySchema = z.object({
   /** Attempts in all, the first included. */
@@ -32,41 +32,59 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
   return Math.max(0, t - now);
 }
 
-/** The delay before attempt `attempt + 1` (attempt counts from 1). */
-export function backoffDelay(policy: RetryPolicy, attempt: number, retryAfterMs?: number, random = Math.random): number {
-  const exp = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-  // Full jitter in [exp/2, exp): spreads retries of many clients without going to zero.
-  const jittered = exp / 2 + random() * (exp / 2);
-  if (retryAfterMs !== undefined) return Math.max(retryAfterMs, jittered);
-  return Math.round(jittered);
+/** Thrown by an attempt that may be tried again; `withRetry` rethrows `error` when no attempt is left. */
+export class RetryableError extends Error {
+  constructor(
+    readonly error: unknown,
+    /** The server's Retry-After: the next attempt waits at least this long. */
+    readonly retryAfterMs?: number,
+  ) {
+    super((error as Error)?.message ?? String(error));
+  }
 }
 
-/** Tracks one operation's attempts against a policy. */
-export class RetryBudget {
-  readonly policy: RetryPolicy;
-  private readonly started = Date.now();
-  attempt = 0;
+export interface RetryHooks {
+  signal?: AbortSignal;
+  /** Called as attempt `attempt` starts again after a failure (attempt counts from 2). */
+  onRetry?: (info: { attempt: number; reason: string }) => void;
+}
 
-  constructor(policy: RetryPolicy) {
-    this.policy = policy;
-  }
-
-  /** Starts an attempt; false when the count is used up. */
-  next(): boolean {
-    if (this.attempt >= this.policy.maxAttempts) return false;
-    this.attempt++;
-    return true;
-  }
-
-  /**
-   * The wait before another attempt, or undefined when none may be made (count
-   * used up, or the wait would pass the total time bound).
-   */
-  delay(retryAfterMs?: number): number | undefined {
-    if (this.attempt >= this.policy.maxAttempts) return undefined;
-    const d = backoffDelay(this.policy, this.attempt, retryAfterMs);
-    if (Date.now() - this.started + d > this.policy.maxTotalMs) return undefined;
-    return d;
+/**
+ * Runs `attempt(n)` (n from 1) with p-retry: exponential backoff with
+ * jitter between `baseDelayMs` and `maxDelayMs`, at most `maxAttempts`
+ * attempts and no new one after `maxTotalMs`. Only a RetryableError is
+ * retried; anything else, or the last failure (unwrapped), is thrown. An
+ * aborted signal rejects at once with its reason, also during a wait.
+ */
+export async function withRetry<T>(policy: RetryPolicy, attempt: (n: number) => Promise<T>, hooks: RetryHooks = {}): Promise<T> {
+  let failed: RetryableError | undefined;
+  try {
+    return await pRetry(
+      async (n) => {
+        if (failed) {
+          hooks.onRetry?.({ attempt: n, reason: failed.message });
+          // p-retry waited its backoff; a longer Retry-After waits the rest.
+          if (failed.retryAfterMs !== undefined && failed.retryAfterMs > 0) await sleep(failed.retryAfterMs, hooks.signal);
+          failed = undefined;
+        }
+        return attempt(n);
+      },
+      {
+        retries: policy.maxAttempts - 1,
+        factor: 2,
+        minTimeout: policy.baseDelayMs,
+        maxTimeout: policy.maxDelayMs,
+        randomize: true,
+        maxRetryTime: policy.maxTotalMs,
+        ...(hooks.signal ? { signal: hooks.signal } : {}),
+        shouldRetry: ({ error }) => error instanceof RetryableError,
+        onFailedAttempt: ({ error }) => {
+          failed = error instanceof RetryableError ? error : undefined;
+        },
+      },
+    );
+  } catch (e) {
+    throw e instanceof RetryableError ? e.error : e;
   }
 }
 

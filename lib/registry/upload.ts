@@ -10,7 +10,7 @@ import { repoScope } from './auth.js';
 import type { RegistryClient, RepoLocator } from './client.js';
 import { createDigestHash, digestLike } from './digest.js';
 import { validateDigest, validateRepository } from './reference.js';
-import { RetryBudget, sleep } from './retry.js';
+import { RetryableError, withRetry } from './retry.js';
 import { drain } from './transport.js';
 
 /**
@@ -267,54 +267,54 @@ class Uploader {
 
   /** PATCH one chunk; on failure, ask where the registry stands and resend the rest of it. */
   async patch(location: string, chunk: Buffer, start: number): Promise<string> {
-    const budget = new RetryBudget(this.c.retry);
-    budget.next();
     let sent = 0;
     let loc = location;
-    for (;;) {
-      const part = chunk.subarray(sent);
-      const from = start + sent;
-      const what = `upload chunk ${this.where} bytes ${from}-${start + chunk.length - 1}`;
-      try {
-        const res = await this.c.send({
-          repo: this.repo,
-          what,
-          method: 'PATCH',
-          path: loc,
-          headers: {
-            'Content-Type': 'application/octet-stream',
-            'Content-Range': `${from}-${start + chunk.length - 1}`,
-          },
-          body: part,
-          scopes: this.pushScopes,
-          ok: [202, 204],
-          retry: false,
-          ...this.sig(),
-        });
-        await drain(res);
-        this.c.stats.bytesUploaded += part.length;
-        return this.location(res, what);
-      } catch (e) {
-        if (!isRetryableUploadError(e) || this.signal?.aborted) throw e;
-        const d = budget.delay();
-        if (d === undefined) throw e;
-        this.c.stats.retries++;
-        this.c.logger.debug('retry', { what, attempt: budget.attempt, delayMs: d, reason: (e as Error).message });
-        await sleep(d, this.signal);
-        budget.next();
-        // Throws when the session is gone; the caller then restarts the upload.
-        const st = await this.status(loc);
-        if (st.offset < start || st.offset > start + chunk.length) {
-          throw new OverlaybdError(
-            'REGISTRY_ERROR',
-            `registry ${this.base}: ${what}: upload session is at byte ${st.offset}, outside this chunk`,
-          );
+    const range = () => `${this.where} bytes ${start + sent}-${start + chunk.length - 1}`;
+    return withRetry(
+      this.c.retry,
+      async (n) => {
+        if (n > 1) {
+          // Throws when the session is gone; the caller then restarts the upload.
+          const st = await this.status(loc);
+          if (st.offset < start || st.offset > start + chunk.length) {
+            throw new OverlaybdError('REGISTRY_ERROR', `registry ${this.base}: upload chunk ${range()}: upload session is at byte ${st.offset}, outside this chunk`);
+          }
+          sent = st.offset - start;
+          loc = st.location;
+          if (sent === chunk.length) return loc;
         }
-        sent = st.offset - start;
-        loc = st.location;
-        if (sent === chunk.length) return loc;
-      }
-    }
+        const part = chunk.subarray(sent);
+        const what = `upload chunk ${range()}`;
+        try {
+          const res = await this.c.send({
+            repo: this.repo,
+            what,
+            method: 'PATCH',
+            path: loc,
+            headers: {
+              'Content-Type': 'application/octet-stream',
+              'Content-Range': `${start + sent}-${start + chunk.length - 1}`,
+            },
+            body: part,
+            scopes: this.pushScopes,
+            ok: [202, 204],
+            retry: false,
+            ...this.sig(),
+          });
+          await drain(res);
+          this.c.stats.bytesUploaded += part.length;
+          return this.location(res, what);
+        } catch (e) {
+          throw isRetryableUploadError(e) && !this.signal?.aborted ? new RetryableError(e) : e;
+        }
+      },
+      { ...this.sig(), onRetry: ({ attempt, reason }) => this.retried(`upload chunk ${range()}`, attempt, reason) },
+    );
+  }
+
+  retried(what: string, attempt: number, reason: string): void {
+    this.c.stats.retries++;
+    this.c.logger.debug('retry', { what, attempt, reason });
   }
 
   async chunked(location: string, source: BlobSource, chunkSize: number): Promise<void> {
@@ -391,25 +391,24 @@ export async function uploadBlob(
   }
   if (source === undefined) return { status: 'not-mounted', digest };
   const chunked = opts.chunked === true || size === undefined || size > c.monolithicMax;
-  const budget = new RetryBudget(c.retry);
-  budget.next();
-  for (;;) {
-    try {
-      location ??= await up.start();
-      if (chunked) await up.chunked(location, source, c.chunkSize);
-      else await up.monolithic(location, source, size!);
-      c.stats.blobUploads++;
-      return { status: 'uploaded', digest };
-    } catch (e) {
-      const lost = location;
-      location = undefined;
-      const d = restartable(source) && isRetryableUploadError(e) && !opts.signal?.aborted ? budget.delay() : undefined;
-      if (d === undefined) throw e;
-      if (lost) await up.cancel(lost);
-      c.stats.retries++;
-      c.logger.debug('retry', { what: `upload ${repo.repository}@${digest}`, attempt: budget.attempt, delayMs: d, reason: (e as Error).message });
-      await sleep(d, opts.signal);
-      budget.next();
-    }
-  }
+  return withRetry(
+    c.retry,
+    async () => {
+      try {
+        location ??= await up.start();
+        if (chunked) await up.chunked(location, source, c.chunkSize);
+        else await up.monolithic(location, source, size!);
+        c.stats.blobUploads++;
+        return { status: 'uploaded', digest } as const;
+      } catch (e) {
+        const lost = location;
+        location = undefined;
+        if (!restartable(source) || !isRetryableUploadError(e) || opts.signal?.aborted) throw e;
+        // A new session for the next attempt; this one is dropped.
+        if (lost) await up.cancel(lost);
+        throw new RetryableError(e);
+      }
+    },
+    { ...(opts.signal ? { signal: opts.signal } : {}), onRetry: ({ attempt, reason }) => up.retried(`upload ${repo.repository}@${digest}`, attempt, reason) },
+  );
 }

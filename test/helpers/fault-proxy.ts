@@ -78,6 +78,8 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   let rules: LiveRule[] = [];
   const log: LoggedRequest[] = [];
   const sockets = new Set<net.Socket>();
+  /** The requests each client connection carried, marked closed with it. */
+  const carried = new WeakMap<net.Socket, LoggedRequest[]>();
   /** Upstream requests in flight, destroyed by close(). */
   const upstreams = new Set<http.ClientRequest>();
 
@@ -98,7 +100,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const server = http.createServer((req, res) => {
     const entry: LoggedRequest = { method: req.method ?? '?', path: req.url ?? '/' };
     log.push(entry);
-    req.socket.once('close', () => (entry.closed = true));
+    carried.get(req.socket)?.push(entry);
     const rule = pick(req);
     const action = rule?.action;
     if (action) entry.fault = action.kind;
@@ -229,7 +231,12 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   });
   server.on('connection', (s) => {
     sockets.add(s);
-    s.on('close', () => sockets.delete(s));
+    const entries: LoggedRequest[] = [];
+    carried.set(s, entries);
+    s.on('close', () => {
+      sockets.delete(s);
+      for (const e of entries) e.closed = true;
+    });
   });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
