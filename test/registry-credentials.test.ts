@@ -7,11 +7,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isOverlaybdError } from '../lib/errors.js';
 import { RegistryClient, credentialProvider, readDockerConfig, sha256Digest } from '../lib/registry/index.js';
 import { sampleImages, writeOciLayout } from './helpers/oci-layout.js';
-import { skopeoCopy, startRegistry, type TestRegistry } from './helpers/registry.js';
+import { skopeoCopy, useRegistry, type TestRegistry } from './helpers/registry.js';
 
 const single = sampleImages().single;
 let workDir: string;
@@ -80,12 +80,11 @@ afterAll(() => {
 
 describe('credential helpers with a basic-auth registry', () => {
   let reg: TestRegistry;
-  beforeAll(async () => {
-    reg = await startRegistry({ mode: 'basic', users: { alice: 'secret', bob: 'hunter2' } });
-    await skopeoCopy(layoutDir, 'v1', `${reg.host}/demo/app:v1`, { creds: 'alice:secret' });
-  });
-  afterAll(async () => {
-    await reg?.stop();
+  const registry = useRegistry({ mode: 'basic', users: { alice: 'secret', bob: 'hunter2' } }, (r) =>
+    skopeoCopy(layoutDir, 'v1', `${r.host}/demo/app:v1`, { creds: 'alice:secret' }),
+  );
+  beforeEach(() => {
+    reg = registry();
   });
 
   it('reads credsStore and credHelpers from config.json', () => {
@@ -149,16 +148,12 @@ describe('credential helpers with a basic-auth registry', () => {
 
 describe('credential helpers with a token registry', () => {
   let reg: TestRegistry;
-  beforeAll(async () => {
-    reg = await startRegistry({
-      mode: 'token',
-      users: { alice: 'secret' },
-      token: { refreshTokens: { 'refresh-alice': 'alice' } },
-    });
-    await skopeoCopy(layoutDir, 'v1', `${reg.host}/demo/app:v1`, { creds: 'alice:secret' });
-  });
-  afterAll(async () => {
-    await reg?.stop();
+  const registry = useRegistry(
+    { mode: 'token', users: { alice: 'secret' }, token: { refreshTokens: { 'refresh-alice': 'alice' } } },
+    (r) => skopeoCopy(layoutDir, 'v1', `${r.host}/demo/app:v1`, { creds: 'alice:secret' }),
+  );
+  beforeEach(() => {
+    reg = registry();
   });
 
   it('trades a <token> identity token for access tokens at the realm', async () => {

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { OverlaybdError, isOverlaybdError, type ErrorCode } from '../lib/errors.js';
 import {
   DigestVerifier,
@@ -31,7 +31,7 @@ import {
 import { silentLogger } from '../lib/log.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { sampleImages, writeOciLayout } from './helpers/oci-layout.js';
-import { skopeoCopy, startRegistry, type TestRegistry } from './helpers/registry.js';
+import { skopeoCopy, startRegistry, useRegistry, type TestRegistry } from './helpers/registry.js';
 
 const fixtures = sampleImages();
 const single = fixtures.single;
@@ -556,12 +556,11 @@ describe('plain HTTP registry', () => {
 
 describe('basic auth registry', () => {
   let reg: TestRegistry;
-  beforeAll(async () => {
-    reg = await startRegistry({ mode: 'basic', users: { alice: 'secret', bob: 'hunter2' } });
-    await skopeoCopy(layoutDir, 'v1', `${reg.host}/demo/app:v1`, { creds: 'alice:secret' });
-  });
-  afterAll(async () => {
-    await reg?.stop();
+  const registry = useRegistry({ mode: 'basic', users: { alice: 'secret', bob: 'hunter2' } }, (r) =>
+    skopeoCopy(layoutDir, 'v1', `${r.host}/demo/app:v1`, { creds: 'alice:secret' }),
+  );
+  beforeEach(() => {
+    reg = registry();
   });
 
   it('pulls and pushes with -u credentials, sending them up front after the first 401', async () => {

@@ -151,7 +151,7 @@ Booleans also take --flag=true / --flag=false.`,
       progress.close();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      client.close();
+      await client.close();
       await store.close();
     }
   },

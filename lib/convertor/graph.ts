@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OverlaybdError } from '../errors.js';
 import { MediaTypes, isIndexMediaType, isManifestMediaType, parseReference, sha256Digest, type Descriptor as RegistryDescriptor } from '../registry/index.js';
+import { linkedAbort, type LinkedAbort } from './abort.js';
 import { applyWithExt4, type ApplyFn } from './apply.js';
 import { ANNOTATION_REFERENCE_TYPE, ARTIFACT_TYPE_NATIVE, ATTESTATION_MANIFEST, outputTypes } from './media.js';
 import { concurrencyLimit, type ConvertDeps, type ConvertOptions } from './options.js';
@@ -41,26 +42,18 @@ export async function runConversion(opts: ConvertOptions, deps: ConvertDeps & { 
   // One controller per conversion, linked to the caller's signal: the first
   // failed platform aborts every other one, so nothing is pushed after the
   // error has been reported.
-  const abort = new AbortController();
-  const onOuterAbort = () => abort.abort(deps.signal?.reason);
-  if (deps.signal?.aborted) onOuterAbort();
-  else deps.signal?.addEventListener('abort', onOuterAbort, { once: true });
-  try {
-    return await convertGraph(opts, deps, repo, abort, t0);
-  } finally {
-    deps.signal?.removeEventListener('abort', onOuterAbort);
-  }
+  return convertGraph(opts, deps, repo, linkedAbort(deps.signal), t0);
 }
 
 /** Wait for every task; on the first failure abort the others, then rethrow that failure. */
-async function settleAll<T>(tasks: Promise<T>[], abort: AbortController): Promise<T[]> {
+async function settleAll<T>(tasks: Promise<T>[], abort: LinkedAbort): Promise<T[]> {
   let first: { err: unknown } | undefined;
   const settled = await Promise.allSettled(
     tasks.map((t) =>
       t.catch((err: unknown) => {
         if (!first) {
           first = { err };
-          if (!abort.signal.aborted) abort.abort(err);
+          abort.abort(err);
         }
         throw err;
       }),
@@ -74,7 +67,7 @@ async function convertGraph(
   opts: ConvertOptions,
   deps: ConvertDeps & { apply?: ApplyFn },
   repo: { registry: string; repository: string },
-  abort: AbortController,
+  abort: LinkedAbort,
   t0: number,
 ): Promise<ConvertResult> {
   const signal = abort.signal;

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { OverlaybdError, isOverlaybdError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sha256File } from '../registry/index.js';
+import type { LinkedAbort } from './abort.js';
 import { uuidFromChainId } from './chain.js';
 import { findConvertedLayer, type DedupContext, type ReusedLayer } from './dedup.js';
 import { buildLayer, downloadConvertedLayer, downloadSourceLayer } from './layer-engine.js';
@@ -31,7 +32,7 @@ export interface LayerRun {
   name(i: number): string;
   what(i: number): string;
   /** Aborted by the first failure (its reason is that failure) or by the caller. */
-  abort: AbortController;
+  abort: LinkedAbort;
   /** Blobs this run saw committed in the target: the manifest check need not HEAD them. */
   confirmed: Set<string>;
   /** Milliseconds per stage, summed over layers. */
@@ -78,7 +79,7 @@ class LayerTasks {
     const err = isOverlaybdError(e)
       ? new OverlaybdError(e.code, `${stage} ${what}: ${e.message}`, { cause: e })
       : new OverlaybdError('CONVERT_FAILED', `${stage} ${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
-    if (!this.signal.aborted) this.run.abort.abort(err);
+    this.run.abort.abort(err);
     throw err;
   }
 

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { OverlaybdError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Descriptor as RegistryDescriptor, RegistryClient } from '../registry/index.js';
+import { linkedAbort } from './abort.js';
 import type { ApplyFn } from './apply.js';
 import { chainIds } from './chain.js';
 import type { DedupStore } from './db/index.js';
@@ -91,9 +92,7 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
   const chains = chainIds(diffIds);
 
   await fs.promises.mkdir(job.workDir, { recursive: true });
-  const abort = new AbortController();
-  const onOuterAbort = () => abort.abort(ctx.signal?.reason);
-  ctx.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  const abort = linkedAbort(ctx.signal);
   const dirs = layers.map((l, i) => path.join(job.workDir, `${String(i).padStart(4, '0')}_${l.digest.replace(/^sha256:/, '')}`));
   try {
     const confirmed = new Set<string>();
@@ -126,7 +125,6 @@ export async function convertManifest(ctx: PipelineContext, job: ManifestJob): P
       timings,
     };
   } finally {
-    ctx.signal?.removeEventListener('abort', onOuterAbort);
     if (!opts.reserve) {
       await Promise.all(dirs.map((d) => fs.promises.rm(d, { recursive: true, force: true })));
       if (!opts.dumpManifest) await fs.promises.rm(job.workDir, { recursive: true, force: true });

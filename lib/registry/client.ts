@@ -72,6 +72,14 @@ export interface Op {
   signal?: AbortSignal;
 }
 
+/** What is left of a chunk once `skip.bytes` are dropped from the front of a body (a registry that ignored Range). */
+function skipFront(b: Buffer, skip: { bytes: number }): Buffer {
+  if (skip.bytes === 0) return b;
+  const k = Math.min(skip.bytes, b.length);
+  skip.bytes -= k;
+  return b.subarray(k);
+}
+
 /** Ends a blob relay whose reader destroyed the stream. */
 class ReaderGone extends Error {}
 
@@ -409,7 +417,7 @@ export class RegistryClient {
     const relay = async (n: number): Promise<void> => {
       const res = n === 1 ? first : await this.send(op(received));
       try {
-        let skip = 0;
+        const skip = { bytes: 0 };
         if (n > 1) {
           // A resumed request: 206 from `received`, 200 from the start, 416 when nothing is left.
           if (res.status === 416) return;
@@ -418,17 +426,12 @@ export class RegistryClient {
             if (!m || Number(m[1]) !== received) {
               throw mismatch(`resumed read at ${received} got Content-Range "${String(res.headers['content-range'])}"`);
             }
-          } else skip = received;
+          } else skip.bytes = received;
         }
         try {
           for await (const c of res.body) {
-            let b = c as Buffer;
-            if (skip > 0) {
-              const k = Math.min(skip, b.length);
-              skip -= k;
-              b = b.subarray(k);
-              if (b.length === 0) continue;
-            }
+            const b = skipFront(c as Buffer, skip);
+            if (b.length === 0) continue;
             received += b.length;
             this.stats.bytesDownloaded += b.length;
             if (expectedSize !== undefined && received > expectedSize) throw mismatch(`body is longer than the expected ${expectedSize} bytes`);
@@ -516,7 +519,7 @@ export class RegistryClient {
       await drain(res);
       throw new OverlaybdError('OUT_OF_RANGE', `registry ${base}: ${what}: HTTP 416, range past the end (${String(res.headers['content-range'] ?? '')})`);
     }
-    let skip = 0;
+    const skip = { bytes: 0 };
     if (res.status === 206) {
       const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
       if (!m || Number(m[1]) !== offset) {
@@ -524,17 +527,12 @@ export class RegistryClient {
         throw new OverlaybdError('REGISTRY_ERROR', `registry ${base}: ${what}: bad Content-Range "${res.headers['content-range']}"`);
       }
     } else {
-      skip = offset;
+      skip.bytes = offset;
     }
     const out = Buffer.alloc(length);
     let n = 0;
     for await (const c of res.body) {
-      let b = c as Buffer;
-      if (skip > 0) {
-        const k = Math.min(skip, b.length);
-        skip -= k;
-        b = b.subarray(k);
-      }
+      const b = skipFront(c as Buffer, skip);
       const take = Math.min(b.length, length - n);
       b.copy(out, n, 0, take);
       n += take;
@@ -544,7 +542,7 @@ export class RegistryClient {
         break;
       }
     }
-    if (res.status === 200 && skip > 0) {
+    if (res.status === 200 && skip.bytes > 0) {
       throw new OverlaybdError('OUT_OF_RANGE', `registry ${base}: ${what}: range past the end of the blob`);
     }
     return n === length ? out : out.subarray(0, n);

@@ -13,6 +13,7 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 
 export type RegistryMode = 'plain' | 'basic' | 'token' | 'tls';
 
@@ -395,4 +396,20 @@ export async function skopeoCopy(layoutDir: string, tag: string, dest: string, a
       else resolve();
     });
   });
+}
+
+/**
+ * A registry for the enclosing describe block: started (and seeded) in
+ * beforeAll, stopped in afterAll. Call the returned getter inside tests.
+ */
+export function useRegistry(o: StartOptions, seed?: (reg: TestRegistry) => Promise<void>): () => TestRegistry {
+  let reg: TestRegistry | undefined;
+  beforeAll(async () => {
+    reg = await startRegistry(o);
+    await seed?.(reg);
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+  return () => reg!;
 }
