@@ -6,7 +6,9 @@
  *  - merged-index lookups/s, 10 layers x 100k entries, one core, against
  *    binary search over the same merged array;
  *  - io_uring against pread (single reads, batches of 16);
- *  - commit throughput against copying the data file.
+ *  - commit throughput against copying the data file;
+ *  - reads/s of 4 threads while 1 thread writes to the stack's append
+ *    upper, against the same readers alone (mixed_*).
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';

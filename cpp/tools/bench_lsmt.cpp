@@ -5,6 +5,9 @@
 //  lookup_*    merged-index lookups/s, 10 layers x 100k entries, one core
 //  uring_*     io_uring against pread, single reads and batches of 16
 //  commit_*    commit throughput against copying the data file
+//  mixed_*     4 threads of 4 KiB random reads while 1 thread writes 4 KiB
+//              blocks to the stack's append upper, against the same reads
+//              with no writer
 // Page caches are warm throughout: this measures CPU cost, not the disk.
 #include <fcntl.h>
 #include <unistd.h>
@@ -12,7 +15,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <atomic>
 #include <random>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -271,6 +276,74 @@ void bench_commit(const std::string& dir) {
               mb / tcommit, mb / tcopy, tcopy / tcommit);
 }
 
+// Reads/s of `threads` readers over the image for `budget` seconds while
+// `write` (if set) runs in a loop on one more thread.
+template <typename W>
+double parallel_reads(Image& img, int threads, double budget, W&& write, uint64_t* writes) {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> reads{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; t++) {
+    ts.emplace_back([&, t] {
+      std::mt19937_64 rng(100 + t);
+      alignas(4096) uint8_t buf[4096];
+      uint64_t n = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        uint64_t off = (rng() % (kDevice / 4096)) * 4096;
+        CHECK(img.pread(buf, 4096, off).status(), "mixed read");
+        n++;
+      }
+      reads += n;
+    });
+  }
+  uint64_t w = 0;
+  std::thread writer([&] {
+    while (!stop.load(std::memory_order_relaxed) && write(w)) w++;
+  });
+  auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(budget));
+  stop = true;
+  double t = seconds_since(t0);
+  for (auto& th : ts) th.join();
+  writer.join();
+  if (writes) *writes = w;
+  return double(reads.load()) / t;
+}
+
+void bench_mixed(const Stacks& s, const std::string& dir, double budget) {
+  std::string data = dir + "/M.data", index = dir + "/M.index";
+  ::unlink(data.c_str());
+  ::unlink(index.c_str());
+  lsmt::CreateOptions co;
+  co.virtual_size = kDevice;
+  CHECK(lsmt::create_rw_layer(data, index, co), "create upper");
+  ImageSpec spec;
+  for (auto& p : s.plain) spec.lowers.push_back({p});
+  spec.upper = UpperSpec{data, index};
+  ImagePtr img = must(open_image(spec), "open stack with upper");
+  for (auto& p : s.plain) warm(p);
+  std::mt19937_64 rng(11);
+  alignas(4096) static uint8_t wbuf[4096];
+  for (auto& b : wbuf) b = uint8_t(rng());
+  // The upper grows by every write; stop writing at 1 GiB to bound the disk used.
+  const uint64_t max_writes = (1ull << 30) / 4096;
+  auto write = [&](uint64_t i) {
+    if (i >= max_writes) return false;
+    uint64_t off = (rng() % (kDevice / 4096)) * 4096;
+    CHECK(img->pwrite(wbuf, 4096, off), "mixed write");
+    return true;
+  };
+  double alone = parallel_reads(*img, 4, budget, [](uint64_t) { return false; }, nullptr);
+  uint64_t writes = 0;
+  double mixed = parallel_reads(*img, 4, budget, write, &writes);
+  std::printf("\"mixed_4readers_alone_per_s\": %.0f, \"mixed_4readers_1writer_per_s\": %.0f, "
+              "\"mixed_writes_per_s\": %.0f, \"mixed_ratio\": %.3f, ",
+              alone, mixed, double(writes) / budget, mixed / alone);
+  img.reset();
+  ::unlink(data.c_str());
+  ::unlink(index.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -285,6 +358,7 @@ int main(int argc, char** argv) {
   bench_stack(s, budget);
   bench_lookup(budget);
   bench_uring(s.flat, budget);
+  bench_mixed(s, dir, budget);
   bench_commit(dir);
   std::printf("}\n");
   return 0;
