@@ -19,6 +19,7 @@ Status File::punch_hole(uint64_t, uint64_t) {
 }
 Status File::truncate(uint64_t) { return Status(Code::kEROFS, name() + ": file is read-only"); }
 Status File::sync() { return Status::ok(); }
+Status File::try_lock(bool) { return Status(Code::kENOTSUP, name() + ": file cannot be locked"); }
 
 Result<std::vector<Extent>> File::data_extents(uint64_t from) {
   OBD_ASSIGN_OR_RETURN(uint64_t sz, size());

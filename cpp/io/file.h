@@ -47,6 +47,11 @@ class File {
   // Allocated ranges at or after `from` (SEEK_DATA/SEEK_HOLE), in order.
   virtual Result<std::vector<Extent>> data_extents(uint64_t from);
 
+  // Takes a non-blocking advisory lock (flock) held until the file closes:
+  // a conflicting lock on another open of the file, in this process or any
+  // other, fails with EBUSY. Files without locks (memory, views) refuse.
+  virtual Status try_lock(bool exclusive);
+
   // Reads exactly `len` bytes or fails with `truncated_code`, naming `what`.
   Status read_exact(void* buf, size_t len, uint64_t off, Code truncated_code, const char* what);
 };
@@ -59,6 +64,9 @@ enum class OpenMode { kRead, kReadWrite, kCreateExclusive, kCreateTruncate };
 
 // Opens a local file through the given engine. io_uring falls back to psync
 // when the kernel refuses a ring (seccomp, io_uring_disabled, old kernel).
+// kRead accepts regular files only (layer inputs); the writable modes also
+// accept block devices (an ext4 raw device). Opening never blocks: a FIFO is
+// refused with EINVAL instead of hanging a worker thread.
 Result<FilePtr> open_local(const std::string& path, OpenMode mode, IoEngine engine = IoEngine::kPsync);
 
 // Engine used when a caller does not choose one (OBD_IO_ENGINE=psync|io_uring).

@@ -1,6 +1,7 @@
 #include "io/local_file.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -83,6 +84,19 @@ Result<std::vector<Extent>> LocalFile::data_extents(uint64_t from) {
   return out;
 }
 
+Status LocalFile::try_lock(bool exclusive) {
+  while (::flock(fd_, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK)
+      return Status(Code::kEBUSY, path_ + ": " +
+                                      (exclusive ? "the layer is in use by another writer or commit"
+                                                 : "the layer is open for writing") +
+                                      " (its lock is held by another open, in this or another process)");
+    return Status::from_errno(errno, "lock " + path_);
+  }
+  return Status::ok();
+}
+
 IoEngine default_io_engine() {
   const char* e = std::getenv("OBD_IO_ENGINE");
   if (e && std::strcmp(e, "io_uring") == 0) return IoEngine::kIoUring;
@@ -97,8 +111,25 @@ Result<FilePtr> open_local(const std::string& path, OpenMode mode, IoEngine engi
     case OpenMode::kCreateExclusive: flags |= O_RDWR | O_CREAT | O_EXCL; break;
     case OpenMode::kCreateTruncate: flags |= O_RDWR | O_CREAT | O_TRUNC; break;
   }
-  int fd = ::open(path.c_str(), flags, 0644);
+  // O_NONBLOCK: opening a FIFO for reading would wait for a writer. It is
+  // cleared once the file is known to be one we accept.
+  int fd = ::open(path.c_str(), flags | O_NONBLOCK, 0644);
   if (fd < 0) return Status::from_errno(errno, "open " + path);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    Status s = Status::from_errno(errno, "fstat " + path);
+    ::close(fd);
+    return s;
+  }
+  bool ok = S_ISREG(st.st_mode) || (mode != OpenMode::kRead && S_ISBLK(st.st_mode));
+  int fl = ok ? ::fcntl(fd, F_GETFL) : 0;
+  if (!ok || fl < 0 || ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+    Status s = ok ? Status::from_errno(errno, "fcntl " + path)
+                  : Status(Code::kEINVAL, path + " is not a regular file" +
+                                              (S_ISFIFO(st.st_mode) ? " (a FIFO)" : S_ISDIR(st.st_mode) ? " (a directory)" : ""));
+    ::close(fd);
+    return s;
+  }
   if (engine == IoEngine::kIoUring && io_uring_available()) return FilePtr(std::make_shared<UringFile>(fd, path));
   return FilePtr(std::make_shared<LocalFile>(fd, path));
 }

@@ -17,6 +17,7 @@ class LocalFile : public File {
   Status truncate(uint64_t size) override;
   Status sync() override;
   Result<std::vector<Extent>> data_extents(uint64_t from) override;
+  Status try_lock(bool exclusive) override;
 
  protected:
   // Completes a read that io_uring returned short (signals, page boundaries).
