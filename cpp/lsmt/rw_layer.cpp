@@ -59,6 +59,12 @@ Result<std::unique_ptr<RwLayer>> RwLayer::open(FilePtr data, FilePtr index) {
   } else {
     if (!l->index_file_)
       return Status(Code::kEINVAL, name + ": an append-mode writable layer needs its index file");
+    OBD_ASSIGN_OR_RETURN(uint64_t isz, l->index_file_->size());
+    // An empty index is what overlaybd-create leaves for a sparse layer.
+    if (isz == 0)
+      return Status(Code::kEINVAL, l->index_file_->name() + ": the index file is empty, but " + name +
+                                       " is an append-mode data file, whose index starts with a 4096-byte header"
+                                       " (an empty index belongs to a sparse layer)");
     OBD_TRY(l->load_append_index(data_size));
   }
   return l;
@@ -67,12 +73,14 @@ Result<std::unique_ptr<RwLayer>> RwLayer::open(FilePtr data, FilePtr index) {
 Result<std::unique_ptr<RwLayer>> RwLayer::open(const std::string& data, const std::string& index, bool writable,
                                                IoEngine engine) {
   OpenMode mode = writable ? OpenMode::kReadWrite : OpenMode::kRead;
+  // One writer per layer: a writer locks its files exclusively, a reader
+  // (commit) shares the lock, so neither meets a layer another one writes.
   OBD_ASSIGN_OR_RETURN(FilePtr df, open_local(data, mode, engine));
+  OBD_TRY(df->try_lock(writable));
   FilePtr ixf;
   if (!index.empty()) {
     OBD_ASSIGN_OR_RETURN(ixf, open_local(index, mode, engine));
-    OBD_ASSIGN_OR_RETURN(uint64_t isz, ixf->size());
-    if (isz == 0) ixf.reset();
+    OBD_TRY(ixf->try_lock(writable));
   }
   return open(std::move(df), std::move(ixf));
 }

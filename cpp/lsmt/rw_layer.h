@@ -3,6 +3,8 @@
 // data file holding the device image at 4096 + LBA*512; its index is the set
 // of allocated extents. Thread safety: the owner serialises writes and takes
 // a shared lock around lookups (see Image); appended data never moves.
+// Opened by path, a layer holds a lock on its files (flock): exclusive for a
+// writer, shared for a reader, so a second writer fails with EBUSY.
 #pragma once
 #include <memory>
 #include <mutex>
@@ -32,10 +34,12 @@ constexpr uint64_t kSparseBlockSectors = 4096 / kSector;
 
 class RwLayer {
  public:
-  // Opens a writable layer. `index` may be null or empty for a sparse layer.
+  // Opens a writable layer. `index` may be null or empty for a sparse layer
+  // (it is not used); an append layer needs its index, header included.
   static Result<std::unique_ptr<RwLayer>> open(FilePtr data, FilePtr index);
-  // Opens the layer's files by path. An empty `index` path, or an empty index
-  // file (what overlaybd-create leaves for a sparse layer), means none.
+  // Opens the layer's files by path. An empty `index` path means none.
+  // Locks the files: EBUSY while another open writes (or, for a writer,
+  // reads) the layer.
   static Result<std::unique_ptr<RwLayer>> open(const std::string& data, const std::string& index, bool writable,
                                                IoEngine engine = default_io_engine());
 
