@@ -135,20 +135,38 @@ Status RwLayer::load_sparse_extents() {
   return Status::ok();
 }
 
-Status RwLayer::append_entry(const Segment& s) {
-  uint8_t e[kSegmentSize];
-  encode_segment(s, e);
-  OBD_TRY(index_file_->pwrite(e, kSegmentSize, index_end_));
-  index_end_ += kSegmentSize;
+Status RwLayer::publish(std::span<const Segment> segs) {
+  // Entries go to the index file and the map under one lock: the order of
+  // the file is the order of the map, so a reopen replays the same winner
+  // for writes that raced to one LBA.
+  std::unique_lock lock(mu_);
+  if (sealed_) return Status(Code::kEROFS, data_->name() + ": layer is sealed");
+  return append_entries(segs);
+}
+
+Status RwLayer::append_entries(std::span<const Segment> segs) {
+  std::vector<uint8_t> e(segs.size() * kSegmentSize);
+  for (size_t i = 0; i < segs.size(); i++) encode_segment(segs[i], e.data() + i * kSegmentSize);
+  OBD_TRY(index_file_->pwrite(e.data(), e.size(), index_end_));
+  index_end_ += e.size();
+  for (const Segment& s : segs) index_.insert(s);
   return Status::ok();
 }
 
 Status RwLayer::write(const void* buf, uint64_t lba, uint64_t nsect) {
-  std::unique_lock lock(mu_);
-  if (sealed_) return Status(Code::kEROFS, data_->name() + ": layer is sealed");
   auto* p = static_cast<const uint8_t*>(buf);
   if (sparse()) {
+    // The data has a fixed place: write it without the index lock, then map
+    // it. A discard waits for the pair, or a racing one could leave a block
+    // mapped over its punched hole.
+    std::shared_lock punch(punch_mu_);
+    {
+      std::shared_lock lock(mu_);
+      if (sealed_) return Status(Code::kEROFS, data_->name() + ": layer is sealed");
+    }
     OBD_TRY(data_->pwrite(p, nsect * kSector, kHeaderSize + lba * kSector));
+    std::unique_lock lock(mu_);
+    if (sealed_) return Status(Code::kEROFS, data_->name() + ": layer is sealed");
     // Index the whole host blocks the filesystem allocated, as a reopen will.
     uint64_t b = lba / kSparseBlockSectors * kSparseBlockSectors;
     uint64_t e = std::min(round_up(lba + nsect, kSparseBlockSectors), virtual_size() / kSector);
@@ -159,19 +177,28 @@ Status RwLayer::write(const void* buf, uint64_t lba, uint64_t nsect) {
     }
     return Status::ok();
   }
+  uint64_t base;
+  {
+    // Reserve the space; the copy runs without the lock, so readers and
+    // other writers are not held up by it.
+    std::unique_lock lock(mu_);
+    if (sealed_) return Status(Code::kEROFS, data_->name() + ": layer is sealed");
+    base = data_end_ / kSector;
+    data_end_ += nsect * kSector;
+  }
+  OBD_TRY(data_->pwrite(p, nsect * kSector, base * kSector));
+  std::vector<Segment> segs;
   for (uint64_t done = 0; done < nsect;) {
     uint64_t n = std::min(nsect - done, kMaxIoSectors);
-    Segment s{lba + done, uint32_t(n), data_end_ / kSector, false, 0};
-    OBD_TRY(data_->pwrite(p + done * kSector, n * kSector, data_end_));
-    data_end_ += n * kSector;
-    OBD_TRY(append_entry(s));
-    index_.insert(s);
+    segs.push_back({lba + done, uint32_t(n), base + done, false, 0});
     done += n;
   }
-  return Status::ok();
+  return publish(segs);
 }
 
 Status RwLayer::discard(uint64_t lba, uint64_t nsect) {
+  std::unique_lock punch(punch_mu_, std::defer_lock);
+  if (sparse()) punch.lock();
   std::unique_lock lock(mu_);
   if (sealed_) return Status(Code::kEROFS, data_->name() + ": layer is sealed");
   if (sparse()) {
@@ -181,14 +208,13 @@ Status RwLayer::discard(uint64_t lba, uint64_t nsect) {
     if (e > b) index_.erase(b, e - b);
     return Status::ok();
   }
+  std::vector<Segment> segs;
   for (uint64_t done = 0; done < nsect;) {
     uint64_t n = std::min<uint64_t>(nsect - done, kMaxSegmentLength);
-    Segment s{lba + done, uint32_t(n), data_end_ / kSector, true, 0};
-    OBD_TRY(append_entry(s));
-    index_.insert(s);
+    segs.push_back({lba + done, uint32_t(n), data_end_ / kSector, true, 0});
     done += n;
   }
-  return Status::ok();
+  return append_entries(segs);
 }
 
 Status RwLayer::sync() {

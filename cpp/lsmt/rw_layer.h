@@ -1,14 +1,17 @@
 // A writable LSMT layer (§2.4, §2.5). Append mode: every write is appended to
 // the data file and logged as an entry in the index file. Sparse mode: one
 // data file holding the device image at 4096 + LBA*512; its index is the set
-// of allocated extents. Thread safety: the owner serialises writes and takes
-// a shared lock around lookups (see Image); appended data never moves.
+// of allocated extents. Thread safety: writes may come from several threads;
+// the owner takes a shared lock around lookups (see Image). Appended data
+// never moves, and a write's data lands before its entry is published.
 // Opened by path, a layer holds a lock on its files (flock): exclusive for a
 // writer, shared for a reader, so a second writer fails with EBUSY.
 #pragma once
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
+#include <vector>
 
 #include "io/file.h"
 #include "lsmt/index.h"
@@ -52,7 +55,8 @@ class RwLayer {
   const RwIndex& index() const { return index_; }
   std::shared_mutex& mutex() const { return mu_; }
 
-  // Writes `nsect` sectors at `lba`; takes the exclusive lock itself.
+  // Writes `nsect` sectors at `lba`; takes the exclusive lock itself, only
+  // to reserve space and to publish the entry, not across the data write.
   Status write(const void* buf, uint64_t lba, uint64_t nsect);
   // Discards: append mode logs zeroed entries; sparse mode punches holes.
   Status discard(uint64_t lba, uint64_t nsect);
@@ -68,12 +72,16 @@ class RwLayer {
                                                         header_(std::move(header)) {}
   Status load_append_index(uint64_t data_size);
   Status load_sparse_extents();
-  Status append_entry(const Segment& s);
+  // Logs `segs` in the index file and maps them (caller holds the lock).
+  Status append_entries(std::span<const Segment> segs);
+  // The same for a write whose data has landed: takes the lock itself.
+  Status publish(std::span<const Segment> segs);
 
   FilePtr data_, index_file_;
   Record header_;
   RwIndex index_;
   mutable std::shared_mutex mu_;
+  std::shared_mutex punch_mu_;  // sparse: writes share it, discards own it
   uint64_t data_end_ = 0;   // next append position in the data file (bytes)
   uint64_t index_end_ = 0;  // next entry position in the index file (bytes)
   bool sealed_ = false;
