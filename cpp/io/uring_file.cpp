@@ -3,6 +3,7 @@
 #include <liburing.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "io/local_file.h"
@@ -73,12 +74,23 @@ Status UringFile::pread_batch(std::span<ReadReq> reqs) {
       submitted += size_t(rc);
     }
     // Every submitted read must complete before we return: they write into
-    // the caller's buffers. Interrupted waits (signals) are retried.
+    // the caller's buffers. Interrupted waits (signals) are retried; any
+    // other failure means the ring is unusable, and retrying would spin.
     Status first_error;
     for (size_t seen = 0; seen < submitted;) {
       io_uring_cqe* cqe = nullptr;
       int rc = io_uring_wait_cqe(&ring->ring, &cqe);
-      if (rc < 0) continue;
+      if (rc == -EINTR) continue;
+      if (rc < 0) {
+        // Tear the ring down now: the kernel cancels what is still queued
+        // and this thread falls back to psync.
+        ring->broken = true;
+        io_uring_queue_exit(&ring->ring);
+        ring->ok = false;
+        return Status(Code::kEIO, "io_uring wait for reads of " + path_ + " failed: " + std::strerror(-rc) + " (" +
+                                      std::to_string(submitted - seen) + " of " + std::to_string(submitted) +
+                                      " reads unfinished)");
+      }
       seen++;
       ReadReq& r = reqs[io_uring_cqe_get_data64(cqe)];
       int res = cqe->res;
