@@ -34,8 +34,9 @@ class ZFileReader final : public File {
     auto* out = static_cast<uint8_t*>(buf);
     const uint64_t bs = l_.block_size;
     const uint64_t max_blocks = std::max<uint64_t>(1, kMaxBatchBytes / bs);
-    // Per-thread scratch: small reads are the hot path and should not allocate.
-    thread_local std::vector<uint8_t> stored_buf, partial_buf;
+    Scratch& sc = scratch();
+    std::vector<uint8_t>& stored_buf = sc.stored;
+    std::vector<uint8_t>& partial_buf = sc.partial;
     for (uint64_t pos = off, end = off + len; pos < end;) {
       uint64_t first = pos / bs;
       uint64_t last = std::min((end - 1) / bs, first + max_blocks - 1);
@@ -62,7 +63,117 @@ class ZFileReader final : public File {
     return len;
   }
 
+  // Several ranges at once: the blocks they need are gathered, each read and
+  // decompressed once however many requests share it, and the stored runs
+  // go to the source as one batch (one submit with io_uring).
+  Status pread_batch(std::span<ReadReq> reqs) override {
+    if (reqs.size() == 1) {
+      OBD_ASSIGN_OR_RETURN(reqs[0].done, pread(reqs[0].buf, reqs[0].len, reqs[0].off));
+      return Status::ok();
+    }
+    Scratch& sc = scratch();
+    const uint64_t bs = l_.block_size;
+    auto& pieces = sc.pieces;
+    pieces.clear();
+    for (size_t i = 0; i < reqs.size(); i++) {
+      ReadReq& r = reqs[i];
+      r.done = 0;
+      if (r.off >= l_.original_size || r.len == 0) continue;
+      uint64_t end = r.off + std::min<uint64_t>(r.len, l_.original_size - r.off);
+      r.done = size_t(end - r.off);
+      for (uint64_t b = r.off / bs; b * bs < end; b++) {
+        uint64_t rb = b * bs;
+        pieces.push_back({b, i, uint32_t(std::max(r.off, rb) - rb), uint32_t(std::min(end, rb + l_.raw_size(b)) - rb)});
+      }
+    }
+    std::sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) { return a.block < b.block; });
+    // Windows of whole blocks, at most kMaxBatchBytes of stored bytes each
+    // (always at least one block).
+    for (size_t w = 0; w < pieces.size();) {
+      auto& runs = sc.runs;
+      runs.clear();
+      uint64_t stored_total = 0;
+      size_t we = w;
+      for (; we < pieces.size(); we++) {
+        uint64_t b = pieces[we].block;
+        if (we > w && b == pieces[we - 1].block) continue;
+        uint64_t len = jt_.length(b);
+        if (we > w && stored_total + len > kMaxBatchBytes) break;
+        stored_total += len;
+        if (!runs.empty() && b == runs.back().last + 1) {
+          runs.back().last = b;
+        } else {
+          runs.push_back({b, b});
+        }
+      }
+      if (sc.stored.size() < stored_total) sc.stored.resize(stored_total);
+      auto& rreqs = sc.reads;
+      rreqs.clear();
+      uint64_t at = 0;
+      for (const Run& run : runs) {
+        uint64_t begin = jt_.offset(run.first), len = jt_.offset(run.last + 1) - begin;
+        rreqs.push_back({sc.stored.data() + at, size_t(len), begin});
+        at += len;
+      }
+      OBD_TRY(src_->pread_batch(rreqs));
+      for (const ReadReq& rr : rreqs) {
+        if (rr.done != rr.len)
+          return Status(Code::kZFILE_TRUNCATED, name_ + ": ZFile blocks at offset " + std::to_string(rr.off) +
+                                                    ": wanted " + std::to_string(rr.len) +
+                                                    " bytes, file ends after " + std::to_string(rr.done));
+      }
+      // Decode each block of the window, straight into the caller's buffer
+      // when one piece wants all of it.
+      size_t run = 0;
+      uint64_t run_at = 0;
+      for (size_t p = w; p < we;) {
+        uint64_t b = pieces[p].block;
+        size_t q = p + 1;
+        while (q < we && pieces[q].block == b) q++;
+        while (b > runs[run].last) {
+          run_at += jt_.offset(runs[run].last + 1) - jt_.offset(runs[run].first);
+          run++;
+        }
+        const uint8_t* sb = sc.stored.data() + run_at + (jt_.offset(b) - jt_.offset(runs[run].first));
+        uint64_t rb = b * bs;
+        uint32_t raw = l_.raw_size(b);
+        auto dst = [&](const Piece& pc) { return static_cast<uint8_t*>(reqs[pc.req].buf) + (rb + pc.from - reqs[pc.req].off); };
+        if (q == p + 1 && pieces[p].from == 0 && pieces[p].to == raw) {
+          OBD_TRY(decode_block(b, sb, dst(pieces[p])));
+        } else {
+          if (sc.partial.size() < bs) sc.partial.resize(bs);
+          OBD_TRY(decode_block(b, sb, sc.partial.data()));
+          for (size_t k = p; k < q; k++) std::memcpy(dst(pieces[k]), sc.partial.data() + pieces[k].from, pieces[k].to - pieces[k].from);
+        }
+        p = q;
+      }
+      w = we;
+    }
+    return Status::ok();
+  }
+
  private:
+  // One request's share of one block: bytes [from, to) of the block.
+  struct Piece {
+    uint64_t block;
+    size_t req;
+    uint32_t from, to;
+  };
+  struct Run {
+    uint64_t first, last;  // adjacent blocks, stored contiguously
+  };
+  // Per-thread scratch: small reads are the hot path and should not allocate.
+  struct Scratch {
+    std::vector<uint8_t> stored, partial;
+    std::vector<Piece> pieces;
+    std::vector<Run> runs;
+    std::vector<ReadReq> reads;
+  };
+  static Scratch& scratch() {
+    thread_local Scratch s;
+    return s;
+  }
+
   // Checks the block's CRC (before touching the decompressor) and inflates it.
   Status decode_block(uint64_t b, const uint8_t* sb, uint8_t* dst) const {
     uint32_t slen = jt_.length(b);

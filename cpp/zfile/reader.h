@@ -12,7 +12,8 @@ Result<bool> is_zfile(File& f);
 
 // Validates header, trailer and jump table, then serves reads. Each request
 // reads its blocks' stored bytes with one pread, verifies per-block CRCs
-// (when the file has them) before decompressing.
+// (when the file has them) before decompressing. A batch (pread_batch) reads
+// and decompresses each block once, however many of its requests want it.
 Result<FilePtr> open_zfile(FilePtr src);
 
 }  // namespace obd
