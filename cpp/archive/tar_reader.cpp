@@ -3,7 +3,7 @@
 #include <cstring>
 #include <optional>
 
-#include "archive/tar_format.h"
+#include "tar/header.h"
 #include "archive/tar_pax.h"
 #include "archive/tar_path.h"
 #include "archive/tar_sparse.h"

@@ -1,6 +1,6 @@
 #include "archive/tar_sparse.h"
 
-#include "archive/tar_format.h"
+#include "tar/header.h"
 #include "archive/tar_pax.h"
 
 namespace obd::tar {
