@@ -10,7 +10,8 @@
 
 namespace obd {
 
-using namespace tar;
+using namespace archive;
+using namespace tar;  // the header codec
 
 namespace {
 
