@@ -33,8 +33,11 @@ Status sync_path(const std::string& path) {
 Status create_layer(const std::string& data, const std::string& index, const lsmt::CreateOptions& opts,
                     const LayerInit& init) {
   if (data.empty() || index.empty()) return Status(Code::kEINVAL, "create_layer: data and index files are required");
-  OBD_TRY(check_replaceable(data, false));
-  OBD_TRY(check_replaceable(index, false));
+  for (const std::string* p : {&data, &index}) {
+    Status s = check_replaceable(*p, false);
+    if (s.code() == Code::kEEXIST) return Status(Code::kEEXIST, *p + ": exists; a new layer's files must not exist");
+    OBD_TRY(s);
+  }
   OBD_ASSIGN_OR_RETURN(auto pdata, PendingFile::create(data));
   OBD_ASSIGN_OR_RETURN(auto pindex, PendingFile::create(index));
   OBD_TRY(lsmt::create_rw_layer(pdata->temp_path(), pindex->temp_path(), opts));
