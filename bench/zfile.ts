@@ -95,7 +95,7 @@ export async function run(): Promise<Record<string, number | string>> {
       out['node:fs random 4KiB reads/s (depth 16)'] = Math.round(plain);
       out['ratio node:fs/zfile'] = plain / z;
     } finally {
-      r.close();
+      await r.close();
       await fh.close();
     }
     return out;

@@ -26,7 +26,7 @@ struct DeviceArg {
 
 DeviceArg device_from(const Napi::Object& o) {
   DeviceArg d;
-  d.raw = opt_string(o, "raw");
+  d.raw = opt_path(o, "raw");
   if (d.raw.empty()) d.spec = image_spec_from(o);
   return d;
 }
@@ -76,6 +76,7 @@ Napi::Value mkfs(const Napi::CallbackInfo& info) {
   Napi::Object o = arg_object(info, 1, "options");
   if (env.IsExceptionPending()) return env.Undefined();
   DeviceArg d = device_from(dev);
+  if (env.IsExceptionPending()) return env.Undefined();
   uint64_t vsize = opt_u64(o, "vsize");
   ext4::MkfsOptions m = mkfs_options(o);
   m.fs = fs_options(o);
@@ -89,16 +90,40 @@ struct ProgressMsg {
   ext4::ApplyProgress p;
 };
 
+// Runs on the JS thread; env is null when the environment is going away.
+// Nothing may throw out of here (the TS callback already catches).
 void deliver_progress(Napi::Env env, Napi::Function cb, ProgressMsg* msg) {
   std::unique_ptr<ProgressMsg> m(msg);
   if (!env || !cb) return;
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("inputBytes", Napi::Number::New(env, double(m->p.input_bytes)));
-  o.Set("tarBytes", Napi::Number::New(env, double(m->p.tar_bytes)));
-  o.Set("entries", Napi::Number::New(env, double(m->p.entries)));
-  o.Set("done", Napi::Boolean::New(env, m->p.done));
-  cb.Call({o});
+  try {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("inputBytes", Napi::Number::New(env, double(m->p.input_bytes)));
+    o.Set("tarBytes", Napi::Number::New(env, double(m->p.tar_bytes)));
+    o.Set("entries", Napi::Number::New(env, double(m->p.entries)));
+    o.Set("done", Napi::Boolean::New(env, m->p.done));
+    cb.Call({o});
+  } catch (...) {
+  }
+  if (env.IsExceptionPending()) env.GetAndClearPendingException();
 }
+
+// Owns the progress function and releases it exactly once, whichever way the
+// work ends (error, exception, or the job dropped unrun at teardown): the
+// last shared owner going away is the release.
+class Progress {
+ public:
+  explicit Progress(Napi::ThreadSafeFunction fn) : fn_(fn) {}
+  ~Progress() { fn_.Release(); }
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+  void report(const ext4::ApplyProgress& p) {
+    auto* msg = new ProgressMsg{p};
+    if (fn_.NonBlockingCall(msg, deliver_progress) != napi_ok) delete msg;
+  }
+
+ private:
+  Napi::ThreadSafeFunction fn_;
+};
 
 // applyLayer(device, input, { mkfs?, vsize?, seed?, timestamp?, journal?, sync? }, onProgress?)
 Napi::Value apply_layer(const Napi::CallbackInfo& info) {
@@ -108,36 +133,27 @@ Napi::Value apply_layer(const Napi::CallbackInfo& info) {
   Napi::Object o = arg_object(info, 2, "options");
   if (env.IsExceptionPending()) return env.Undefined();
   DeviceArg d = device_from(dev);
+  if (env.IsExceptionPending()) return env.Undefined();
   bool do_mkfs = opt_bool(o, "mkfs");
   uint64_t vsize = do_mkfs ? opt_u64(o, "vsize") : 0;
   ext4::ApplyOptions a;
   a.mkfs = do_mkfs;
   a.mkfs_opts = mkfs_options(o);
   a.fs = fs_options(o);
-  std::shared_ptr<Napi::ThreadSafeFunction> tsfn;
+  std::shared_ptr<Progress> progress;
   if (info.Length() > 3 && info[3].IsFunction()) {
     // Queue of 8: when JS lags, reports are dropped rather than waited for.
-    tsfn = std::make_shared<Napi::ThreadSafeFunction>(
+    progress = std::make_shared<Progress>(
         Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "obd.ext4.progress", 8, 1));
   }
   auto result = std::make_shared<ext4::ApplyResult>();
+  // The job drops this lambda (and `progress` with it) right after it runs.
   auto work = [=]() -> Status {
     ext4::ApplyOptions opts = a;
-    if (tsfn) {
-      opts.on_progress = [tsfn](const ext4::ApplyProgress& p) {
-        auto* msg = new ProgressMsg{p};
-        if (tsfn->NonBlockingCall(msg, deliver_progress) != napi_ok) delete msg;
-      };
-    }
-    Result<obd::FilePtr> f = open_device(d, vsize);
-    Status s = f.status();
-    if (s.is_ok()) {
-      auto r = ext4::apply_layer(*f, input, opts);
-      s = r.status();
-      if (r) *result = *r;
-    }
-    if (tsfn) tsfn->Release();
-    return s;
+    if (progress) opts.on_progress = [progress](const ext4::ApplyProgress& p) { progress->report(p); };
+    OBD_ASSIGN_OR_RETURN(obd::FilePtr f, open_device(d, vsize));
+    OBD_ASSIGN_OR_RETURN(*result, ext4::apply_layer(f, input, opts));
+    return Status::ok();
   };
   auto done = [result](Napi::Env env) -> Napi::Value {
     Napi::Object o = Napi::Object::New(env);

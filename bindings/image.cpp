@@ -1,6 +1,7 @@
 // The Image object: an opened layer stack with promise-returning block I/O.
 // Each call copies its arguments, keeps the image alive through a shared_ptr
-// and runs on the libuv pool; close() only drops this object's reference.
+// and runs on the libuv pool, counted in flight until it settles; close()
+// waits for those, then flushes and releases the image.
 
 #include <cstring>
 
@@ -12,58 +13,59 @@
 namespace obdjs {
 namespace {
 
-class ImageWrap final : public Napi::ObjectWrap<ImageWrap> {
+class ImageWrap final : public Napi::ObjectWrap<ImageWrap>, public Closable {
  public:
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "NativeImage",
-                       {InstanceMethod<&ImageWrap::read>("read"), InstanceMethod<&ImageWrap::write>("write"),
-                        InstanceMethod<&ImageWrap::discard>("discard"), InstanceMethod<&ImageWrap::flush>("flush"),
-                        InstanceMethod<&ImageWrap::close>("close"), InstanceMethod<&ImageWrap::dump>("dump"),
+                       {InstanceMethod<&ImageWrap::read>("read", kMethod), InstanceMethod<&ImageWrap::write>("write", kMethod),
+                        InstanceMethod<&ImageWrap::discard>("discard", kMethod), InstanceMethod<&ImageWrap::flush>("flush", kMethod),
+                        InstanceMethod<&ImageWrap::close>("close", kMethod), InstanceMethod<&ImageWrap::dump>("dump", kMethod),
                         InstanceAccessor<&ImageWrap::size>("size"),
                         InstanceAccessor<&ImageWrap::writable>("writable")});
   }
 
-  explicit ImageWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ImageWrap>(info) {
+  explicit ImageWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ImageWrap>(info), Closable(info.Env()) {
     // Constructed only by openImage with an External holding the image.
     if (info.Length() == 1 && info[0].IsExternal())
       image_ = *info[0].As<Napi::External<obd::ImagePtr>>().Data();
+    else
+      life_->mark_closed();
+  }
+
+  void release() override {
+    life_->mark_closed();
+    image_.reset();
   }
 
  private:
-  bool check_open(Napi::Env env) {
-    if (image_) return true;
-    throw_status(env, obd::Status(obd::Code::kEINVAL, "image is closed"));
-    return false;
-  }
+  bool check_open(Napi::Env env) { return life_->check_open(env, "image"); }
 
   Napi::Value size(const Napi::CallbackInfo& info) {
     if (!check_open(info.Env())) return info.Env().Undefined();
     return Napi::Number::New(info.Env(), double(image_->virtual_size()));
   }
   Napi::Value writable(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), image_ && image_->writable());
+    if (!check_open(info.Env())) return info.Env().Undefined();
+    return Napi::Boolean::New(info.Env(), image_->writable());
   }
 
   // read(offset, length) -> Promise<Buffer>
   Napi::Value read(const Napi::CallbackInfo& info) {
     if (!check_open(info.Env())) return info.Env().Undefined();
-    return promise_read(info, image_, "obd.image.read");
+    return promise_read(info, image_, "obd.image.read", life_);
   }
 
-  // write(buffer, offset) -> Promise<void>; the buffer is copied first.
+  // write(bytes, offset) -> Promise<void>; any ArrayBufferView, copied first.
   Napi::Value write(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!check_open(env)) return env.Undefined();
-    if (!info[0].IsBuffer()) {
-      throw_status(env, obd::Status(obd::Code::kEINVAL, "write expects a Buffer"));
-      return env.Undefined();
-    }
-    auto b = info[0].As<Napi::Buffer<uint8_t>>();
-    auto data = std::make_shared<std::vector<uint8_t>>(b.Data(), b.Data() + b.Length());
+    auto data = std::make_shared<std::vector<uint8_t>>();
+    if (!arg_bytes(info, 0, "data", data.get())) return env.Undefined();
     uint64_t off = arg_u64(info, 1, "offset");
     if (env.IsExceptionPending()) return env.Undefined();
     auto img = image_;
-    return run_async(env, "obd.image.write", [img, data, off] { return img->pwrite(data->data(), data->size(), off); });
+    return run_async(
+        env, "obd.image.write", [img, data, off] { return img->pwrite(data->data(), data->size(), off); }, life_);
   }
 
   Napi::Value discard(const Napi::CallbackInfo& info) {
@@ -73,14 +75,14 @@ class ImageWrap final : public Napi::ObjectWrap<ImageWrap> {
     uint64_t len = arg_u64(info, 1, "length");
     if (env.IsExceptionPending()) return env.Undefined();
     auto img = image_;
-    return run_async(env, "obd.image.discard", [img, off, len] { return img->punch_hole(off, len); });
+    return run_async(env, "obd.image.discard", [img, off, len] { return img->punch_hole(off, len); }, life_);
   }
 
   Napi::Value flush(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!check_open(env)) return env.Undefined();
     auto img = image_;
-    return run_async(env, "obd.image.flush", [img] { return img->sync(); });
+    return run_async(env, "obd.image.flush", [img] { return img->sync(); }, life_);
   }
 
   // dump(fd) -> Promise<void>: writes the whole device to a file descriptor.
@@ -89,15 +91,26 @@ class ImageWrap final : public Napi::ObjectWrap<ImageWrap> {
   Napi::Value dump(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!check_open(env)) return env.Undefined();
-    int fd = int(arg_u64(info, 0, "fd"));
+    uint64_t fd = arg_u64(info, 0, "fd");
     if (env.IsExceptionPending()) return env.Undefined();
+    if (fd > uint64_t(INT32_MAX)) {  // an int cast would wrap (2**32 + 2 became stderr)
+      throw_status(env, obd::Status(obd::Code::kEINVAL, "argument 0 (fd) must be a file descriptor (0 to 2^31-1)"));
+      return env.Undefined();
+    }
     auto img = image_;
-    return run_async(env, "obd.image.dump", [img, fd]() -> obd::Status { return obd::dump_image(*img, fd); });
+    return run_async(
+        env, "obd.image.dump", [img, fd]() -> obd::Status { return obd::dump_image(*img, int(fd)); }, life_);
   }
 
+  // close() -> Promise<void>: waits for the calls in flight, flushes a
+  // writable upper and closes the files (the last reference drops on the pool).
   Napi::Value close(const Napi::CallbackInfo& info) {
-    image_.reset();
-    return info.Env().Undefined();
+    obd::ImagePtr img = std::move(image_);
+    return life_->close(info.Env(), "obd.image.close", [img]() mutable -> obd::Status {
+      obd::Status s = img && img->writable() ? img->sync() : obd::Status::ok();
+      img.reset();
+      return s;
+    });
   }
 
   obd::ImagePtr image_;
@@ -124,6 +137,7 @@ Napi::Value open_image(const Napi::CallbackInfo& info) {
 void init_image(Napi::Env env, Napi::Object exports) {
   set_ctor(env, "NativeImage", ImageWrap::define(env));
   exports.Set("openImage", Napi::Function::New(env, open_image));
+  exports.Set("NativeImage", get_ctor(env, "NativeImage"));  // lib/native.ts wraps its methods
 }
 
 Registrar reg("image", init_image);

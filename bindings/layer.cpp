@@ -49,7 +49,8 @@ Napi::Value create_layer(const Napi::CallbackInfo& info) {
   if (!opt_uuid(env, o, "uuid", &uuid) || !opt_uuid(env, o, "parentUuid", &parent)) return env.Undefined();
   if (uuid) c.uuid = *uuid;
   if (parent) c.parent_uuid = *parent;
-  std::string data = opt_string(o, "data"), index = opt_string(o, "index");
+  std::string data = opt_path(o, "data"), index = opt_path(o, "index");
+  if (env.IsExceptionPending()) return env.Undefined();
   obd::layer::LayerInit init = opt_bool(o, "mkfs") ? mkfs_new_layer : obd::layer::LayerInit();
   return run_async(env, "obd.createLayer", [=] { return obd::layer::create_layer(data, index, c, init); });
 }
@@ -64,7 +65,7 @@ Napi::Value commit_layer(const Napi::CallbackInfo& info) {
   if (!opt_uuid(env, o, "uuid", &c.uuid) || !opt_uuid(env, o, "parentUuid", &c.parent_uuid)) return env.Undefined();
   c.user_tag = opt_string(o, "message");
   obd::layer::CommitOutput out;
-  out.path = opt_string(o, "out");
+  out.path = opt_path(o, "out");
   out.tar = opt_bool(o, "tar");
   out.force = opt_bool(o, "force");
   Napi::Value z = o.Get("zfile");
@@ -72,7 +73,8 @@ Napi::Value commit_layer(const Napi::CallbackInfo& info) {
     out.zfile = zfile_options_from(z.As<Napi::Object>());
     out.zfile->overwrite_header = true;  // as overlaybd-commit -z
   }
-  std::string data = opt_string(o, "data"), index = opt_string(o, "index");
+  std::string data = opt_path(o, "data"), index = opt_path(o, "index");
+  if (env.IsExceptionPending()) return env.Undefined();
   bool sealed = opt_bool(o, "sealed");
   return run_async(env, "obd.commitLayer", [=]() -> Status {
     if (sealed) return obd::layer::commit_sealed_layer(*obd::layer::local_opener(), {data}, c, out);
@@ -84,7 +86,7 @@ Napi::Value commit_layer(const Napi::CallbackInfo& info) {
 Napi::Value seal_layer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string data = arg_string(info, 0, "data");
-  std::string index = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  std::string index = info[1].IsString() ? arg_string(info, 1, "index") : "";
   if (env.IsExceptionPending()) return env.Undefined();
   return run_async(env, "obd.sealLayer", [=] { return obd::layer::seal_rw_layer(data, index); });
 }

@@ -106,38 +106,49 @@ Napi::Value zfile_info(const Napi::CallbackInfo& info) {
 }
 
 // An opened ZFile: random reads of its decompressed content. Reads may run
-// concurrently on the pool; close() drops this object's reference only.
-class ZFileWrap final : public Napi::ObjectWrap<ZFileWrap> {
+// concurrently on the pool; close() waits for them, then releases the file.
+class ZFileWrap final : public Napi::ObjectWrap<ZFileWrap>, public Closable {
  public:
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "NativeZFile",
-                       {InstanceMethod<&ZFileWrap::read>("read"), InstanceMethod<&ZFileWrap::close>("close"),
+                       {InstanceMethod<&ZFileWrap::read>("read", kMethod), InstanceMethod<&ZFileWrap::close>("close", kMethod),
                         InstanceAccessor<&ZFileWrap::size>("size")});
   }
-  explicit ZFileWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ZFileWrap>(info) {
+  explicit ZFileWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ZFileWrap>(info), Closable(info.Env()) {
     if (info.Length() == 2 && info[0].IsExternal()) {
       file_ = *info[0].As<Napi::External<obd::FilePtr>>().Data();
       size_ = uint64_t(info[1].As<Napi::Number>().Int64Value());
+    } else {
+      life_->mark_closed();
     }
   }
 
- private:
-  bool check_open(Napi::Env env) {
-    if (file_) return true;
-    throw_status(env, obd::Status(obd::Code::kEINVAL, "ZFile is closed"));
-    return false;
+  void release() override {
+    life_->mark_closed();
+    file_.reset();
   }
-  Napi::Value size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(size_)); }
+
+ private:
+  bool check_open(Napi::Env env) { return life_->check_open(env, "ZFile"); }
+  Napi::Value size(const Napi::CallbackInfo& info) {
+    if (!check_open(info.Env())) return info.Env().Undefined();
+    return Napi::Number::New(info.Env(), double(size_));
+  }
 
   // read(offset, length) -> Promise<Buffer> (short only at the end).
   Napi::Value read(const Napi::CallbackInfo& info) {
     if (!check_open(info.Env())) return info.Env().Undefined();
-    return promise_read(info, file_, "obd.zfile.read");
+    return promise_read(info, file_, "obd.zfile.read", life_);
   }
 
+  // close() -> Promise<void>: settles once the reads in flight have and the
+  // file is closed.
   Napi::Value close(const Napi::CallbackInfo& info) {
-    file_.reset();
-    return info.Env().Undefined();
+    obd::FilePtr f = std::move(file_);
+    return life_->close(info.Env(), "obd.zfile.close", [f]() mutable {
+      f.reset();
+      return obd::Status::ok();
+    });
   }
 
   obd::FilePtr file_;
@@ -167,6 +178,7 @@ Napi::Value zfile_open(const Napi::CallbackInfo& info) {
 
 void init_zfile(Napi::Env env, Napi::Object exports) {
   set_ctor(env, "NativeZFile", ZFileWrap::define(env));
+  exports.Set("NativeZFile", get_ctor(env, "NativeZFile"));  // lib/native.ts wraps its methods
   exports.Set("zfileOpen", Napi::Function::New(env, zfile_open, "zfileOpen"));
   exports.Set("zfileCompress", Napi::Function::New(env, zfile_compress, "zfileCompress"));
   exports.Set("zfileDecompress", Napi::Function::New(env, zfile_decompress, "zfileDecompress"));

@@ -1,6 +1,6 @@
 /**
  * config.v1.json: the per-device image config upstream's overlaybd-tcmu and
- * the snapshotter exchange (overlaybd-format.md §5.1). Parsed with zod; every
+ * the snapshotter exchange (docs/format.md §5.1). Parsed with zod; every
  * error names the offending field. Paths resolve relative to the file.
  */
 import fs from 'node:fs/promises';
@@ -58,7 +58,12 @@ export function describeIssues(err: z.ZodError): string {
 /** Validates `value` against `schema`, throwing `code` (CONFIG_INVALID) naming the source and field. */
 export function parseWith<T extends z.ZodType>(schema: T, value: unknown, source: string, code: ErrorCode = 'CONFIG_INVALID'): z.infer<T> {
   const r = schema.safeParse(value);
-  if (!r.success) throw new OverlaybdError(code, `${source}: ${describeIssues(r.error)}`);
+  if (!r.success) {
+    // A check may carry its own code (filePath: EINVAL), whatever the source.
+    const custom = r.error.issues.find((i) => i.code === 'custom' && i.params?.code);
+    const own = custom?.code === 'custom' ? (custom.params?.code as ErrorCode) : undefined;
+    throw new OverlaybdError(own ?? code, `${source}: ${describeIssues(r.error)}`);
+  }
   return r.data;
 }
 
@@ -69,8 +74,11 @@ export function argument<T extends z.ZodType>(schema: T, value: unknown, name: s
 
 /** A byte offset or length JavaScript numbers hold exactly. */
 export const u64 = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-/** A non-empty file path. */
-export const filePath = z.string().min(1, 'must be a non-empty path');
+/** A non-empty file path; a NUL byte (which C would cut the path at) is EINVAL. */
+export const filePath = z
+  .string()
+  .min(1, 'must be a non-empty path')
+  .refine((s) => !s.includes('\0'), { message: 'must not contain a NUL byte', params: { code: 'EINVAL' } });
 
 export async function readJsonFile(file: string): Promise<unknown> {
   let text: string;

@@ -34,6 +34,7 @@ export const NATIVE_ERROR_CODES = {
   EBUSY: 'busy',
   CLOSED: 'closed',
   ENOSPC: 'io',
+  EPIPE: 'io',
   EROFS: 'invalid_argument',
   ENOTSUP: 'unsupported',
   OUT_OF_RANGE: 'invalid_argument',

@@ -4,38 +4,47 @@
  * event loop; writes and discards must be 512-byte aligned.
  */
 import { z } from 'zod';
-import { native } from './native.js';
-import { argument, parseWith, u64, type ImageSpec } from './config.js';
+import { asyncDispose, native } from './native.js';
+import { argument, filePath, parseWith, u64, type ImageSpec } from './config.js';
 
 export type { ImageSpec } from './config.js';
 
 const SpecSchema = z.object({
-  lowers: z.array(z.string().min(1)).max(255, 'a stack holds at most 255 read-only layers'),
-  upper: z.object({ data: z.string().min(1), index: z.string().optional() }).optional(),
+  lowers: z.array(filePath).max(255, 'a stack holds at most 255 read-only layers'),
+  upper: z.object({ data: filePath, index: filePath.optional() }).optional(),
   ioEngine: z.enum(['psync', 'io_uring']).optional(),
 });
+
+const bytes = z.custom<ArrayBufferView>((v) => ArrayBuffer.isView(v), 'must be a Buffer, typed array or DataView');
+/** A file descriptor: the native side takes a C int. */
+const fdSchema = z.number().int().min(0).max(2 ** 31 - 1);
 
 
 interface NativeImage {
   readonly size: number;
   readonly writable: boolean;
   read(offset: number, length: number): Promise<Buffer>;
-  write(data: Buffer, offset: number): Promise<void>;
+  write(data: ArrayBufferView, offset: number): Promise<void>;
   discard(offset: number, length: number): Promise<void>;
   flush(): Promise<void>;
   dump(fd: number): Promise<void>;
-  close(): void;
+  close(): Promise<void>;
 }
 
+/**
+ * Calls may run concurrently. After close() every call rejects, and every
+ * getter throws, with the code CLOSED.
+ */
 export class Image {
   #n: NativeImage;
+  #closing: Promise<void> | undefined;
 
   /** @internal use openImage */
   constructor(n: NativeImage) {
     this.#n = n;
   }
 
-  /** Virtual device size in bytes. */
+  /** Virtual device size in bytes (throws CLOSED after close). */
   get size(): number {
     return this.#n.size;
   }
@@ -49,8 +58,9 @@ export class Image {
     return this.#n.read(argument(u64, offset, 'offset'), argument(u64, length, 'length'));
   }
 
-  async write(data: Buffer, offset: number): Promise<void> {
-    return this.#n.write(data, argument(u64, offset, 'offset'));
+  /** Writes any ArrayBufferView (Buffer, Uint8Array, DataView...); copied before this returns. */
+  async write(data: ArrayBufferView, offset: number): Promise<void> {
+    return this.#n.write(argument(bytes, data, 'data'), argument(u64, offset, 'offset'));
   }
 
   /** Discards a range: it reads back as zeros (append layers) and frees space. */
@@ -59,17 +69,28 @@ export class Image {
   }
 
   /** Makes written data and index entries durable. */
-  flush(): Promise<void> {
+  async flush(): Promise<void> {
     return this.#n.flush();
   }
 
   /** Writes the whole device to a file descriptor (e.g. 1 for stdout). */
-  dump(fd: number): Promise<void> {
-    return this.#n.dump(fd);
+  async dump(fd: number): Promise<void> {
+    return this.#n.dump(argument(fdSchema, fd, 'fd'));
   }
 
-  close(): void {
-    this.#n.close();
+  /**
+   * Closes the image: calls already started finish (and resolve), a
+   * writable upper is flushed, then the files are released. Calling it again
+   * returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#n.close();
+    return this.#closing;
+  }
+
+  /** `await using img = await openImage(...)` closes it at the end of the scope. */
+  [asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 

@@ -14,8 +14,8 @@ export const ZFileOptionsSchema = CompressOptionsSchema.pick({ algorithm: true, 
 export type ZFileOptions = z.input<typeof ZFileOptionsSchema>;
 
 const CreateSchema = z.object({
-  data: z.string().min(1),
-  index: z.string().min(1),
+  data: filePath,
+  index: filePath,
   /** Virtual device size in bytes (a multiple of 512). */
   virtualSize: z.number().int().positive().multipleOf(512),
   sparse: z.boolean().default(false),
@@ -38,10 +38,10 @@ export async function createLayer(opts: CreateLayerOptions): Promise<void> {
 const CommitSchema = z
   .object({
     /** The RW data file, or the sealed file when `sealed` is set. */
-    data: z.string().min(1),
-    index: z.string().optional(),
+    data: filePath,
+    index: filePath.optional(),
     sealed: z.boolean().default(false),
-    out: z.string().min(1),
+    out: filePath,
     uuid: uuid.optional(),
     parentUuid: uuid.optional(),
     message: z.string().refine((s) => Buffer.byteLength(s) <= 256, 'must be at most 256 bytes').optional(),

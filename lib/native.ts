@@ -1,7 +1,9 @@
 /**
  * Loads the native addon (prebuilds/ first, then build/Release) and registers
- * OverlaybdError with it, so native failures surface as that class.
- * Binding files add their functions to `NativeAddon` as they land.
+ * OverlaybdError with it, so native failures surface as that class. Every
+ * promise-returning native function and method is wrapped once here so that
+ * its rejection carries the JavaScript stack of the call that started it
+ * (the error itself is made later, on completion, with no JS frames).
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +46,56 @@ export function native(): NativeAddon {
     );
   }
   loaded.setErrorClass(OverlaybdError);
-  addon = loaded;
-  return loaded;
+  addon = withCallSites(loaded);
+  return addon;
 }
+
+type AnyFn = (...args: unknown[]) => unknown;
+
+/** `fn` whose rejections get the stack of the caller (the frames above the wrapper). */
+function withCallSite(fn: AnyFn): AnyFn {
+  const wrapped = function (this: unknown, ...args: unknown[]): unknown {
+    const site: { stack?: string } = {};
+    // Cheap: V8 records the frames now and formats them only if read.
+    Error.captureStackTrace(site, wrapped);
+    const r = fn.apply(this, args);
+    if (!(r instanceof Promise)) return r;
+    return r.catch((e: unknown) => {
+      throw adoptStack(e, site);
+    });
+  };
+  return wrapped;
+}
+
+function adoptStack(e: unknown, site: { stack?: string }): unknown {
+  const frames = site.stack ?? '';
+  const nl = frames.indexOf('\n');
+  if (e instanceof Error && nl >= 0) e.stack = `${e.name}: ${e.message}${frames.slice(nl)}`;
+  return e;
+}
+
+/** The addon with its functions and its classes' methods wrapped by withCallSite. */
+function withCallSites(loaded: NativeAddon): NativeAddon {
+  const out: NativeAddon = { ...loaded };
+  for (const [name, value] of Object.entries(loaded)) {
+    if (typeof value !== 'function' || name === 'setErrorClass') continue;
+    if (/^Native[A-Z]/.test(name)) {
+      // A native class: wrap the methods on its prototype (accessors stay).
+      const proto = (value as { prototype: Record<string, unknown> }).prototype;
+      for (const key of Object.getOwnPropertyNames(proto)) {
+        const d = Object.getOwnPropertyDescriptor(proto, key);
+        if (key !== 'constructor' && typeof d?.value === 'function') {
+          Object.defineProperty(proto, key, { ...d, value: withCallSite(d.value as AnyFn) });
+        }
+      }
+    } else {
+      out[name] = withCallSite(value as AnyFn);
+    }
+  }
+  return out;
+}
+
+/** `await using` needs Symbol.asyncDispose; Node before 20.4 lacks it (Node uses this registry key). */
+export const asyncDispose: typeof Symbol.asyncDispose =
+  Symbol.asyncDispose ?? (Symbol.for('nodejs.asyncDispose') as typeof Symbol.asyncDispose);
+if (!Symbol.asyncDispose) Object.defineProperty(Symbol, 'asyncDispose', { value: asyncDispose });

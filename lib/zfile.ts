@@ -1,10 +1,10 @@
 /**
- * ZFile: overlaybd's seekable compressed container (overlaybd-format.md §3),
+ * ZFile: overlaybd's seekable compressed container (docs/format.md §3),
  * optionally inside the `-t` tar wrapper (§8). Compression, decompression,
  * verification and header inspection all run natively off the event loop.
  */
 import { z } from 'zod';
-import { native } from './native.js';
+import { asyncDispose, native } from './native.js';
 import { argument, filePath as path, u64 } from './config.js';
 
 
@@ -110,13 +110,17 @@ export async function info(file: string): Promise<ZFileInfo> {
 interface NativeZFile {
   readonly size: number;
   read(offset: number, length: number): Promise<Buffer>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 
-/** An opened ZFile: random reads of its decompressed content (safe to issue concurrently). */
+/**
+ * An opened ZFile: random reads of its decompressed content (safe to issue
+ * concurrently). After close() reads reject and `size` throws, code CLOSED.
+ */
 export class ZFileReader {
   #n: NativeZFile;
+  #closing: Promise<void> | undefined;
 
   /** @internal use open() */
   constructor(n: NativeZFile) {
@@ -129,12 +133,18 @@ export class ZFileReader {
   }
 
   /** Reads up to `length` bytes at `offset` (short only at the end). */
-  read(offset: number, length: number): Promise<Buffer> {
+  async read(offset: number, length: number): Promise<Buffer> {
     return this.#n.read(argument(u64, offset, 'offset'), argument(u64, length, 'length'));
   }
 
-  close(): void {
-    this.#n.close();
+  /** Waits for the reads in flight (they resolve), then closes the file. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#n.close();
+    return this.#closing;
+  }
+
+  [asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 

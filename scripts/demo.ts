@@ -48,7 +48,7 @@ try {
   const fd = fs.openSync(dev, 'w');
   await image.dump(fd); // sparse: only mapped extents are written
   fs.closeSync(fd);
-  image.close();
+  await image.close();
   console.log(sh('e2fsck', ['-fn', dev]).trim().split('\n').pop());
 
   step('mount read-only and run a command in it');

@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build: compiler, CMake, and the system libraries the native core links.
-BUILD_PKGS=(g++ cmake ninja-build pkg-config zlib1g-dev liblz4-dev libzstd-dev liburing-dev libext2fs-dev comerr-dev libfuse3-dev)
+# Build: compiler, CMake, the system libraries the native core links, and
+# GoogleTest for the native tests (cpp/tests).
+BUILD_PKGS=(g++ cmake ninja-build pkg-config zlib1g-dev liblz4-dev libzstd-dev liburing-dev libext2fs-dev comerr-dev libfuse3-dev libgtest-dev)
 # Run and test: ext4 tools, FUSE, a registry, image tools, MariaDB, TLS.
 RUN_PKGS=(e2fsprogs fuse3 docker-registry skopeo umoci mmdebstrap gpg libdpkg-perl mount debian-archive-keyring apache2-utils openssl mariadb-server python3 zstd)
 

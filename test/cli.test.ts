@@ -1,7 +1,8 @@
 /**
  * The layer CLIs as a user runs them: upstream's names and flags, exit codes
  * (2 for usage errors, 1 for failures, with `<tool>: <CODE>: message`), and
- * `overlaybd dump` to a file (sparse) and to a pipe.
+ * `overlaybd dump` to a file (sparse, also appended or at an offset) and to
+ * a pipe, and a quiet exit when the reader of stdout goes away.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -78,6 +79,63 @@ describe('overlaybd dump and inspect', () => {
   it('dumps to a pipe in full', async () => {
     const { stdout } = await promisify(execFile)('bash', ['-c', `node --import tsx lib/cli/overlaybd.ts dump '${config}' | sha256sum`], { cwd: ROOT });
     expect(stdout.split(' ')[0]).toBe(AB);
+  });
+
+  /** sha256 of `len` bytes of `file` from `start`. */
+  async function sha256Range(file: string, start: number, len: number): Promise<string> {
+    const h = crypto.createHash('sha256');
+    for await (const chunk of fs.createReadStream(file, { start, end: start + len - 1 })) h.update(chunk as Buffer);
+    return h.digest('hex');
+  }
+
+  it('appends the device sparsely to a file opened with >>', async () => {
+    const out = path.join(tmp.dir, 'appended.img');
+    fs.writeFileSync(out, 'existing content\n');
+    const r = spawnSync('bash', ['-c', `node --import tsx lib/cli/overlaybd.ts dump '${config}' >> '${out}'`], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(fs.statSync(out).size).toBe(17 + (1 << 30));
+    expect(fs.readFileSync(out).subarray(0, 17).toString()).toBe('existing content\n');
+    expect(await sha256Range(out, 17, 1 << 30)).toBe(AB);
+    expect(fs.statSync(out).blocks * 512).toBeLessThan(8 << 20);
+    fs.rmSync(out);
+  });
+
+  it('writes the device at the offset of a descriptor it shares', async () => {
+    const out = path.join(tmp.dir, 'framed.img');
+    const sh = `{ printf head; node --import tsx lib/cli/overlaybd.ts dump '${config}'; printf tail; } > '${out}'`;
+    const r = spawnSync('bash', ['-c', sh], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const size = 8 + (1 << 30);
+    expect(fs.statSync(out).size).toBe(size);
+    const fd = fs.openSync(out, 'r');
+    const b = Buffer.alloc(4);
+    fs.readSync(fd, b, 0, 4, 0);
+    expect(b.toString()).toBe('head');
+    fs.readSync(fd, b, 0, 4, size - 4);
+    expect(b.toString()).toBe('tail');
+    fs.closeSync(fd);
+    expect(await sha256Range(out, 4, 1 << 30)).toBe(AB);
+    fs.rmSync(out);
+  });
+
+  it('stops quietly when the reader of stdout goes away', () => {
+    // An RW index of 4000 entries: its JSON is far more than a pipe holds.
+    const index = path.join(tmp.dir, 'many.index');
+    const entries = Buffer.alloc(4000 * 16);
+    for (let i = 0; i < 4000; i++) {
+      entries.writeBigUInt64LE(BigInt(2 * i) | (1n << 50n), i * 16); // LBA 2i, 1 sector
+      entries.writeBigUInt64LE(8n, i * 16 + 8);
+    }
+    fs.writeFileSync(index, Buffer.concat([fs.readFileSync(vector('lsmt/B.rw.index')).subarray(0, 4096), entries]));
+    for (const args of [`inspect '${index}'`, `dump '${config}'`]) {
+      const sh = `node --import tsx lib/cli/overlaybd.ts ${args} | head -c 10 > /dev/null; exit \${PIPESTATUS[0]}`;
+      const r = spawnSync('bash', ['-c', sh], { cwd: ROOT, encoding: 'utf8' });
+      expect(r.stderr, args).toBe('');
+      // What a tool that SIGPIPE ends reports: 128 + 13.
+      expect(r.status, args).toBe(141);
+    }
   });
 
   it('a config with a bad field is named', () => {

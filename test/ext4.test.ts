@@ -68,7 +68,7 @@ async function dumpStack(spec: { lowers: string[]; upper?: { data: string; index
     await img.dump(fd);
   } finally {
     fs.closeSync(fd);
-    img.close();
+    await img.close();
   }
 }
 

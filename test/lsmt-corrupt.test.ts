@@ -28,7 +28,7 @@ function write(bytes: Buffer, name = 'layer'): string {
 async function openError(file: string): Promise<OverlaybdError> {
   try {
     const img = await openImage({ lowers: [file] });
-    img.close();
+    await img.close();
   } catch (e) {
     expect(e).toBeInstanceOf(OverlaybdError);
     return e as OverlaybdError;
@@ -85,7 +85,7 @@ describe('committed layer', () => {
     const f = write(patched((b) => b.write('not-a-uuid-at-all-xxxxxxxxxxxxxxxxxx', TRAILER + 56)));
     const img = await openImage({ lowers: [f] });
     expect((await img.read(0, 4096)).equals(A.subarray(4096, 8192))).toBe(true);
-    img.close();
+    await img.close();
     expect((await inspectLayer(f)).trailer!.uuid).toBe('00000000-0000-0000-0000-000000000000');
   });
 
@@ -108,7 +108,7 @@ describe('committed layer', () => {
       try {
         const img = await openImage({ lowers: [write(b, 'flip')] });
         await img.read(0, 1 << 20);
-        img.close();
+        await img.close();
       } catch (e) {
         expect(e).toBeInstanceOf(OverlaybdError);
       }
@@ -145,10 +145,10 @@ describe('writable layer', () => {
     const img = await openImage({ lowers: [], upper: rw });
     await img.write(Buffer.alloc(4096, 0x5a), 1 << 20);
     await img.flush();
-    img.close();
+    await img.close();
     const again = await openImage({ lowers: [], upper: rw });
     expect((await again.read(1 << 20, 4096)).every((x) => x === 0x5a)).toBe(true);
-    again.close();
+    await again.close();
   });
 
   it('a sealed data file cannot be reopened as writable', async () => {
@@ -164,12 +164,12 @@ describe('writable layer', () => {
     await createLayer({ data, index, virtualSize: 1 << 20, sparse: true });
     const img = await openImage({ lowers: [], upper: { data, index } });
     await img.write(Buffer.alloc(4096, 1), 8192);
-    img.close();
+    await img.close();
     await sealLayer(data, index);
     await expect(openImage({ lowers: [], upper: { data, index } })).rejects.toMatchObject({ code: 'EROFS' });
     const ro = await openImage({ lowers: [data] });
     expect((await ro.read(8192, 4096)).every((x) => x === 1)).toBe(true);
-    ro.close();
+    await ro.close();
   });
 
   it('unaligned, out-of-range and read-only writes', async () => {
@@ -180,10 +180,10 @@ describe('writable layer', () => {
     await expect(img.read(-1, 512)).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringMatching(/^offset: /) });
     await expect(img.write(Buffer.alloc(512), 1 << 20)).rejects.toMatchObject({ code: 'OUT_OF_RANGE' });
     await expect(img.discard(512, 1 << 20)).rejects.toMatchObject({ code: 'OUT_OF_RANGE' });
-    img.close();
+    await img.close();
     const ro = await openImage({ lowers: [vector('lsmt/A.commit')] });
     await expect(ro.write(Buffer.alloc(512), 0)).rejects.toMatchObject({ code: 'EROFS' });
-    ro.close();
+    await ro.close();
     await expect(createLayer({ data, index, virtualSize: 1 << 20 })).rejects.toMatchObject({ code: 'EEXIST' });
   });
 
@@ -192,6 +192,6 @@ describe('writable layer', () => {
     await expect(openImage({ lowers })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
     const img = await openImage({ lowers: lowers.slice(0, 255) });
     expect(img.size).toBe(1 << 30);
-    img.close();
+    await img.close();
   });
 });

@@ -102,11 +102,11 @@ async function runGeneration(rng: Prng, m: Model, lowers: string[], upper: Upper
   }
   await verifyAll(img, m, 'live upper');
   await img.flush();
-  img.close();
+  await img.close();
   // The upper's files alone must rebuild the same device.
   const again = await openImage({ lowers, upper, ioEngine });
   await verifyAll(again, m, 'reopened upper');
-  again.close();
+  await again.close();
 }
 
 async function turnIntoLower(rng: Prng, upper: Upper, gen: number): Promise<string> {
@@ -155,7 +155,7 @@ describe('random operations through stacks match a flat model', () => {
         lowers.push(await turnIntoLower(rng, upper, seed * 100 + gen));
         const img = await openImage({ lowers });
         await verifyAll(img, m, `stack of ${lowers.length} lowers`);
-        img.close();
+        await img.close();
       }
       for (const f of fs.readdirSync(tmp.dir)) if (f.startsWith(`s${seed}-`) || f.startsWith(`g${seed}`)) fs.rmSync(path.join(tmp.dir, f), { force: true });
     });

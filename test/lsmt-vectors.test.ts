@@ -21,7 +21,7 @@ async function deviceHash(spec: ImageSpec): Promise<string> {
     for (let off = 0; off < img.size; off += 16 << 20) h.update(await img.read(off, 16 << 20));
     return h.digest('hex');
   } finally {
-    img.close();
+    await img.close();
   }
 }
 
@@ -46,7 +46,7 @@ describe('vector devices', () => {
       const upper = stack.upper ? copyRw(path.basename(stack.upper.data).split('.')[0]!) : undefined;
       const img = await openImage({ lowers: stack.lowers, ...(upper ? { upper } : {}) });
       expect(img.size).toBe(stack.size);
-      img.close();
+      await img.close();
       expect(await deviceHash({ lowers: stack.lowers, ...(upper ? { upper } : {}) })).toBe(stack.sha256);
     });
   }

@@ -99,7 +99,7 @@ async function readAll(file: string): Promise<Buffer> {
   try {
     return await r.read(0, r.size);
   } finally {
-    r.close();
+    await r.close();
   }
 }
 
@@ -223,7 +223,7 @@ describe('round trips', () => {
           expect((await r.read(data.length, 10)).length).toBe(0);
           expect((await r.read(0, data.length + 5)).equals(data)).toBe(true);
         } finally {
-          r.close();
+          await r.close();
         }
       });
     }

@@ -42,6 +42,7 @@ Status Status::from_errno(int err, std::string what) {
   if (err == ENOENT) code = Code::kENOENT;
   else if (err == EEXIST) code = Code::kEEXIST;
   else if (err == ENOSPC) code = Code::kENOSPC;
+  else if (err == EPIPE) code = Code::kEPIPE;
   else if (err == EROFS) code = Code::kEROFS;
   else if (err == EINVAL) code = Code::kEINVAL;
   else if (err == EOPNOTSUPP) code = Code::kENOTSUP;

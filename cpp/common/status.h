@@ -27,6 +27,7 @@ namespace obd {
   X(kEBUSY, "EBUSY", kBusy)                     /* held by another user (a writer lock) */\
   X(kCLOSED, "CLOSED", kClosed)                 /* the object was closed */               \
   X(kENOSPC, "ENOSPC", kIo)                     /* out of space (ext4 or host) */         \
+  X(kEPIPE, "EPIPE", kIo)                       /* the reader of a pipe went away */      \
   X(kEROFS, "EROFS", kInvalidArgument)          /* write to a read-only image or layer */ \
   X(kENOTSUP, "ENOTSUP", kUnsupported)          /* a feature this build or format lacks */\
   X(kOUT_OF_RANGE, "OUT_OF_RANGE", kInvalidArgument) /* an access beyond the virtual size */ \

@@ -1,128 +1,256 @@
+// The Image adapter behind BlockDevice. Each queue owns its request lists,
+// its worker threads and their staging buffers; the only state queues share
+// is the Image (which locks for itself) and the set of open queue ids.
+#include "device/image_device.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
-#include <cstring>
-#include <deque>
 #include <mutex>
 #include <thread>
 #include <vector>
 
-#include "device/block_device.h"
+#include "device/iov.h"
 
 namespace obd {
 namespace {
 
-class ImageDevice final : public BlockDevice {
- public:
-  ImageDevice(ImagePtr img, unsigned threads) : img_(std::move(img)) {
-    for (unsigned i = 0; i < std::max(1u, threads); i++) workers_.emplace_back([this] { loop(); });
+constexpr uint64_t kSector = 512;
+// Queue ids name slots in a table; ublk allows far fewer queues.
+constexpr unsigned kMaxQueues = 4096;
+
+// What a device and its queues share; queues keep it alive.
+struct DeviceCore {
+  ImagePtr img;
+  std::atomic<bool> closed{false};
+  std::mutex mu;  // open queue ids (taken at open and close of a queue only)
+  std::vector<bool> open_qids;
+};
+
+// A FIFO of requests linked through IoRequest::next_.
+struct ReqList {
+  IoRequest* head = nullptr;
+  IoRequest* tail = nullptr;
+  bool empty() const { return head == nullptr; }
+  void push(IoRequest* r) {
+    r->next_ = nullptr;
+    (tail ? tail->next_ : head) = r;
+    tail = r;
   }
-  ~ImageDevice() override {
+  IoRequest* pop() {
+    IoRequest* r = head;
+    head = r->next_;
+    if (!head) tail = nullptr;
+    return r;
+  }
+};
+
+std::string range_text(const IoRequest& r) {
+  return "at offset " + std::to_string(r.offset) + " length " + std::to_string(r.length);
+}
+
+Status check_range(const Image& img, const IoRequest& r, uint64_t size) {
+  if (r.offset % kSector || r.length % kSector)
+    return Status(Code::kUNALIGNED, img.name() + ": request " + range_text(r) + " is not 512-byte aligned");
+  if (r.offset > size || r.length > size - r.offset)
+    return Status(Code::kOUT_OF_RANGE, img.name() + ": request " + range_text(r) + " crosses the device end " +
+                                           std::to_string(size));
+  return Status::ok();
+}
+
+// Reads or writes one contiguous buffer.
+Status transfer(Image& img, IoOp op, void* buf, uint64_t len, uint64_t off) {
+  if (op == IoOp::kWrite) return img.pwrite(buf, len, off);
+  OBD_ASSIGN_OR_RETURN(size_t got, img.pread(buf, len, off));
+  if (got != len)
+    return Status(Code::kOUT_OF_RANGE, img.name() + ": read of " + std::to_string(len) + " bytes at " +
+                                           std::to_string(off) + " returned " + std::to_string(got));
+  return Status::ok();
+}
+
+Status execute(DeviceCore& core, IoRequest& r, std::vector<uint8_t>& staging) {
+  Image& img = *core.img;
+  if (core.closed.load(std::memory_order_acquire)) return Status(Code::kCLOSED, img.name() + ": device closed");
+  if (r.op == IoOp::kFlush) return img.sync();
+  OBD_TRY(check_range(img, r, img.virtual_size()));
+  switch (r.op) {
+    case IoOp::kDiscard:
+      return img.punch_hole(r.offset, r.length);
+    case IoOp::kWriteZeroes:
+      return img.write_zeroes(r.offset, r.length, r.may_unmap);
+    case IoOp::kRead:
+    case IoOp::kWrite:
+      break;
+    case IoOp::kFlush:
+      return Status::ok();
+  }
+  uint64_t total = iov_total(r.iov, r.iovcnt);
+  if (total != r.length)
+    return Status(Code::kEINVAL, img.name() + ": request " + range_text(r) + " carries " + std::to_string(total) +
+                                     " bytes of buffers");
+  if (r.iovcnt == 1) return transfer(img, r.op, r.iov[0].iov_base, r.length, r.offset);
+  // Several buffers: stage through the worker's buffer, one aligned run at a time.
+  IovCursor cur(r.iov, r.iovcnt);
+  for (uint64_t done = 0; done < r.length;) {
+    uint64_t n = std::min<uint64_t>(staging.size(), r.length - done);
+    if (r.op == IoOp::kWrite) cur.copy_out(staging.data(), n);
+    OBD_TRY(transfer(img, r.op, staging.data(), n, r.offset + done));
+    if (r.op == IoOp::kRead) cur.copy_in(staging.data(), n);
+    done += n;
+  }
+  return Status::ok();
+}
+
+class ImageQueue final : public IoQueue {
+ public:
+  ImageQueue(std::shared_ptr<DeviceCore> core, unsigned qid, int efd, const QueueOptions& opts)
+      : core_(std::move(core)), qid_(qid), staging_bytes_(std::max<uint64_t>(kSector, opts.max_io_bytes / kSector * kSector)),
+        efd_(efd) {
+    if (opts.workers == 0) inline_staging_.resize(staging_bytes_);
+    for (unsigned i = 0; i < opts.workers; i++) workers_.emplace_back([this] { work(); });
+  }
+
+  ~ImageQueue() override {
     {
       std::lock_guard lk(mu_);
       stopping_ = true;
     }
-    cv_.notify_all();
-    for (auto& t : workers_) t.join();
+    work_cv_.notify_all();
+    for (auto& t : workers_) t.join();  // workers empty the submission list first
+    closing_ = true;                    // completions that resubmit now get CLOSED
+    while (in_flight_) reap(in_flight_);
+    ::close(efd_);
+    std::lock_guard lk(core_->mu);
+    core_->open_qids[qid_] = false;
   }
 
-  uint64_t size() const override { return img_->virtual_size(); }
-  bool read_only() const override { return !img_->writable(); }
-  bool supports(IoOp op) const override { return op == IoOp::kRead || op == IoOp::kFlush || img_->writable(); }
+  unsigned id() const override { return qid_; }
+  int completion_fd() const override { return efd_; }
+  size_t in_flight() const override { return in_flight_; }
 
-  void submit(const IoRequest& req, IoCompletion done) override {
+  void submit(IoRequest& req) override {
+    in_flight_++;
+    if (closing_) {
+      finish(req, Status(Code::kCLOSED, core_->img->name() + ": queue " + std::to_string(qid_) + " closed"));
+      return;
+    }
+    if (workers_.empty()) {
+      finish(req, execute(*core_, req, inline_staging_));
+      return;
+    }
     {
       std::lock_guard lk(mu_);
-      queue_.push_back({req, std::move(done)});
-      pending_++;
+      pending_.push(&req);
     }
-    cv_.notify_one();
+    work_cv_.notify_one();
   }
 
-  void drain() override {
-    std::unique_lock lk(mu_);
-    idle_.wait(lk, [this] { return pending_ == 0; });
+  size_t reap(size_t min) override {
+    min = std::min(min, in_flight_);
+    size_t ran = 0;
+    do {
+      ReqList done;
+      {
+        std::unique_lock lk(mu_);
+        if (ran < min) done_cv_.wait(lk, [this] { return !completed_.empty(); });
+        uint64_t v;
+        [[maybe_unused]] ssize_t rc = ::read(efd_, &v, sizeof v);  // clear before taking the list
+        std::swap(done, completed_);
+      }
+      while (!done.empty()) {
+        IoRequest* r = done.pop();
+        in_flight_--;
+        ran++;
+        Status s = std::move(r->status_);
+        r->status_ = Status::ok();
+        r->done(*r, s);  // may resubmit r
+      }
+    } while (ran < min);
+    return ran;
   }
 
  private:
-  struct Job {
-    IoRequest req;
-    IoCompletion done;
-  };
-
-  void loop() {
+  void work() {
+    std::vector<uint8_t> staging(staging_bytes_);
+    std::unique_lock lk(mu_);
     while (true) {
-      Job job;
-      {
-        std::unique_lock lk(mu_);
-        cv_.wait(lk, [this] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;
-        job = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      Status s = execute(job.req);
-      job.done(s);
+      work_cv_.wait(lk, [this] { return stopping_ || !pending_.empty(); });
+      if (pending_.empty()) return;
+      IoRequest* r = pending_.pop();
+      lk.unlock();
+      Status s = execute(*core_, *r, staging);
+      finish(*r, std::move(s));
+      lk.lock();
+    }
+  }
+
+  void finish(IoRequest& r, Status s) {
+    r.status_ = std::move(s);
+    {
       std::lock_guard lk(mu_);
-      if (--pending_ == 0) idle_.notify_all();
+      completed_.push(&r);
     }
+    done_cv_.notify_one();
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t rc = ::write(efd_, &one, sizeof one);
   }
 
-  Status execute(const IoRequest& r) {
-    switch (r.op) {
-      case IoOp::kFlush:
-        return img_->sync();
-      case IoOp::kDiscard:
-        return img_->punch_hole(r.offset, r.length);
-      case IoOp::kRead:
-      case IoOp::kWrite:
-        break;
-    }
-    uint64_t total = 0;
-    for (const iovec& v : r.iov) total += v.iov_len;
-    if (total != r.length)
-      return Status(Code::kEINVAL, "request of " + std::to_string(r.length) + " bytes carries " +
-                                       std::to_string(total) + " bytes of buffers");
-    if (r.iov.size() == 1) return one(r.op, r.iov[0].iov_base, r.length, r.offset);
-    // Several buffers: stage through one contiguous buffer (aligned I/O below).
-    std::vector<uint8_t> bounce(r.length);
-    if (r.op == IoOp::kWrite) {
-      uint64_t at = 0;
-      for (const iovec& v : r.iov) {
-        std::memcpy(bounce.data() + at, v.iov_base, v.iov_len);
-        at += v.iov_len;
-      }
-    }
-    OBD_TRY(one(r.op, bounce.data(), r.length, r.offset));
-    if (r.op == IoOp::kRead) {
-      uint64_t at = 0;
-      for (const iovec& v : r.iov) {
-        std::memcpy(v.iov_base, bounce.data() + at, v.iov_len);
-        at += v.iov_len;
-      }
-    }
-    return Status::ok();
-  }
-
-  Status one(IoOp op, void* buf, uint64_t len, uint64_t off) {
-    if (op == IoOp::kWrite) return img_->pwrite(buf, len, off);
-    OBD_ASSIGN_OR_RETURN(size_t got, img_->pread(buf, len, off));
-    if (got != len)
-      return Status(Code::kOUT_OF_RANGE, img_->name() + ": read of " + std::to_string(len) + " bytes at " +
-                                             std::to_string(off) + " crosses the device end");
-    return Status::ok();
-  }
-
-  ImagePtr img_;
-  std::mutex mu_;
-  std::condition_variable cv_, idle_;
-  std::deque<Job> queue_;
-  size_t pending_ = 0;
+  std::shared_ptr<DeviceCore> core_;
+  unsigned qid_;
+  uint64_t staging_bytes_;
+  int efd_;
+  bool closing_ = false;  // set by the destructor, on the queue's thread
+  std::mutex mu_;  // this queue's lists only
+  std::condition_variable work_cv_, done_cv_;
+  ReqList pending_, completed_;
   bool stopping_ = false;
+  size_t in_flight_ = 0;  // touched by the queue's thread only
+  std::vector<uint8_t> inline_staging_;
   std::vector<std::thread> workers_;
+};
+
+class ImageDevice final : public BlockDevice {
+ public:
+  explicit ImageDevice(ImagePtr img) : core_(std::make_shared<DeviceCore>()) { core_->img = std::move(img); }
+  ~ImageDevice() override { close(); }
+
+  uint64_t size() const override { return core_->img->virtual_size(); }
+  bool read_only() const override { return !core_->img->writable(); }
+  bool io_type_supported(IoOp op) const override {
+    return op == IoOp::kRead || op == IoOp::kFlush || core_->img->writable();
+  }
+
+  Result<std::unique_ptr<IoQueue>> open_queue(unsigned qid, const QueueOptions& opts) override {
+    const std::string& name = core_->img->name();
+    if (core_->closed.load()) return Status(Code::kCLOSED, name + ": device closed");
+    if (qid >= kMaxQueues) return Status(Code::kEINVAL, name + ": queue id " + std::to_string(qid) + " out of range");
+    int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0) return Status::from_errno(errno, name + ": eventfd for queue " + std::to_string(qid));
+    {
+      std::lock_guard lk(core_->mu);
+      if (qid >= core_->open_qids.size()) core_->open_qids.resize(qid + 1);
+      if (core_->open_qids[qid]) {
+        ::close(efd);
+        return Status(Code::kEBUSY, name + ": queue " + std::to_string(qid) + " is open");
+      }
+      core_->open_qids[qid] = true;
+    }
+    return std::unique_ptr<IoQueue>(std::make_unique<ImageQueue>(core_, qid, efd, opts));
+  }
+
+  void close() override { core_->closed.store(true, std::memory_order_release); }
+
+ private:
+  std::shared_ptr<DeviceCore> core_;
 };
 
 }  // namespace
 
-std::unique_ptr<BlockDevice> make_image_device(ImagePtr image, unsigned threads) {
-  return std::make_unique<ImageDevice>(std::move(image), threads);
+std::unique_ptr<BlockDevice> make_image_device(ImagePtr image) {
+  return std::make_unique<ImageDevice>(std::move(image));
 }
 
 }  // namespace obd

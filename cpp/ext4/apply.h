@@ -46,7 +46,9 @@ struct ApplyResult {
 
 // On failure the filesystem is still written back and consistent: the
 // entries before the failing one are applied, a partly written file is
-// removed.
+// removed. The device says "not clean" from the start until that write-back
+// is complete, so an apply killed part way, or whose write-back failed (the
+// host disk full), is never taken for a clean filesystem.
 Result<ApplyResult> apply_layer(FilePtr dev, ByteStreamPtr input, const ApplyOptions& opts);
 // `input` is a path, a FIFO, or "-" for standard input.
 Result<ApplyResult> apply_layer(FilePtr dev, const std::string& input, const ApplyOptions& opts);

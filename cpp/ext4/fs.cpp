@@ -7,6 +7,18 @@ namespace obd::ext4 {
 
 namespace {
 time_t fixed_now(int64_t now) { return now == 0 ? time_t(1) : time_t(now); }
+
+// Writes the primary superblock alone (no backups, no descriptors) and
+// flushes the channel; the flags are restored so a later full flush
+// writes everything again.
+errcode_t write_primary_super(ext2_filsys fs) {
+  const int saved = fs->flags & (EXT2_FLAG_SUPER_ONLY | EXT2_FLAG_MASTER_SB_ONLY);
+  fs->flags |= EXT2_FLAG_SUPER_ONLY | EXT2_FLAG_MASTER_SB_ONLY;
+  ext2fs_mark_super_dirty(fs);
+  errcode_t err = ext2fs_flush2(fs, 0);
+  fs->flags = (fs->flags & ~(EXT2_FLAG_SUPER_ONLY | EXT2_FLAG_MASTER_SB_ONLY)) | saved;
+  return err;
+}
 }  // namespace
 
 Fs::Fs(FilePtr dev, const FsOptions& opts) : dev_(std::move(dev)), opts_(opts) {
@@ -41,6 +53,14 @@ Result<std::unique_ptr<Fs>> Fs::open(FilePtr dev, const FsOptions& opts) {
   if (!(f->fs_->super->s_state & EXT2_VALID_FS))
     return Status(Code::kEXT4_ERROR, f->dev_->name() + ": the ext4 filesystem was not cleanly unmounted or has errors; run e2fsck first");
   f->fs_->now = fixed_now(opts.now);
+  // Not clean on the device before anything else changes: a process killed
+  // or a write-back failed part way leaves metadata the bitmaps and counts
+  // do not match, and e2fsck -p or the kernel must not trust it.
+  f->clean_state_ = f->fs_->super->s_state;
+  f->fs_->super->s_state &= ~EXT2_VALID_FS;
+  err = write_primary_super(f->fs_);
+  if (err) return f->error(err, "marking the ext4 filesystem on " + f->dev_->name() + " not clean");
+  if (opts.sync) OBD_TRY(f->dev_->sync());
   err = ext2fs_read_bitmaps(f->fs_);
   if (err) return f->error(err, "reading the ext4 bitmaps of " + f->dev_->name());
   return f;
@@ -54,17 +74,29 @@ Result<std::unique_ptr<Fs>> Fs::initialize(FilePtr dev, struct ext2_super_block*
     return f->error(err, "initializing an ext4 filesystem on " + f->dev_->name());
   }
   f->fs_->now = fixed_now(opts.now);
+  // mkfs follows the same rule: clean is the last thing close() writes.
+  f->clean_state_ = f->fs_->super->s_state;
+  f->fs_->super->s_state &= ~EXT2_VALID_FS;
   return f;
 }
 
 Status Fs::close() {
   if (!fs_) return Status(Code::kINTERNAL, "ext4 filesystem closed twice");
-  // Flush first so the channel's statistics include the final write-back.
+  // Everything but the clean state first, synced; then the superblock that
+  // says clean. A crash in between leaves a consistent filesystem marked
+  // not clean, never an inconsistent one marked clean.
   errcode_t err = ext2fs_flush2(fs_, 0);
-  final_stats_ = channel_stats(fs_->io);
   Status st;
-  if (err) {
-    st = error(err, "writing back the ext4 filesystem on " + dev_->name());
+  if (err) st = error(err, "writing back the ext4 filesystem on " + dev_->name());
+  if (st.is_ok() && opts_.sync) st = dev_->sync().with_context("syncing the ext4 filesystem on " + dev_->name());
+  if (st.is_ok()) {
+    fs_->super->s_state = clean_state_;
+    err = write_primary_super(fs_);
+    if (err) st = error(err, "marking the ext4 filesystem on " + dev_->name() + " clean");
+  }
+  // After the final write-back, so the statistics include it.
+  final_stats_ = channel_stats(fs_->io);
+  if (!st.is_ok()) {
     discard();  // no second write attempt
   } else {
     err = ext2fs_close_free(&fs_);

@@ -34,7 +34,9 @@ class Fs {
   ext2_filsys get() const { return fs_; }
   FilePtr device() const { return dev_; }
   // Writes everything back (bitmaps, descriptors, superblock, cached blocks),
-  // closes, and syncs the File when asked. The Fs is unusable afterwards.
+  // syncs the File when asked, and only then marks the filesystem clean in
+  // the primary superblock (open() marked it not clean on the device).
+  // The Fs is unusable afterwards.
   // The only write-back: destroying an Fs that was not closed discards what
   // is still dirty (an mkfs or apply that failed part way).
   Status close();
@@ -52,6 +54,9 @@ class Fs {
   FsOptions opts_;
   std::unique_ptr<FileRegistration> reg_;
   ext2_filsys fs_ = nullptr;
+  // s_state to write at a successful close; the device says not clean
+  // (EXT2_VALID_FS clear) from open or initialize until then.
+  uint16_t clean_state_ = EXT2_VALID_FS;
   ChannelStats final_stats_;
 };
 

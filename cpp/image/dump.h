@@ -1,5 +1,7 @@
-// Writes a whole virtual device to a file descriptor: a regular file gets
-// only the extents that may hold data (it stays sparse), a pipe every byte.
+// Writes a whole virtual device to a file descriptor. A regular file gets
+// the device at the descriptor's offset (at its end when opened to append,
+// as `>>` does) and only the extents that may hold data, so it stays
+// sparse; a pipe gets every byte.
 #pragma once
 #include "image/image.h"
 

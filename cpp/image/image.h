@@ -34,6 +34,9 @@ class Image : public File {
   virtual uint64_t virtual_size() const = 0;
   virtual bool writable() const = 0;
   // pread/pwrite/punch_hole(discard)/sync as File; size() == virtual_size().
+  // Makes [off, off+len) read as zeros (the block layer's WRITE_ZEROES).
+  // `may_unmap` allows deallocating instead where that still reads as zeros.
+  virtual Status write_zeroes(uint64_t off, uint64_t len, bool may_unmap) = 0;
 };
 
 using ImagePtr = std::shared_ptr<Image>;

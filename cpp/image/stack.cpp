@@ -140,6 +140,22 @@ Status StackImage::punch_hole(uint64_t off, uint64_t len) {
   return upper_->discard(off / kSector, len / kSector);
 }
 
+// An append upper logs zeroed entries, which hide the lowers and take no
+// space; a log never reuses space, so not unmapping gains nothing. A sparse
+// upper's hole shows the lowers' bytes, so it stores real zeros unless there
+// are no lowers and unmapping is allowed.
+Status StackImage::write_zeroes(uint64_t off, uint64_t len, bool may_unmap) {
+  OBD_TRY(check_write(off, len, "write zeroes"));
+  if (!upper_->sparse() || (may_unmap && lowers_.empty())) return upper_->discard(off / kSector, len / kSector);
+  static const uint8_t kZeros[256 << 10] = {};
+  for (uint64_t done = 0; done < len;) {
+    uint64_t n = std::min<uint64_t>(sizeof kZeros, len - done);
+    OBD_TRY(upper_->write(kZeros, (off + done) / kSector, n / kSector));
+    done += n;
+  }
+  return Status::ok();
+}
+
 Status StackImage::sync() { return upper_ ? upper_->sync() : Status::ok(); }
 
 Result<std::vector<Extent>> StackImage::data_extents(uint64_t from) {

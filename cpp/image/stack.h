@@ -23,6 +23,7 @@ class StackImage final : public Image {
   Result<size_t> pread(void* buf, size_t len, uint64_t off) override;
   Status pwrite(const void* buf, size_t len, uint64_t off) override;
   Status punch_hole(uint64_t off, uint64_t len) override;
+  Status write_zeroes(uint64_t off, uint64_t len, bool may_unmap) override;
   Status sync() override;
   // Byte ranges that may hold data (mapped, non-zeroed extents of any layer),
   // coalesced; everything else reads as zeros. Lets a dump stay sparse.

@@ -1,4 +1,4 @@
-// On-disk structures of an LSMT layer (overlaybd-format.md §2): the 4096-byte
+// On-disk structures of an LSMT layer (docs/format.md §2): the 4096-byte
 // header/trailer record and the 16-byte index entry. Pure encode/decode and
 // validation; no I/O.
 #pragma once

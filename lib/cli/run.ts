@@ -1,7 +1,8 @@
 /**
  * Shared CLI plumbing: argument parsing with node:util parseArgs (usage
  * errors name the flag), and one error exit path: `<tool>: <CODE>: message`
- * on stderr, exit 2 for usage errors and 1 for everything else.
+ * on stderr, exit 2 for usage errors and 1 for everything else. A closed
+ * stdout (a pipe into `head`) ends a tool quietly with 141.
  */
 import { constants } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -60,7 +61,19 @@ export function removeOutputsOnSignals(): void {
   }
 }
 
+/**
+ * The reader of stdout went away (`| head`): stop at once and quietly, with
+ * the status of a tool that SIGPIPE ended (128 + 13), as cat or git do.
+ */
+export function stdoutClosed(): never {
+  process.exit(141);
+}
+
 export function runCli(tool: string, usage: string, main: (argv: string[]) => Promise<void>): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') stdoutClosed();
+    throw e;
+  });
   const argv = process.argv.slice(2);
   if (argv.includes('-h') || argv.includes('--help')) {
     process.stdout.write(usage.trimEnd() + '\n');

@@ -4,7 +4,7 @@
  * onto a directory. Runs natively off the event loop and reports progress.
  */
 import { z } from 'zod';
-import { parseWith } from '../config.js';
+import { filePath, parseWith } from '../config.js';
 import { native } from '../native.js';
 import { parseDevice, prepareForMkfs, VsizeSchema, type Ext4Device } from './device.js';
 
@@ -51,7 +51,7 @@ export type ApplyOptions = z.input<typeof ApplyOptionsSchema>;
 
 export async function applyLayer(device: Ext4Device, input: string, options: ApplyOptions = {}): Promise<ApplyResult> {
   const dev = parseDevice(device);
-  const layer = parseWith(z.string().min(1), input, 'layer input');
+  const layer = parseWith(filePath, input, 'layer input');
   const { onProgress, vsizeGB, ...o } = parseWith(ApplyOptionsSchema, options, 'applyLayer options');
   const vsize = o.mkfs ? await prepareForMkfs(dev, vsizeGB) : 0;
   const report = (p: ApplyProgress) => {

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs/promises';
 import { z } from 'zod';
-import { parseWith, type ImageSpec } from '../config.js';
+import { filePath, parseWith, type ImageSpec } from '../config.js';
 import { OverlaybdError } from '../errors.js';
 import { createLayer } from '../layer.js';
 
@@ -15,10 +15,10 @@ export const DEFAULT_VSIZE_GB = 64;
 export type Ext4Device = { raw: string } | ImageSpec;
 
 const DeviceSchema = z.union([
-  z.object({ raw: z.string().min(1) }).strict(),
+  z.object({ raw: filePath }).strict(),
   z.object({
-    lowers: z.array(z.string().min(1)).max(255),
-    upper: z.object({ data: z.string().min(1), index: z.string().optional() }),
+    lowers: z.array(filePath).max(255),
+    upper: z.object({ data: filePath, index: filePath.optional() }),
     ioEngine: z.enum(['psync', 'io_uring']).optional(),
   }),
 ]);

@@ -62,7 +62,7 @@ export async function mountStack(lowers: string[], scratch: string): Promise<Mou
     await img.dump(fd);
   } finally {
     fs.closeSync(fd);
-    img.close();
+    await img.close();
   }
   execFileSync('mount', ['-t', 'ext4', '-o', 'ro,loop,noload', raw, mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
   return {

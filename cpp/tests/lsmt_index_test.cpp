@@ -1,9 +1,10 @@
-// lsmt_selftest: brute-force checks of the in-memory indexes, run by
-// test/lsmt-native.test.ts. RoIndex::find against a linear scan for many
-// sizes (the search tree starts at 64 entries), RwIndex against a per-sector
-// model, merge_indexes against a per-sector top-wins model.
+// Brute-force checks of the in-memory indexes: RoIndex::find against a
+// linear scan for many sizes (the search tree starts at 64 entries), RwIndex
+// against a per-sector model, merge_indexes against a per-sector top-wins
+// model, and the commit's index size limit.
+#include <gtest/gtest.h>
+
 #include <cstdio>
-#include <map>
 #include <random>
 #include <vector>
 
@@ -12,17 +13,20 @@
 
 using namespace obd::lsmt;
 
-static int failures = 0;
-#define EXPECT(cond, ...)                  \
-  do {                                     \
-    if (!(cond)) {                         \
-      std::fprintf(stderr, __VA_ARGS__);   \
-      std::fprintf(stderr, "\n");          \
-      if (++failures > 20) std::exit(1);   \
-    }                                      \
+namespace {
+
+// Stops a brute-force loop after a few failures instead of printing thousands.
+#define EXPECT(cond, ...)                                              \
+  do {                                                                 \
+    if (!(cond)) {                                                     \
+      char msg[256];                                                   \
+      std::snprintf(msg, sizeof msg, __VA_ARGS__);                     \
+      ADD_FAILURE() << msg;                                            \
+      if (++failures > 20) FAIL() << "stopping after 20 failures";     \
+    }                                                                  \
   } while (0)
 
-static std::vector<Segment> random_sorted(std::mt19937_64& rng, size_t n, uint64_t gap_max, uint32_t len_max) {
+std::vector<Segment> random_sorted(std::mt19937_64& rng, size_t n, uint64_t gap_max, uint32_t len_max) {
   std::vector<Segment> v;
   uint64_t pos = rng() % 100;
   for (size_t i = 0; i < n; i++) {
@@ -34,7 +38,9 @@ static std::vector<Segment> random_sorted(std::mt19937_64& rng, size_t n, uint64
   return v;
 }
 
-static void check_find(std::mt19937_64& rng) {
+TEST(LsmtIndex, RoIndexFindMatchesLinearScan) {
+  std::mt19937_64 rng(12345);
+  int failures = 0;
   for (size_t n : {0, 1, 2, 15, 16, 17, 63, 64, 65, 255, 256, 257, 1000, 4095, 4096, 4097, 70000}) {
     auto segs = random_sorted(rng, n, rng() % 2 ? 0 : 50, 40);
     RoIndex idx(segs);
@@ -50,9 +56,11 @@ static void check_find(std::mt19937_64& rng) {
 }
 
 // Per-sector model value: 0 = unmapped, else (moffset+1) or a zeroed marker.
-static uint64_t model_of(const Segment& s, uint64_t lba) { return s.zeroed ? 1ull << 62 : s.moffset + (lba - s.offset) + 1; }
+uint64_t model_of(const Segment& s, uint64_t lba) { return s.zeroed ? 1ull << 62 : s.moffset + (lba - s.offset) + 1; }
 
-static void check_rw(std::mt19937_64& rng) {
+TEST(LsmtIndex, RwIndexMatchesSectorModel) {
+  std::mt19937_64 rng(12346);
+  int failures = 0;
   const uint64_t space = 3000;
   for (int round = 0; round < 200; round++) {
     RwIndex idx;
@@ -83,7 +91,9 @@ static void check_rw(std::mt19937_64& rng) {
   }
 }
 
-static void check_merge(std::mt19937_64& rng) {
+TEST(LsmtIndex, MergeMatchesTopWinsModel) {
+  std::mt19937_64 rng(12347);
+  int failures = 0;
   for (int round = 0; round < 50; round++) {
     size_t layers = 1 + rng() % 8;
     std::vector<RoIndex> idx;
@@ -121,7 +131,8 @@ class NullSink final : public obd::Sink {
   obd::Status append(const void*, size_t) override { return obd::Status::ok(); }
 };
 
-static void check_commit_limit() {
+TEST(LsmtCommit, RefusesIndexReadersWouldReject) {
+  int failures = 0;
   std::vector<Segment> segs;
   for (uint64_t i = 0; i < 1000001; i++) segs.push_back({2 * i, 1, 8 + i, false, 0});  // gaps: nothing merges
   NullSink sink;
@@ -135,16 +146,4 @@ static void check_commit_limit() {
   EXPECT(s.is_ok(), "commit of 999000 entries: %s", s.to_string().c_str());
 }
 
-int main() {
-  std::mt19937_64 rng(12345);
-  check_find(rng);
-  check_rw(rng);
-  check_merge(rng);
-  check_commit_limit();
-  if (failures) {
-    std::fprintf(stderr, "lsmt_selftest: %d failures\n", failures);
-    return 1;
-  }
-  std::printf("lsmt_selftest: ok\n");
-  return 0;
-}
+}  // namespace
