@@ -26,7 +26,7 @@ Napi::Object record_js(Napi::Env env, const obd::zfile::Record& r) {
 
 }  // namespace
 
-Napi::Object tar_info_js(Napi::Env env, const obd::TarWrapInfo& t) {
+Napi::Object tar_info_js(Napi::Env env, const obd::tar::WrapInfo& t) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("wrapped", t.wrapped);
   o.Set("pax", t.pax);

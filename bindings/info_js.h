@@ -3,12 +3,12 @@
 #pragma once
 #include <napi.h>
 
-#include "tar/tar_wrapper.h"
+#include "tar/wrapper.h"
 #include "zfile/convert.h"
 
 namespace obdjs {
 
-Napi::Object tar_info_js(Napi::Env env, const obd::TarWrapInfo& t);
+Napi::Object tar_info_js(Napi::Env env, const obd::tar::WrapInfo& t);
 // header, trailer, headerOverwritten, algorithm, verify, fileSize, blockSize,
 // blocks, originalSize, indexOffset, maxStoredBlock (lib/zfile.ts ZFileInfo).
 Napi::Object zfile_info_js(Napi::Env env, const obd::ZFileInfo& z);

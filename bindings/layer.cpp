@@ -1,8 +1,12 @@
-// Layer-level operations: create, commit, seal, inspect.
+// Layer-level operations: create, commit, seal, inspect, and the cleanup of
+// pending outputs a CLI signal handler runs.
 #include "common.h"
+#include "ext4/mkfs.h"
+#include "image/image.h"
 #include "info_js.h"
-#include "image/inspect.h"
-#include "image/layer_ops.h"
+#include "layer/inspect.h"
+#include "layer/ops.h"
+#include "layer/pending_file.h"
 #include "lsmt/rw_layer.h"
 
 namespace obdjs {
@@ -24,7 +28,16 @@ bool opt_uuid(Napi::Env env, const Napi::Object& o, const char* key, std::option
   return true;
 }
 
-// createLayer({ data, index, virtualSize, sparse?, uuid?, parentUuid? })
+// Makes an ext4 filesystem on a new layer's files (default mkfs options).
+Status mkfs_new_layer(const std::string& data, const std::string& index) {
+  obd::ImageSpec spec;
+  spec.upper = obd::UpperSpec{data, index};
+  OBD_ASSIGN_OR_RETURN(obd::ImagePtr img, obd::open_image(spec));
+  OBD_TRY(obd::ext4::mkfs(img, obd::ext4::MkfsOptions{}));
+  return img->sync();
+}
+
+// createLayer({ data, index, virtualSize, sparse?, uuid?, parentUuid?, mkfs? })
 Napi::Value create_layer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = arg_object(info, 0, "options");
@@ -38,7 +51,8 @@ Napi::Value create_layer(const Napi::CallbackInfo& info) {
   if (parent) c.parent_uuid = *parent;
   std::string data = opt_path(o, "data"), index = opt_path(o, "index");
   if (env.IsExceptionPending()) return env.Undefined();
-  return run_async(env, "obd.createLayer", [=] { return lsmt::create_rw_layer(data, index, c); });
+  obd::layer::LayerInit init = opt_bool(o, "mkfs") ? mkfs_new_layer : obd::layer::LayerInit();
+  return run_async(env, "obd.createLayer", [=] { return obd::layer::create_layer(data, index, c, init); });
 }
 
 // commitLayer({ data, index?, sealed?: bool, out, uuid?, parentUuid?, message?,
@@ -50,7 +64,7 @@ Napi::Value commit_layer(const Napi::CallbackInfo& info) {
   lsmt::CommitOptions c;
   if (!opt_uuid(env, o, "uuid", &c.uuid) || !opt_uuid(env, o, "parentUuid", &c.parent_uuid)) return env.Undefined();
   c.user_tag = opt_string(o, "message");
-  obd::CommitOutput out;
+  obd::layer::CommitOutput out;
   out.path = opt_path(o, "out");
   out.tar = opt_bool(o, "tar");
   out.force = opt_bool(o, "force");
@@ -63,7 +77,8 @@ Napi::Value commit_layer(const Napi::CallbackInfo& info) {
   if (env.IsExceptionPending()) return env.Undefined();
   bool sealed = opt_bool(o, "sealed");
   return run_async(env, "obd.commitLayer", [=]() -> Status {
-    return sealed ? obd::commit_sealed_layer(data, c, out) : obd::commit_rw_layer(data, index, c, out);
+    if (sealed) return obd::layer::commit_sealed_layer(*obd::layer::local_opener(), {data}, c, out);
+    return obd::layer::commit_rw_layer(data, index, c, out);
   });
 }
 
@@ -73,7 +88,7 @@ Napi::Value seal_layer(const Napi::CallbackInfo& info) {
   std::string data = arg_string(info, 0, "data");
   std::string index = info[1].IsString() ? arg_string(info, 1, "index") : "";
   if (env.IsExceptionPending()) return env.Undefined();
-  return run_async(env, "obd.sealLayer", [=] { return obd::seal_rw_layer(data, index); });
+  return run_async(env, "obd.sealLayer", [=] { return obd::layer::seal_rw_layer(data, index); });
 }
 
 Napi::Object record_to_js(Napi::Env env, const lsmt::Record& r) {
@@ -90,7 +105,7 @@ Napi::Object record_to_js(Napi::Env env, const lsmt::Record& r) {
   return o;
 }
 
-Napi::Value inspection_to_js(Napi::Env env, const obd::LayerInspection& r) {
+Napi::Value inspection_to_js(Napi::Env env, const obd::layer::LayerInspection& r) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("tar", tar_info_js(env, r.tar));
   if (r.zfile) o.Set("zfile", zfile_info_js(env, *r.zfile));
@@ -118,17 +133,24 @@ Napi::Value inspect_layer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = arg_string(info, 0, "path");
   if (env.IsExceptionPending()) return env.Undefined();
-  auto result = std::make_shared<obd::LayerInspection>();
+  auto result = std::make_shared<obd::layer::LayerInspection>();
   return run_async(
       env, "obd.inspectLayer",
       [path, result]() -> Status {
-        OBD_ASSIGN_OR_RETURN(*result, obd::inspect_layer(path));
+        OBD_ASSIGN_OR_RETURN(*result, obd::layer::inspect(*obd::layer::local_opener(), {path}));
         return Status::ok();
       },
       [result](Napi::Env env) { return inspection_to_js(env, *result); });
 }
 
+// removePendingOutputs() -> number: synchronously deletes every output still
+// being written (temporaries) and refuses new ones; for signal handlers.
+Napi::Value remove_pending_outputs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(obd::layer::remove_pending_files()));
+}
+
 void init_layer(Napi::Env env, Napi::Object exports) {
+  exports.Set("removePendingOutputs", Napi::Function::New(env, remove_pending_outputs));
   exports.Set("createLayer", Napi::Function::New(env, create_layer));
   exports.Set("commitLayer", Napi::Function::New(env, commit_layer));
   exports.Set("sealLayer", Napi::Function::New(env, seal_layer));

@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "common.h"
-#include "tar/tar_wrapper.h"
 #include "info_js.h"
+#include "layer/blob.h"
+#include "layer/output.h"
 #include "zfile/convert.h"
-#include "zfile/output.h"
 #include "zfile/reader.h"
 
 namespace obdjs {
@@ -23,14 +23,14 @@ Napi::Value zfile_compress(const Napi::CallbackInfo& info) {
   std::string dst = arg_string(info, 1, "dst");
   Napi::Object o = arg_object(info, 2, "options");
   if (env.IsExceptionPending()) return env.Undefined();
-  obd::OutputSpec out{dst, zfile_options_from(o), opt_bool(o, "tar"), opt_bool(o, "force")};
+  obd::layer::OutputSpec out{dst, zfile_options_from(o), opt_bool(o, "tar"), opt_bool(o, "force")};
   auto result = std::make_shared<std::pair<uint64_t, uint64_t>>();  // raw size, file size
   return run_async(
       env, "obd.zfile.compress",
       [=]() -> obd::Status {
         OBD_ASSIGN_OR_RETURN(obd::FilePtr in, obd::open_local(src, obd::OpenMode::kRead));
         OBD_ASSIGN_OR_RETURN(result->first, in->size());
-        OBD_ASSIGN_OR_RETURN(result->second, obd::write_output(out, [&](obd::Sink& s) { return obd::copy_to_sink(*in, s); }));
+        OBD_ASSIGN_OR_RETURN(result->second, obd::layer::write_output(out, [&](obd::Sink& s) { return obd::copy_to_sink(*in, s); }));
         return obd::Status::ok();
       },
       [result](Napi::Env env) -> Napi::Value {
@@ -41,10 +41,10 @@ Napi::Value zfile_compress(const Napi::CallbackInfo& info) {
       });
 }
 
-// Opens the ZFile inside an optional tar wrapper.
-obd::Result<obd::FilePtr> open_wrapped(const std::string& path) {
-  OBD_ASSIGN_OR_RETURN(obd::FilePtr f, obd::open_local(path, obd::OpenMode::kRead));
-  return obd::unwrap_tar(std::move(f));
+// Opens a blob as the layer module does, without decompressing: the ZFile
+// inside an optional tar wrapper.
+obd::Result<obd::layer::OpenedBlob> open_wrapped(const std::string& path) {
+  return obd::layer::open_blob(*obd::layer::local_opener(), {path}, false);
 }
 
 Napi::Value zfile_decompress(const Napi::CallbackInfo& info) {
@@ -57,10 +57,10 @@ Napi::Value zfile_decompress(const Napi::CallbackInfo& info) {
   return run_async(
       env, "obd.zfile.decompress",
       [=]() -> obd::Status {
-        OBD_ASSIGN_OR_RETURN(obd::FilePtr in, open_wrapped(src));
+        OBD_ASSIGN_OR_RETURN(auto in, open_wrapped(src));
         // A bad input fails inside; the partial output is removed then.
-        OBD_ASSIGN_OR_RETURN(*size, obd::write_file_atomically(dst, force, [&](obd::FilePtr f) {
-          return obd::zfile_decompress(*in, f);
+        OBD_ASSIGN_OR_RETURN(*size, obd::layer::write_file_atomically(dst, force, [&](obd::FilePtr f) {
+          return obd::zfile_decompress(*in.payload, f);
         }));
         return obd::Status::ok();
       },
@@ -76,8 +76,8 @@ Napi::Value zfile_verify(const Napi::CallbackInfo& info) {
   std::string path = arg_string(info, 0, "path");
   if (env.IsExceptionPending()) return env.Undefined();
   return run_async(env, "obd.zfile.verify", [=]() -> obd::Status {
-    OBD_ASSIGN_OR_RETURN(obd::FilePtr in, open_wrapped(path));
-    return obd::zfile_verify(*in);
+    OBD_ASSIGN_OR_RETURN(auto in, open_wrapped(path));
+    return obd::zfile_verify(*in.payload);
   });
 }
 
@@ -86,17 +86,16 @@ Napi::Value zfile_info(const Napi::CallbackInfo& info) {
   std::string path = arg_string(info, 0, "path");
   if (env.IsExceptionPending()) return env.Undefined();
   struct Out {
-    obd::TarWrapInfo tar;
+    obd::tar::WrapInfo tar;
     obd::ZFileInfo z;
   };
   auto out = std::make_shared<Out>();
   return run_async(
       env, "obd.zfile.info",
       [=]() -> obd::Status {
-        OBD_ASSIGN_OR_RETURN(obd::FilePtr f, obd::open_local(path, obd::OpenMode::kRead));
-        OBD_ASSIGN_OR_RETURN(out->tar, obd::probe_tar(*f));
-        OBD_ASSIGN_OR_RETURN(obd::FilePtr payload, obd::unwrap_tar(f));
-        OBD_ASSIGN_OR_RETURN(out->z, obd::zfile_info(*payload));
+        OBD_ASSIGN_OR_RETURN(auto in, open_wrapped(path));
+        out->tar = in.tar;
+        OBD_ASSIGN_OR_RETURN(out->z, obd::zfile_info(*in.payload));
         return obd::Status::ok();
       },
       [out](Napi::Env env) -> Napi::Value {
@@ -166,8 +165,8 @@ Napi::Value zfile_open(const Napi::CallbackInfo& info) {
   return run_async(
       env, "obd.zfile.open",
       [path, result, size]() -> obd::Status {
-        OBD_ASSIGN_OR_RETURN(obd::FilePtr in, open_wrapped(path));
-        OBD_ASSIGN_OR_RETURN(*result, obd::open_zfile(in));
+        OBD_ASSIGN_OR_RETURN(auto in, open_wrapped(path));
+        OBD_ASSIGN_OR_RETURN(*result, obd::open_zfile(in.payload));
         OBD_ASSIGN_OR_RETURN(*size, (*result)->size());
         return obd::Status::ok();
       },

@@ -21,10 +21,16 @@ const CreateSchema = z.object({
   sparse: z.boolean().default(false),
   uuid: uuid.optional(),
   parentUuid: uuid.optional(),
+  /** Make an ext4 filesystem on it (default options) before it appears. */
+  mkfs: z.boolean().default(false),
 });
 export type CreateLayerOptions = z.input<typeof CreateSchema>;
 
-/** Creates an empty writable layer (append: data + index; sparse: data, empty index). */
+/**
+ * Creates an empty writable layer (append: data + index; sparse: data, empty
+ * index). The files appear together and complete, or not at all: they are
+ * built under temporary names and moved into place without replacing anything.
+ */
 export async function createLayer(opts: CreateLayerOptions): Promise<void> {
   await native().createLayer(parseWith(CreateSchema, opts, 'createLayer options'));
 }
@@ -49,6 +55,14 @@ export type CommitLayerOptions = z.input<typeof CommitSchema>;
 /** Compacts a writable (or sealed) layer into a read-only layer file. */
 export async function commitLayer(opts: CommitLayerOptions): Promise<void> {
   await native().commitLayer(parseWith(CommitSchema, opts, 'commitLayer options'));
+}
+
+/**
+ * Deletes every output this process is still writing (their temporaries) and
+ * makes later ones fail with CLOSED. Synchronous, for signal handlers.
+ */
+export function removePendingOutputs(): number {
+  return native().removePendingOutputs() as number;
 }
 
 /** Turns a writable layer's data file into a read-only layer in place. */

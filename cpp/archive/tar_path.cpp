@@ -2,7 +2,7 @@
 
 #include <vector>
 
-namespace obd::tar {
+namespace obd::archive {
 
 std::string clean_path(std::string_view name) {
   std::vector<std::string_view> parts;
@@ -28,4 +28,4 @@ std::string clean_path(std::string_view name) {
   return out;
 }
 
-}  // namespace obd::tar
+}  // namespace obd::archive

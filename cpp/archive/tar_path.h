@@ -5,10 +5,10 @@
 #include <string>
 #include <string_view>
 
-namespace obd::tar {
+namespace obd::archive {
 
 // "../../etc/x" -> "etc/x", "/abs/y" -> "abs/y", "a/./b//c/" -> "a/b/c",
 // "./" -> "" (the root). Bytes other than '/' are kept verbatim.
 std::string clean_path(std::string_view name);
 
-}  // namespace obd::tar
+}  // namespace obd::archive

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-namespace obd::tar {
+namespace obd::archive {
 
 using PaxRecords = std::vector<std::pair<std::string, std::string>>;
 
@@ -25,4 +25,4 @@ bool parse_pax_time(std::string_view s, int64_t* sec, uint32_t* nsec);
 bool percent_decode(std::string_view s, std::string* out);
 bool base64_decode(std::string_view s, std::string* out);
 
-}  // namespace obd::tar
+}  // namespace obd::archive

@@ -3,14 +3,15 @@
 #include <cstring>
 #include <optional>
 
-#include "archive/tar_format.h"
+#include "tar/header.h"
 #include "archive/tar_pax.h"
 #include "archive/tar_path.h"
 #include "archive/tar_sparse.h"
 
 namespace obd {
 
-using namespace tar;
+using namespace archive;
+using namespace tar;  // the header codec
 
 namespace {
 

@@ -1,9 +1,11 @@
 #include "archive/tar_sparse.h"
 
-#include "archive/tar_format.h"
 #include "archive/tar_pax.h"
+#include "tar/header.h"
 
-namespace obd::tar {
+namespace obd::archive {
+
+using namespace tar;  // the header codec
 
 static std::string seg(size_t i, const Extent& e) {
   return "sparse segment " + std::to_string(i) + " {" + std::to_string(e.off) + ", " + std::to_string(e.len) + "}";
@@ -100,4 +102,4 @@ std::vector<Extent> public_sparse_map(const std::vector<Extent>& map, uint64_t r
   return out;
 }
 
-}  // namespace obd::tar
+}  // namespace obd::archive

@@ -9,7 +9,7 @@
 
 #include "io/file.h"
 
-namespace obd::tar {
+namespace obd::archive {
 
 // A map is read into memory before the data: cap it (16 MiB of extents).
 constexpr size_t kMaxSparseSegments = size_t(1) << 20;
@@ -45,4 +45,4 @@ class SparseMap10Parser {
 // that is all holes keeps one {realsize, 0} so it still reads as sparse.
 std::vector<Extent> public_sparse_map(const std::vector<Extent>& map, uint64_t realsize);
 
-}  // namespace obd::tar
+}  // namespace obd::archive

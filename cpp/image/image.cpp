@@ -1,22 +1,20 @@
 #include "image/image.h"
 
 #include "image/stack.h"
-#include "zfile/layer_blob.h"
+#include "layer/blob.h"
 
 namespace obd {
 
 Result<ImagePtr> open_image(const ImageSpec& spec) {
+  layer::OpenerPtr opener = spec.opener ? spec.opener : layer::local_opener(spec.engine);
   std::vector<lsmt::RoLayerPtr> lowers;
   for (size_t i = 0; i < spec.lowers.size(); i++) {
-    const std::string& path = spec.lowers[i].file;
     auto ctx = [&](const Status& s) { return s.with_context("lower layer " + std::to_string(i)); };
-    auto blob = open_local(path, OpenMode::kRead, spec.engine);
+    auto blob = layer::open_blob(*opener, spec.lowers[i]);
     if (!blob) return ctx(blob.status());
-    auto lsmt_file = open_layer_blob(blob.value());
-    if (!lsmt_file) return ctx(lsmt_file.status());
-    auto layer = lsmt::open_ro_layer(lsmt_file.value());
-    if (!layer) return ctx(layer.status());
-    lowers.push_back(std::move(layer).value());
+    auto ro = lsmt::open_ro_layer(blob->content);
+    if (!ro) return ctx(ro.status());
+    lowers.push_back(std::move(ro).value());
   }
   std::unique_ptr<lsmt::RwLayer> upper;
   std::string name = "image";

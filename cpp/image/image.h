@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "io/file.h"
+#include "layer/opener.h"
 
 namespace obd {
 
-struct LowerSpec {
-  std::string file;  // a layer blob: LSMT, ZFile(LSMT) or tar(ZFile(LSMT))
-};
+// A lower layer blob: LSMT, ZFile(LSMT) or tar(ZFile(LSMT)).
+using LowerSpec = layer::LayerRef;
 
 struct UpperSpec {
   std::string data;   // RW data file
@@ -24,6 +24,8 @@ struct ImageSpec {
   std::vector<LowerSpec> lowers;  // bottom first, at most 255
   std::optional<UpperSpec> upper;
   IoEngine engine = default_io_engine();
+  // Where lower blobs come from; null: local files through `engine`.
+  layer::OpenerPtr opener;
 };
 
 class Image : public File {

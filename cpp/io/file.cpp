@@ -1,6 +1,7 @@
 #include "io/file.h"
 
 #include <cstring>
+#include <optional>
 
 namespace obd {
 
@@ -71,17 +72,25 @@ class MemoryFile final : public File {
 
 class ViewFile final : public File {
  public:
-  ViewFile(FilePtr inner, uint64_t base, uint64_t len, std::string name)
+  // `len` empty: the view runs to the inner file's end and may be written.
+  ViewFile(FilePtr inner, uint64_t base, std::optional<uint64_t> len, std::string name)
       : inner_(std::move(inner)), base_(base), len_(len), name_(std::move(name)) {}
   const std::string& name() const override { return name_; }
-  Result<uint64_t> size() override { return len_; }
+  Result<uint64_t> size() override {
+    if (len_) return *len_;
+    OBD_ASSIGN_OR_RETURN(uint64_t sz, inner_->size());
+    return sz > base_ ? sz - base_ : 0;
+  }
   Result<size_t> pread(void* buf, size_t len, uint64_t off) override {
-    if (off >= len_) return size_t(0);
-    return inner_->pread(buf, std::min<uint64_t>(len, len_ - off), base_ + off);
+    if (!len_) return inner_->pread(buf, len, base_ + off);
+    if (off >= *len_) return size_t(0);
+    return inner_->pread(buf, std::min<uint64_t>(len, *len_ - off), base_ + off);
   }
   Status pread_batch(std::span<ReadReq> reqs) override {
     bool inside = true;
-    for (const auto& r : reqs) inside = inside && r.off <= len_ && r.len <= len_ - r.off;
+    if (len_) {
+      for (const auto& r : reqs) inside = inside && r.off <= *len_ && r.len <= *len_ - r.off;
+    }
     if (inside) {  // the usual case: shift in place, no copy on the read path
       for (auto& r : reqs) r.off += base_;
       Status s = inner_->pread_batch(reqs);
@@ -90,17 +99,26 @@ class ViewFile final : public File {
     }
     std::vector<ReadReq> inner(reqs.begin(), reqs.end());
     for (auto& r : inner) {
-      r.len = r.off >= len_ ? 0 : std::min<uint64_t>(r.len, len_ - r.off);
+      r.len = r.off >= *len_ ? 0 : std::min<uint64_t>(r.len, *len_ - r.off);
       r.off += base_;
     }
     OBD_TRY(inner_->pread_batch(inner));
     for (size_t i = 0; i < reqs.size(); i++) reqs[i].done = inner[i].done;
     return Status::ok();
   }
+  Status pwrite(const void* buf, size_t len, uint64_t off) override {
+    return len_ ? File::pwrite(buf, len, off) : inner_->pwrite(buf, len, base_ + off);
+  }
+  Status punch_hole(uint64_t off, uint64_t len) override {
+    return len_ ? File::punch_hole(off, len) : inner_->punch_hole(base_ + off, len);
+  }
+  Status truncate(uint64_t size) override { return len_ ? File::truncate(size) : inner_->truncate(base_ + size); }
+  Status sync() override { return len_ ? Status::ok() : inner_->sync(); }
 
  private:
   FilePtr inner_;
-  uint64_t base_, len_;
+  uint64_t base_;
+  std::optional<uint64_t> len_;
   std::string name_;
 };
 
@@ -112,6 +130,11 @@ FilePtr make_memory_file(std::string name, std::vector<uint8_t> bytes) {
 
 FilePtr make_view(FilePtr inner, uint64_t base, uint64_t len, std::string name) {
   return std::make_shared<ViewFile>(std::move(inner), base, len, std::move(name));
+}
+
+FilePtr make_shifted(FilePtr inner, uint64_t base) {
+  std::string name = inner->name();
+  return std::make_shared<ViewFile>(std::move(inner), base, std::nullopt, std::move(name));
 }
 
 }  // namespace obd

@@ -75,7 +75,11 @@ IoEngine default_io_engine();
 // A growable in-memory file, for tests and small metadata.
 FilePtr make_memory_file(std::string name, std::vector<uint8_t> bytes = {});
 
-// A read-only window [base, base+len) of another file (the tar wrapper's payload).
+// The one offset view: offset 0 of the view is `base` of `inner`.
+// Read-only window [base, base+len) (a tar payload being read):
 FilePtr make_view(FilePtr inner, uint64_t base, uint64_t len, std::string name);
+// Writable and unbounded: size is the inner size past `base`; writes,
+// punch_hole, truncate and sync pass through shifted (a tar payload being written).
+FilePtr make_shifted(FilePtr inner, uint64_t base);
 
 }  // namespace obd

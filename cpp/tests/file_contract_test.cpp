@@ -13,7 +13,8 @@
 #include "image/image.h"
 #include "io/file.h"
 #include "lsmt/rw_layer.h"
-#include "tar/tar_wrapper.h"
+#include "layer/blob.h"
+#include "tar/wrapper.h"
 #include "tests/test_util.h"
 #include "zfile/reader.h"
 #include "zfile/writer.h"
@@ -82,12 +83,13 @@ Subject tar_view(const test::TempDir& d) {
   std::string path = d.file("layer.tar");
   {
     CHECK_ASSIGN(FilePtr out, open_local(path, OpenMode::kCreateTruncate));
-    CHECK_ASSIGN(FilePtr payload, tar_wrap_begin(out));
+    CHECK_ASSIGN(FilePtr payload, tar::wrap_begin(out));
     CHECK_OBD(payload->pwrite(s.model.data(), s.model.size(), 0));
-    CHECK_OBD(tar_wrap_finish(out, s.model.size(), 0100644));
+    CHECK_OBD(tar::wrap_finish(out, s.model.size(), 0100644));
   }
   CHECK_ASSIGN(FilePtr blob, open_local(path, OpenMode::kRead));
-  CHECK_ASSIGN(s.file, unwrap_tar(blob));
+  CHECK_ASSIGN(layer::OpenedBlob opened, layer::open_blob(blob, false));
+  s.file = opened.payload;
   return s;
 }
 

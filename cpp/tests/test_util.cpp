@@ -1,8 +1,7 @@
 #include "tests/test_util.h"
 
-#include "image/layer_ops.h"
+#include "layer/ops.h"
 #include "lsmt/rw_layer.h"
-#include "zfile/output.h"
 
 #include <stdlib.h>
 
@@ -47,13 +46,13 @@ Status make_lower(const std::string& path, const std::vector<uint8_t>& content,
     }
     OBD_TRY(rw->sync());
   }
-  CommitOutput out;
+  layer::CommitOutput out;
   out.path = path;
   if (zfile_algorithm >= 0) {
     out.zfile = ZFileOptions{};
     out.zfile->algorithm = zfile::Algorithm(zfile_algorithm);
   }
-  return commit_rw_layer(data, index, {}, out);
+  return layer::commit_rw_layer(data, index, {}, out);
 }
 
 }  // namespace obd::test

@@ -23,7 +23,7 @@
 
 #include "image/image.h"
 #include "image/stack.h"
-#include "image/layer_ops.h"
+#include "layer/ops.h"
 #include "io/local_file.h"
 #include "lsmt/index.h"
 #include "lsmt/rw_layer.h"
@@ -93,11 +93,11 @@ Stacks build_stacks(const std::string& dir) {
     }
     CHECK(img->sync(), "sync");
     img.reset();
-    CommitOutput out{base + ".commit", std::nullopt, false, true};
-    CHECK(commit_rw_layer(base + ".data", base + ".index", {}, out), "commit");
+    layer::CommitOutput out{base + ".commit", std::nullopt, false, true};
+    CHECK(layer::commit_rw_layer(base + ".data", base + ".index", {}, out), "commit");
     out.path = base + ".lz4";
     out.zfile = ZFileOptions{};
-    CHECK(commit_rw_layer(base + ".data", base + ".index", {}, out), "commit -z");
+    CHECK(layer::commit_rw_layer(base + ".data", base + ".index", {}, out), "commit -z");
     s.plain.push_back(base + ".commit");
     s.lz4.push_back(base + ".lz4");
   }
@@ -269,7 +269,7 @@ void bench_commit(const std::string& dir) {
   double tcopy = seconds_since(t0);
   t0 = Clock::now();
   ::unlink(out.c_str());
-  CHECK(commit_rw_layer(data, index, {}, CommitOutput{out, std::nullopt, false, true}), "commit");
+  CHECK(layer::commit_rw_layer(data, index, {}, layer::CommitOutput{out, std::nullopt, false, true}), "commit");
   double tcommit = seconds_since(t0);
   double mb = 256.0;
   std::printf("\"commit_mb_per_s\": %.1f, \"copy_mb_per_s\": %.1f, \"commit_ratio\": %.3f",

@@ -9,15 +9,15 @@
 #include "image/stack.h"
 #include "lsmt/ro_layer.h"
 #include "lsmt/rw_layer.h"
-#include "zfile/layer_blob.h"
+#include "layer/blob.h"
 
 inline int fuzz_lsmt(const uint8_t* data, size_t size) {
   using namespace obd;
   std::vector<uint8_t> bytes(data, data + size);
   FilePtr blob = make_memory_file("fuzz.lsmt", bytes);
-  auto f = open_layer_blob(blob);
+  auto f = layer::open_blob(blob);
   if (f) {
-    auto layer = lsmt::open_ro_layer(f.value());
+    auto layer = lsmt::open_ro_layer(f.value().content);
     if (layer) {
       // Stack the layer twice to exercise the merge, then read mapped extents.
       auto img = StackImage::create({layer.value(), layer.value()}, nullptr, "fuzz");

@@ -33,9 +33,9 @@
 #include "tools/fuzz_lsmt.h"
 #include "tools/fuzz_tar_stream.h"
 #include "io/file.h"
-#include "tar/tar_wrapper.h"
+#include "layer/blob.h"
+#include "tar/wrapper.h"
 #include "zfile/convert.h"
-#include "zfile/layer_blob.h"
 #include "zfile/reader.h"
 
 using namespace obd;
@@ -79,16 +79,16 @@ int fuzz_zfile(const uint8_t* d, size_t n) {
   auto z = is_zfile(*f);
   if (!z.is_ok()) note(z.status());
   // The layered open the LSMT code uses: tar, then ZFile.
-  if (auto blob = open_layer_blob(f); blob.is_ok()) {
-    read_some(*blob.value(), 8 << 20, n);
+  if (auto blob = layer::open_blob(f); blob.is_ok()) {
+    read_some(*blob.value().content, 8 << 20, n);
   } else {
     note(blob.status());
   }
   // The ZFile parser directly, plus info and verify on the tar payload.
   if (auto r = open_zfile(f); r.is_ok()) read_some(*r.value(), 8 << 20, n + 1);
-  if (auto p = unwrap_tar(f); p.is_ok()) {
-    note(zfile_info(*p.value()).status());
-    if (n < (2 << 20)) note(zfile_verify(*p.value()));
+  if (auto p = layer::open_blob(f, false); p.is_ok()) {
+    note(zfile_info(*p.value().payload).status());
+    if (n < (2 << 20)) note(zfile_verify(*p.value().payload));
   }
   // The writer on arbitrary bytes must round-trip (small inputs only).
   if (n < (128 << 10) && (n % 7) == 0) {
@@ -116,10 +116,10 @@ int fuzz_zfile(const uint8_t* d, size_t n) {
 Bytes compress_bytes(const Bytes& raw, ZFileOptions o, bool tar) {
   FilePtr src = make_memory_file("seed", raw);
   FilePtr out = make_memory_file("seed.zfile");
-  FilePtr target = tar ? tar_wrap_begin(out).value() : out;
+  FilePtr target = tar ? tar::wrap_begin(out).value() : out;
   auto size = zfile_compress(*src, target, o);
   if (!size.is_ok()) return {};
-  if (tar && !tar_wrap_finish(out, size.value(), 0100644).is_ok()) return {};
+  if (tar && !tar::wrap_finish(out, size.value(), 0100644).is_ok()) return {};
   Bytes b(out->size().value());
   (void)out->pread(b.data(), b.size(), 0);
   return b;
@@ -184,9 +184,9 @@ void repair_zfile_at(Bytes& b, size_t base, size_t len, std::mt19937_64& rng) {
 }
 
 void repair_zfile(Bytes& b, std::mt19937_64& rng) {
-  if (b.size() >= 512 && is_ustar_header(b.data())) {
+  if (b.size() >= 512 && tar::is_ustar_header(b.data())) {
     FilePtr f = make_memory_file("repair", b);
-    auto info = probe_tar(*f);
+    auto info = tar::probe(*f);
     if (info.is_ok() && info.value().wrapped) {
       repair_zfile_at(b, info.value().payload_offset, info.value().payload_size, rng);
     }
@@ -199,19 +199,19 @@ void repair_zfile(Bytes& b, std::mt19937_64& rng) {
 
 int fuzz_tar(const uint8_t* d, size_t n) {
   FilePtr f = memory_file(d, n);
-  auto info = probe_tar(*f);
+  auto info = tar::probe(*f);
   note(info.status());
-  if (auto p = unwrap_tar(f); p.is_ok()) {
-    read_some(*p.value(), 16 << 20, n);
-    if (info.is_ok() && p.value()->size().value() != info.value().payload_size) std::abort();
-  } else {
-    note(p.status());
+  if (info.is_ok()) {
+    FilePtr p = tar::payload_of(f, info.value());
+    read_some(*p, 16 << 20, n);
+    if (p->size().value() != info.value().payload_size) std::abort();
   }
   if (n < (64 << 10)) {  // wrapping any payload must unwrap to the same bytes
     FilePtr out = make_memory_file("wrapped");
-    FilePtr body = tar_wrap_begin(out).value();
-    if ((n > 0 && !body->pwrite(d, n, 0).is_ok()) || !tar_wrap_finish(out, n, 0100600).is_ok()) std::abort();
-    auto back = unwrap_tar(out);
+    FilePtr body = tar::wrap_begin(out).value();
+    if ((n > 0 && !body->pwrite(d, n, 0).is_ok()) || !tar::wrap_finish(out, n, 0100600).is_ok()) std::abort();
+    auto wrapped = tar::probe(*out);
+    auto back = wrapped.is_ok() ? Result<FilePtr>(tar::payload_of(out, wrapped.value())) : Result<FilePtr>(wrapped.status());
     Bytes got(n);
     if (!back.is_ok() || back.value()->size().value() != n ||
         !back.value()->read_exact(got.data(), n, 0, Code::kEIO, "x").is_ok() ||
@@ -228,9 +228,9 @@ std::vector<Bytes> tar_seeds() {
   for (size_t n : {0, 1, 511, 512, 513, 5000}) {
     Bytes payload(n, 'x');
     FilePtr f = make_memory_file("seed.tar");
-    FilePtr body = tar_wrap_begin(f).value();
+    FilePtr body = tar::wrap_begin(f).value();
     if (n > 0) (void)body->pwrite(payload.data(), n, 0);
-    (void)tar_wrap_finish(f, n, 0100644);
+    (void)tar::wrap_finish(f, n, 0100644);
     Bytes b(f->size().value());
     (void)f->pread(b.data(), b.size(), 0);
     out.push_back(b);

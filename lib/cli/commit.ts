@@ -1,5 +1,5 @@
 import { commitLayer, sealLayer } from '../layer.js';
-import { intFlag, parse, usageError, zfileFlags, type Command } from './run.js';
+import { intFlag, parse, removeOutputsOnSignals, usageError, zfileFlags, type Command } from './run.js';
 
 export const commitCommand: Command = {
   name: 'overlaybd-commit',
@@ -51,6 +51,7 @@ A sparse layer has no index: give DATA_FILE COMMIT_FILE.`,
       throw usageError(`expected DATA_FILE [INDEX_FILE] COMMIT_FILE, got ${p.length} arguments`);
     }
     const zf = zfileFlags(v);
+    removeOutputsOnSignals();
     if (v.t && !v.z) process.stderr.write('overlaybd-commit: -t is ignored without -z\n');
     await commitLayer({
       data,

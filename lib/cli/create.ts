@@ -1,6 +1,5 @@
-import { mkfs } from '../ext4/index.js';
 import { createLayer } from '../layer.js';
-import { intFlag, parse, usageError, type Command } from './run.js';
+import { intFlag, parse, removeOutputsOnSignals, usageError, type Command } from './run.js';
 
 const GiB = 1024 ** 3;
 
@@ -12,7 +11,7 @@ export const createCommand: Command = {
       --uuid         this layer's UUID (random by default)
   -s, --sparse       sparse layer: one data file holding the device image
       --mkfs         make an ext4 filesystem on the new layer (user space)
-The files must not exist. VSIZE_GB is the virtual device size in GiB.`,
+The files must not exist; they appear only when complete. VSIZE_GB is the virtual device size in GiB.`,
   async main(argv) {
     const { values, positionals } = parse(argv, {
       'parent-uuid': { type: 'string', short: 'u' },
@@ -25,6 +24,7 @@ The files must not exist. VSIZE_GB is the virtual device size in GiB.`,
     const [data, index, vsize] = positionals as [string, string, string];
     const gb = intFlag('VSIZE_GB', vsize, 0);
     if (gb <= 0) throw usageError('VSIZE_GB must be a positive whole number of GiB');
+    removeOutputsOnSignals();
     await createLayer({
       data,
       index,
@@ -32,7 +32,7 @@ The files must not exist. VSIZE_GB is the virtual device size in GiB.`,
       sparse: values.sparse ?? false,
       ...(values.uuid ? { uuid: values.uuid } : {}),
       ...(values['parent-uuid'] ? { parentUuid: values['parent-uuid'] } : {}),
+      mkfs: values.mkfs ?? false,
     });
-    if (values.mkfs) await mkfs({ lowers: [], upper: { data, ...(values.sparse ? {} : { index }) } });
   },
 };

@@ -4,8 +4,10 @@
  * on stderr, exit 2 for usage errors and 1 for everything else. A closed
  * stdout (a pipe into `head`) ends a tool quietly with 141.
  */
+import { constants } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { OverlaybdError } from '../errors.js';
+import { removePendingOutputs } from '../layer.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -40,6 +42,23 @@ export function zfileFlags(v: { algorithm?: string; bs?: string }): { algorithm:
   const bs = intFlag('--bs', v.bs, 4);
   if (![4, 8, 16, 32, 64].includes(bs)) throw usageError(`--bs must be 4, 8, 16, 32 or 64 (KiB), got ${bs}`);
   return { algorithm, blockSize: bs * 1024 };
+}
+
+/**
+ * For tools that write layer files: on SIGINT, SIGTERM or SIGHUP, delete the
+ * outputs still being written and exit with 128 + the signal number, as a
+ * shell reports a killed process. (The convertor aborts gracefully instead.)
+ */
+export function removeOutputsOnSignals(): void {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      try {
+        removePendingOutputs();
+      } finally {
+        process.exit(128 + constants.signals[sig]);
+      }
+    });
+  }
 }
 
 /**

@@ -1,7 +1,8 @@
 // Writing a layer or ZFile output the way the tools do: optionally ZFile
-// compressed and tar wrapped (-z -t), into `<path>.partial`, synced, then
-// renamed over `path`, so an interrupted run never leaves a file that looks
-// complete. An existing output is EEXIST unless `force` (-f).
+// compressed and tar wrapped (-z -t), built as a PendingFile (a unique
+// temporary next to the path), synced, then moved into place, so an
+// interrupted run never leaves a file that looks complete. An existing
+// output is EEXIST unless `force` (-f), which replaces regular files only.
 #pragma once
 #include <functional>
 #include <optional>
@@ -10,7 +11,7 @@
 #include "io/sink.h"
 #include "zfile/writer.h"
 
-namespace obd {
+namespace obd::layer {
 
 struct OutputSpec {
   std::string path;
@@ -19,11 +20,11 @@ struct OutputSpec {
   bool force = false;                 // -f
 };
 
-// Creates `<path>.partial`, runs `fill` on it, syncs it and renames it over
-// `path`; on failure the partial file is removed. Returns the final size.
+// Creates a pending file for `path`, runs `fill` on it, syncs it and moves
+// it into place; on failure the temporary is removed. Returns the final size.
 Result<uint64_t> write_file_atomically(const std::string& path, bool force, const std::function<Status(FilePtr)>& fill);
 
 // Runs `produce` against the output's sink; returns the final file size.
 Result<uint64_t> write_output(const OutputSpec& out, const std::function<Status(Sink&)>& produce);
 
-}  // namespace obd
+}  // namespace obd::layer

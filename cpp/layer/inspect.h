@@ -5,13 +5,14 @@
 #include <vector>
 
 #include "lsmt/format.h"
-#include "tar/tar_wrapper.h"
+#include "layer/opener.h"
+#include "tar/wrapper.h"
 #include "zfile/convert.h"
 
-namespace obd {
+namespace obd::layer {
 
 struct LayerInspection {
-  TarWrapInfo tar;
+  tar::WrapInfo tar;
   std::optional<ZFileInfo> zfile;
   uint64_t lsmt_size = 0;
   lsmt::Record header;
@@ -20,6 +21,6 @@ struct LayerInspection {
   uint64_t padding_entries = 0;
 };
 
-Result<LayerInspection> inspect_layer(const std::string& path);
+Result<LayerInspection> inspect(BlobOpener& opener, const LayerRef& ref);
 
-}  // namespace obd
+}  // namespace obd::layer

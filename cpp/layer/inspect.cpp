@@ -1,21 +1,19 @@
-#include "image/inspect.h"
+#include "layer/inspect.h"
 
+#include "layer/blob.h"
 #include "lsmt/ro_layer.h"
-#include "zfile/reader.h"
 
-namespace obd {
+namespace obd::layer {
 
-Result<LayerInspection> inspect_layer(const std::string& path) {
+Result<LayerInspection> inspect(BlobOpener& opener, const LayerRef& ref) {
   LayerInspection r;
-  OBD_ASSIGN_OR_RETURN(FilePtr blob, open_local(path, OpenMode::kRead));
-  OBD_ASSIGN_OR_RETURN(r.tar, probe_tar(*blob));
-  OBD_ASSIGN_OR_RETURN(FilePtr payload, unwrap_tar(blob));
-  OBD_ASSIGN_OR_RETURN(bool zf, is_zfile(*payload));
-  FilePtr f = payload;
-  if (zf) {
-    OBD_ASSIGN_OR_RETURN(r.zfile, zfile_info(*payload));
-    OBD_ASSIGN_OR_RETURN(f, open_zfile(payload));
+  const std::string& path = ref.file;
+  OBD_ASSIGN_OR_RETURN(OpenedBlob blob, open_blob(opener, ref));
+  r.tar = blob.tar;
+  if (blob.zfile) {
+    OBD_ASSIGN_OR_RETURN(r.zfile, zfile_info(*blob.payload));
   }
+  FilePtr f = blob.content;
   OBD_ASSIGN_OR_RETURN(r.lsmt_size, f->size());
   uint8_t rec[lsmt::kHeaderSize];
   OBD_TRY(f->read_exact(rec, sizeof rec, 0, Code::kLSMT_TRUNCATED, "header"));
@@ -45,4 +43,4 @@ Result<LayerInspection> inspect_layer(const std::string& path) {
   return r;
 }
 
-}  // namespace obd
+}  // namespace obd::layer

@@ -1,5 +1,6 @@
-#include "archive/tar_format.h"
+#include "tar/header.h"
 
+#include <cstdio>
 #include <cstring>
 
 namespace obd::tar {
@@ -19,17 +20,56 @@ bool is_zero_block(const uint8_t* blk) {
   return true;
 }
 
-bool checksum_ok(const uint8_t* blk) {
-  int64_t stored;
-  if (!parse_number(blk, kChksum, &stored)) return false;
-  int64_t usum = 0, ssum = 0;
+// Sums of the block with the checksum field taken as spaces: unsigned and
+// signed bytes (historic tars summed signed chars).
+static void sums(const uint8_t* blk, int64_t* usum, int64_t* ssum) {
+  int64_t u = 0, s = 0;
   for (size_t i = 0; i < kBlock; i++) {
     bool in_field = i >= kChksum.off && i < kChksum.off + kChksum.len;
     uint8_t b = in_field ? uint8_t(' ') : blk[i];
-    usum += b;
-    ssum += int8_t(b);
+    u += b;
+    s += int8_t(b);
   }
+  *usum = u;
+  *ssum = s;
+}
+
+bool checksum_ok(const uint8_t* blk) {
+  int64_t stored;
+  if (!parse_number(blk, kChksum, &stored)) return false;
+  int64_t usum, ssum;
+  sums(blk, &usum, &ssum);
   return stored == usum || stored == ssum;
+}
+
+bool is_posix_ustar(const uint8_t* blk) {
+  return std::memcmp(blk + kMagic.off, "ustar\0", 6) == 0 && std::memcmp(blk + kVersion.off, "00", 2) == 0;
+}
+
+bool put_octal(uint8_t* blk, Field f, uint64_t v) {
+  // digits, then " \0" (8-byte fields) or " " (wider ones), as upstream.
+  size_t digits = f.len == 8 ? 6 : f.len - 1;
+  if (digits < 22 && (v >> (3 * digits)) != 0) return false;
+  char tmp[32];
+  std::snprintf(tmp, sizeof tmp, "%*llo ", int(digits), static_cast<unsigned long long>(v));
+  std::memset(blk + f.off, 0, f.len);
+  std::memcpy(blk + f.off, tmp, digits + 1);
+  return true;
+}
+
+bool put_str(uint8_t* blk, Field f, std::string_view s) {
+  if (s.size() > f.len) return false;
+  std::memset(blk + f.off, 0, f.len);
+  std::memcpy(blk + f.off, s.data(), s.size());
+  return true;
+}
+
+void seal_ustar(uint8_t* blk) {
+  std::memcpy(blk + kMagic.off, "ustar\0", 6);
+  std::memcpy(blk + kVersion.off, "00", 2);
+  int64_t usum, ssum;
+  sums(blk, &usum, &ssum);
+  put_octal(blk, kChksum, uint64_t(usum));
 }
 
 static bool pad(uint8_t c) { return c == ' ' || c == 0; }

@@ -1,9 +1,11 @@
-// The on-disk tar header block: field layout and the primitive decoders
-// (numbers, strings, checksum) shared by the reader. Internal to archive/.
+// The one tar header codec: the on-disk block's field layout, the number,
+// string and checksum decoders, and the encoders. Used by the streaming OCI
+// reader (cpp/archive) and by the layer blob's tar wrapper (wrapper.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace obd::tar {
 
@@ -14,7 +16,7 @@ struct Field {
 };
 // POSIX ustar layout; old GNU and star reuse the tail differently (below).
 constexpr Field kName{0, 100}, kMode{100, 8}, kUid{108, 8}, kGid{116, 8}, kSize{124, 12}, kMtime{136, 12},
-    kChksum{148, 8}, kLinkname{157, 100}, kMagic{257, 6}, kVersion{263, 2}, kDevmajor{329, 8},
+    kChksum{148, 8}, kLinkname{157, 100}, kMagic{257, 6}, kVersion{263, 2}, kUname{265, 32}, kGname{297, 32}, kDevmajor{329, 8},
     kDevminor{337, 8}, kPrefix{345, 155};
 constexpr size_t kTypeflag = 156;
 // star keeps atime/ctime after a shorter prefix and ends with "tar\0".
@@ -42,10 +44,23 @@ bool checksum_ok(const uint8_t* blk);
 bool parse_number(const uint8_t* f, size_t len, int64_t* out);
 inline bool parse_number(const uint8_t* blk, Field f, int64_t* out) { return parse_number(blk + f.off, f.len, out); }
 
+// The ustar magic and version ("ustar\0" "00"), as POSIX writes them.
+bool is_posix_ustar(const uint8_t* blk);
+
 // A text field up to its first NUL, bytes verbatim.
 std::string field_str(const uint8_t* blk, Field f);
 
 // The field's raw bytes for error messages (printable ASCII, else escaped).
 std::string printable(const std::string& s, size_t max = 200);
+
+// Encoders. Numbers use the layout of upstream's tools (see
+// vectors/zfile/A.lz4bs4.tar): "%6o \0" in 8-byte fields, "%11o " in
+// 12-byte ones; false when `v` does not fit.
+bool put_octal(uint8_t* blk, Field f, uint64_t v);
+// Copies `s` into the field (NUL padded); false when it does not fit.
+bool put_str(uint8_t* blk, Field f, std::string_view s);
+// Stamps the POSIX ustar magic and version and then the checksum: the last
+// step of building a header.
+void seal_ustar(uint8_t* blk);
 
 }  // namespace obd::tar
