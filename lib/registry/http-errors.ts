@@ -10,12 +10,52 @@ export interface RegistryErrorBody {
   detail?: unknown;
 }
 
+/**
+ * A registry's HTTP failure: an OverlaybdError that also keeps the status,
+ * the URL and the distribution spec's error codes from the body
+ * (BLOB_UPLOAD_UNKNOWN, DIGEST_INVALID, ...), so callers decide by those,
+ * never by the message text.
+ */
+export class RegistryHttpError extends OverlaybdError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly status: number,
+    readonly url: URL,
+    readonly registryCodes: readonly string[],
+  ) {
+    super(code, message);
+  }
+
+  /** True when the registry's body named any of `codes`. */
+  said(...codes: string[]): boolean {
+    return this.registryCodes.some((c) => codes.includes(c));
+  }
+}
+
+function parseErrorBody(text: string): { errors?: RegistryErrorBody[]; details?: string; message?: string } | undefined {
+  try {
+    const json = JSON.parse(text) as unknown;
+    return json && typeof json === 'object' ? (json as { errors?: RegistryErrorBody[] }) : undefined;
+  } catch {
+    return undefined; // not JSON
+  }
+}
+
+/** The spec's error codes named in a body (empty when it has none). */
+export function errorBodyCodes(body: Buffer | undefined): string[] {
+  if (!body || body.length === 0) return [];
+  const json = parseErrorBody(body.toString('utf8'));
+  if (!json || !Array.isArray(json.errors)) return [];
+  return json.errors.map((e) => e?.code).filter((c): c is string => typeof c === 'string');
+}
+
 /** Parses the distribution spec's `{"errors":[{code,message,detail}]}` body into one line. */
 export function describeErrorBody(body: Buffer | undefined): string {
   if (!body || body.length === 0) return '';
   const text = body.toString('utf8');
-  try {
-    const json = JSON.parse(text) as { errors?: RegistryErrorBody[]; details?: string; message?: string };
+  const json = parseErrorBody(text);
+  if (json) {
     if (Array.isArray(json.errors) && json.errors.length > 0) {
       return json.errors
         .map((e) => {
@@ -26,8 +66,6 @@ export function describeErrorBody(body: Buffer | undefined): string {
     }
     if (typeof json.details === 'string') return json.details.slice(0, 400);
     if (typeof json.message === 'string') return json.message.slice(0, 400);
-  } catch {
-    // not JSON
   }
   return text.replace(/\s+/g, ' ').trim().slice(0, 200);
 }
@@ -54,12 +92,15 @@ export function statusError(
   op: { what: string; method: string; url: URL },
   body?: Buffer,
   extra?: { attempts?: number; code?: ErrorCode },
-): OverlaybdError {
+): RegistryHttpError {
   const said = describeErrorBody(body);
   const text = STATUS_TEXT[status] ?? (status >= 500 ? 'server error' : 'unexpected status');
   const attempts = extra?.attempts && extra.attempts > 1 ? ` after ${extra.attempts} attempts` : '';
-  return new OverlaybdError(
+  return new RegistryHttpError(
     extra?.code ?? codeForStatus(status),
     `${op.what}: ${op.method} ${op.url.href}: HTTP ${status} ${text}${attempts}${said ? `: ${said}` : ''}`,
+    status,
+    op.url,
+    errorBodyCodes(body),
   );
 }

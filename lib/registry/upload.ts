@@ -12,6 +12,7 @@ import { createDigestHash, digestLike } from './digest.js';
 import { validateDigest, validateRepository } from './reference.js';
 import { RetryableError, withRetry } from './retry.js';
 import { drain } from './transport.js';
+import { RegistryHttpError } from './http-errors.js';
 
 /**
  * What to upload: bytes, a file, a factory that opens the content at an
@@ -101,7 +102,10 @@ function isRetryableUploadError(e: unknown): boolean {
     e.code === 'REGISTRY_UNREACHABLE' ||
     e.code === 'REGISTRY_ERROR' ||
     e.code === 'REGISTRY_RATE_LIMITED' ||
-    (e.code === 'REGISTRY_NOT_FOUND' && /BLOB_UPLOAD_UNKNOWN|uploads\//.test(e.message))
+    // A 404 on the upload session's own URL: the session is gone, restart it.
+    (e.code === 'REGISTRY_NOT_FOUND' &&
+      e instanceof RegistryHttpError &&
+      (e.said('BLOB_UPLOAD_UNKNOWN') || e.url.pathname.includes('uploads/')))
   );
 }
 
@@ -257,7 +261,7 @@ class Uploader {
     try {
       await this.commit(location, body, size);
     } catch (e) {
-      if (typeof body === 'function' && isOverlaybdError(e) && /DIGEST_INVALID|SIZE_INVALID/.test(e.message)) {
+      if (typeof body === 'function' && e instanceof RegistryHttpError && e.said('DIGEST_INVALID', 'SIZE_INVALID')) {
         throw new OverlaybdError('DIGEST_MISMATCH', `upload ${this.where}: the registry refused the content (${e.message})`, { cause: e });
       }
       throw e;
