@@ -55,18 +55,18 @@ describe('one writer per upper', () => {
     await expectCode(openImage({ lowers: [], upper: u }), 'EBUSY', new RegExp(`${u.data}.*lock`));
     for (let i = 0; i < 100; i++) await a.write(block(1, i), i * 4096);
     await a.flush();
-    a.close();
+    await a.close();
     // The lock went with the image: reopening works and every block is there.
     const b = await openImage({ lowers: [], upper: u });
     for (let i = 0; i < 100; i++) expect((await b.read(i * 4096, 4096)).equals(block(1, i))).toBe(true);
-    b.close();
+    await b.close();
   });
 
   it('a sparse upper is locked too', async () => {
     const u = await upper(true);
     const a = await openImage({ lowers: [], upper: u });
     await expectCode(openImage({ lowers: [], upper: { data: u.data } }), 'EBUSY', /lock/);
-    a.close();
+    await a.close();
   });
 
   it('commit and seal of an upper an image writes get EBUSY; commit works once it is closed', async () => {
@@ -77,14 +77,14 @@ describe('one writer per upper', () => {
     await expectCode(commitLayer({ ...u, out }), 'EBUSY', /lock/);
     await expectCode(sealLayer(u.data, u.index), 'EBUSY', /lock/);
     expect(fs.existsSync(out)).toBe(false);
-    img.close();
+    await img.close();
     await commitLayer({ ...u, out });
     // Committed layers are shared: two images read one at the same time.
     const [x, y] = await Promise.all([openImage({ lowers: [out] }), openImage({ lowers: [out] })]);
     expect((await x.read(0, 4096)).equals(block(2, 0))).toBe(true);
     expect((await y.read(0, 4096)).equals(block(2, 0))).toBe(true);
-    x.close();
-    y.close();
+    await x.close();
+    await y.close();
   });
 
   it('another process holding the upper makes this one get EBUSY, until it exits', async () => {
@@ -105,7 +105,7 @@ describe('one writer per upper', () => {
       await exited;
     }
     const img = await openImage(spec);
-    img.close();
+    await img.close();
   }, 60_000);
 
   it('and the other way round: the child gets EBUSY while this process writes', async () => {
@@ -117,7 +117,7 @@ describe('one writer per upper', () => {
       input: '',
     });
     expect(out.toString().trim()).toBe('error EBUSY');
-    img.close();
+    await img.close();
   }, 60_000);
 });
 

@@ -10,8 +10,8 @@ try {
   const img = await openImage(JSON.parse(process.argv[2] ?? '{}'));
   process.stdout.write('open\n');
   process.stdin.resume();
-  process.stdin.on('end', () => {
-    img.close();
+  process.stdin.on('end', async () => {
+    await img.close();
     process.exit(0);
   });
 } catch (e) {
