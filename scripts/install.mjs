@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import fs from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -29,8 +30,13 @@ if (!fromSource) {
   console.error(`overlaybd: no usable prebuilt addon (${why}); building from source`);
 }
 
+// cmake-js downloads Node's headers unless npm's nodedir names a folder with
+// them; the running Node's own prefix has them (Debian, NodeSource, nodejs.org).
+const env = { ...process.env };
+const nodePrefix = path.resolve(path.dirname(process.execPath), '..');
+if (!env.npm_config_nodedir && fs.existsSync(path.join(nodePrefix, 'include/node/node_api.h'))) env.npm_config_nodedir = nodePrefix;
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-const built = spawnSync(process.execPath, [cmakeJs, 'compile', '-T', 'overlaybd_native'], { cwd: root, stdio: 'inherit' });
+const built = spawnSync(process.execPath, [cmakeJs, 'compile', '-T', 'overlaybd_native'], { cwd: root, env, stdio: 'inherit' });
 const why = built.status === 0 ? loadError() : `cmake-js exited with ${built.status ?? built.signal}`;
 if (why !== null) {
   console.error(

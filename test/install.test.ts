@@ -133,3 +133,13 @@ describe('npm install of the tarball', () => {
     expectWorks(project);
   }, 2_700_000);
 });
+
+describe('the install script', () => {
+  it('builds from source outside npm without downloading Node headers', () => {
+    // Under npm, cmake-js takes the headers from npm's nodedir setting; run()
+    // drops npm's variables, so the script must find the running Node's own.
+    // The checkout is built already: this build has nothing left to compile.
+    run('node', ['scripts/install.mjs'], ROOT, { OBD_BUILD_FROM_SOURCE: '1' });
+    expect(fs.existsSync(path.join(ROOT, 'build/Release/overlaybd.node'))).toBe(true);
+  }, 600_000);
+});
