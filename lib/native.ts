@@ -41,7 +41,7 @@ export function native(): NativeAddon {
     throw new OverlaybdError(
       'ENOTSUP',
       `cannot load the native addon from ${root}/prebuilds or ${root}/build/Release: ${(e as Error).message}. ` +
-        'Run `bash scripts/setup.sh` (installs the Debian libraries and builds it).',
+        'Run `npm rebuild @dadi/overlaybd` (builds it from source), or `bash scripts/setup.sh` in a checkout.',
       { cause: e },
     );
   }
