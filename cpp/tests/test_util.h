@@ -38,6 +38,13 @@ uint64_t thread_allocations();
     ASSERT_TRUE(_s.is_ok()) << #expr << ": " << _s.to_string(); \
   } while (0)
 
+// Declares `lhs` from a Result, failing the current test when it is an error.
+#define ASSERT_OBD_ASSIGN(lhs, expr)                                    \
+  auto OBD_CONCAT(_r, __LINE__) = (expr);                               \
+  ASSERT_TRUE(OBD_CONCAT(_r, __LINE__).is_ok())                         \
+      << #expr << ": " << OBD_CONCAT(_r, __LINE__).status().to_string(); \
+  lhs = std::move(OBD_CONCAT(_r, __LINE__)).value()
+
 namespace obd::test {
 
 // Commits a read-only LSMT layer at `path` whose device bytes are `content`
