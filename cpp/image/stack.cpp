@@ -39,13 +39,22 @@ struct Piece {
   size_t len;
 };
 
+// A mapped extent lies inside its file (lowers are range-checked on open, an
+// upper's data lands before its entry), so a short read means the file was
+// cut after it was opened: an error, never zeros.
+Status check_full(const File& f, uint64_t off, size_t len, size_t got) {
+  if (got >= len) return Status::ok();
+  return Status(Code::kLSMT_TRUNCATED, f.name() + ": mapped data at offset " + std::to_string(off) + " length " +
+                                           std::to_string(len) + ": file ends after " + std::to_string(got) +
+                                           " bytes of it (truncated while open?)");
+}
+
 // Reads pieces grouped per backing file, so an engine can batch them.
 Status read_pieces(std::vector<Piece>& pieces) {
   if (pieces.size() == 1) {  // the common case: one extent
     Piece& p = pieces[0];
     OBD_ASSIGN_OR_RETURN(size_t got, p.file->pread(p.dst, p.len, p.off));
-    if (got < p.len) std::memset(p.dst + got, 0, p.len - got);  // short backing file reads as zero
-    return Status::ok();
+    return check_full(*p.file, p.off, p.len, got);
   }
   std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) { return a.file < b.file; });
   thread_local std::vector<ReadReq> reqs;
@@ -54,8 +63,7 @@ Status read_pieces(std::vector<Piece>& pieces) {
     reqs.clear();
     for (; i < pieces.size() && pieces[i].file == f; i++) reqs.push_back({pieces[i].dst, pieces[i].len, pieces[i].off});
     OBD_TRY(f->pread_batch(reqs));
-    for (auto& r : reqs)
-      if (r.done < r.len) std::memset(static_cast<uint8_t*>(r.buf) + r.done, 0, r.len - r.done);
+    for (auto& r : reqs) OBD_TRY(check_full(*f, r.off, r.len, r.done));
   }
   return Status::ok();
 }
