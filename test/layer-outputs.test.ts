@@ -3,7 +3,7 @@
  * all, never over something that is not a regular file, and never a
  * temporary left behind (failures, races, ENOSPC, signals).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -44,6 +44,50 @@ function tool(name: string, args: string[]) {
     encoding: 'utf8',
   });
   return { code: r.status, stderr: r.stderr };
+}
+
+/** Runs a CLI tool (lib/cli/<bin>.ts) in a child process, collecting its stderr. */
+function spawnTool(bin: string, args: string[], stdin: 'ignore' | 'pipe' = 'ignore') {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, `lib/cli/${bin}.ts`), ...args], {
+    cwd: ROOT,
+    stdio: [stdin, 'ignore', 'pipe'],
+  });
+  const out = { child, stderr: '' };
+  child.stderr!.on('data', (b: Buffer) => (out.stderr += b.toString()));
+  // The tool may exit before it reads all we write to it.
+  child.stdin?.on('error', () => {});
+  return out;
+}
+
+/**
+ * Waits until `writing()` sees the tool's temporary holding data, then sends
+ * `signal`; resolves to the exit code. `seen` says the signal landed while
+ * the tool was still writing, which the caller must check.
+ */
+async function interruptWhileWriting(
+  child: ChildProcess,
+  writing: () => boolean,
+  signal: NodeJS.Signals,
+): Promise<{ seen: boolean; code: number | null }> {
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let seen = false;
+  for (let i = 0; i < 2000 && !seen && child.exitCode === null; i++) {
+    seen = writing();
+    if (!seen) await new Promise((r) => setTimeout(r, 25));
+  }
+  if (seen) child.kill(signal);
+  return { seen, code: await exited };
+}
+
+/** True when `dir` holds the temporary of output `name` and it has data. */
+function partialHasData(dir: string, name: string): boolean {
+  return fs
+    .readdirSync(dir)
+    .filter((n) => n.startsWith(`.${name}.partial.`))
+    .some((d) => {
+      const f = path.join(dir, d, name);
+      return fs.existsSync(f) && fs.statSync(f).size > 0;
+    });
 }
 
 /** A sparse writable layer holding `mib` MiB of random data (does not compress). */
@@ -130,28 +174,42 @@ describe('commit outputs', () => {
     const big = await randomLayer(subdir('sig-src'), 384);
     const dir = subdir('sig');
     const out = path.join(dir, 'out.commit');
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(ROOT, 'lib/cli/overlaybd-commit.ts'), '-z', '--algorithm', 'zstd', big.data, out],
-      { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    // Wait until the commit is writing its temporary, then interrupt it.
-    let seen = false;
-    for (let i = 0; i < 2000 && !seen && child.exitCode === null; i++) {
-      const tmpDirs = fs.readdirSync(dir).filter((n) => n.startsWith('.out.commit.partial.'));
-      seen = tmpDirs.some((d) => {
-        const f = path.join(dir, d, 'out.commit');
-        return fs.existsSync(f) && fs.statSync(f).size > 0;
-      });
-      if (!seen) await new Promise((r) => setTimeout(r, 25));
-    }
-    expect(seen).toBe(true);
-    child.kill('SIGTERM');
-    expect(await exited).toBe(143);
-    expect(stderr).toBe('');
+    const t = spawnTool('overlaybd-commit', ['-z', '--algorithm', 'zstd', big.data, out]);
+    // Interrupt the commit once it is writing its temporary.
+    const r = await interruptWhileWriting(t.child, () => partialHasData(dir, 'out.commit'), 'SIGTERM');
+    expect(r.seen).toBe(true);
+    expect(r.code).toBe(143);
+    expect(t.stderr).toBe('');
+    expect(fs.readdirSync(dir)).toEqual([]);
+  }, 120_000);
+});
+
+describe('overlaybd-zfile outputs', () => {
+  it('SIGTERM during overlaybd-zfile compression removes the temporary and exits 143', async () => {
+    const src = path.join(subdir('zsig-src'), 'random.raw');
+    const fd = fs.openSync(src, 'w');
+    for (let i = 0; i < 16; i++) fs.writeSync(fd, crypto.randomBytes(4 * MiB));
+    fs.closeSync(fd);
+    const dir = subdir('zsig');
+    const out = path.join(dir, 'out.zfile');
+    const t = spawnTool('overlaybd-zfile', ['--algorithm', 'zstd', src, out]);
+    const r = await interruptWhileWriting(t.child, () => partialHasData(dir, 'out.zfile'), 'SIGTERM');
+    expect(r.seen).toBe(true);
+    expect(r.code).toBe(143);
+    expect(t.stderr).toBe('');
+    expect(fs.readdirSync(dir)).toEqual([]);
+  }, 120_000);
+
+  it('SIGINT while overlaybd-zfile stages stdin removes the staged copy and exits 130', async () => {
+    const dir = subdir('zsig-stdin');
+    const t = spawnTool('overlaybd-zfile', [path.join(dir, 'out.zfile')], 'pipe');
+    // stdin stays open, so the tool is still staging when the signal lands.
+    t.child.stdin!.write(crypto.randomBytes(MiB));
+    const staged = () => fs.readdirSync(dir).some((n) => n.startsWith('.out.zfile.stdin-') && fs.statSync(path.join(dir, n)).size > 0);
+    const r = await interruptWhileWriting(t.child, staged, 'SIGINT');
+    expect(r.seen).toBe(true);
+    expect(r.code).toBe(130);
+    expect(t.stderr).toBe('');
     expect(fs.readdirSync(dir)).toEqual([]);
   }, 120_000);
 });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { compress, decompress, verify } from '../zfile.js';
-import { parse, usageError, zfileFlags, type Command } from './run.js';
+import { parse, removeOutputsOnSignals, usageError, zfileFlags, type Command } from './run.js';
 
 export const zfileCommand: Command = {
   name: 'overlaybd-zfile',
@@ -30,6 +30,8 @@ With one path (and no -x/--verify), the source is read from stdin and the path i
       await verify(p[0]!);
       return;
     }
+    // Outputs are written as temporaries; a signal must not leave one behind.
+    removeOutputsOnSignals();
     if (v.x) {
       if (p.length !== 2) throw usageError('-x takes SRC DST');
       await decompress(p[0]!, p[1]!, { force: v.f ?? false });
@@ -43,11 +45,15 @@ With one path (and no -x/--verify), the source is read from stdin and the path i
     if (p.length !== 1) throw usageError(`expected SRC [DST], got ${p.length} arguments`);
     // Source on stdin: ZFile compression reads its source by offset, so stage it.
     const staged = path.join(path.dirname(path.resolve(p[0]!)), `.${path.basename(p[0]!)}.stdin-${process.pid}`);
+    // The signal handler exits the process, so no finally runs: remove on exit too.
+    const unstage = () => fs.rmSync(staged, { force: true });
+    process.once('exit', unstage);
     try {
       await pipeline(process.stdin, fs.createWriteStream(staged, { flags: 'wx' }));
       await compress(staged, p[0]!, opts);
     } finally {
-      fs.rmSync(staged, { force: true });
+      process.off('exit', unstage);
+      unstage();
     }
   },
 };
