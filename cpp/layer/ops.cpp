@@ -12,13 +12,13 @@ namespace {
 using lsmt::kSector;
 using lsmt::Segment;
 
-// Reads a segment's sectors from one backing file; short reads are zeros.
+// Reads a segment's sectors from one backing file. Opening checked that
+// every mapped extent lies inside the file, so a short read means the file
+// was cut during the commit: fail rather than commit zeros.
 lsmt::SegmentReader reader_for(File& f) {
   return [&f](const Segment& s, void* buf) -> Status {
-    size_t len = size_t(s.length) * kSector;
-    OBD_ASSIGN_OR_RETURN(size_t got, f.pread(buf, len, s.moffset * kSector));
-    if (got < len) std::memset(static_cast<uint8_t*>(buf) + got, 0, len - got);
-    return Status::ok();
+    return f.read_exact(buf, size_t(s.length) * kSector, s.moffset * kSector, Code::kLSMT_TRUNCATED,
+                        "mapped data");
   };
 }
 
