@@ -91,7 +91,7 @@ Status StackImage::read_aligned(uint8_t* buf, uint64_t lba, uint64_t nsect) {
     zero_to(to);
     cursor = to;
   };
-  std::shared_lock<std::shared_mutex> lock;
+  std::shared_lock<RwMutex> lock;
   if (upper_) {
     lock = std::shared_lock(upper_->mutex());
     File* data = upper_->data_file().get();

@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "common/rw_mutex.h"
 #include "io/file.h"
 #include "lsmt/index.h"
 
@@ -53,7 +54,7 @@ class RwLayer {
 
   // Lookups under the caller's shared lock of mutex().
   const RwIndex& index() const { return index_; }
-  std::shared_mutex& mutex() const { return mu_; }
+  RwMutex& mutex() const { return mu_; }
 
   // Writes `nsect` sectors at `lba`; takes the exclusive lock itself, only
   // to reserve space and to publish the entry, not across the data write.
@@ -80,8 +81,8 @@ class RwLayer {
   FilePtr data_, index_file_;
   Record header_;
   RwIndex index_;
-  mutable std::shared_mutex mu_;
-  std::shared_mutex punch_mu_;  // sparse: writes share it, discards own it
+  mutable RwMutex mu_;
+  RwMutex punch_mu_;  // sparse: writes share it, discards own it
   uint64_t data_end_ = 0;   // next append position in the data file (bytes)
   uint64_t index_end_ = 0;  // next entry position in the index file (bytes)
   bool sealed_ = false;
