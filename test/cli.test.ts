@@ -10,21 +10,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runTool, toolArgs } from './helpers/cli.js';
 import { ROOT, tempDir, vector } from './helpers/vectors.js';
 
 const tmp = tempDir('obd-cli-');
 afterAll(tmp.cleanup);
 const AB = '570b575961136df2cefebabd440c79f651c49500c5fc0473582a56e98596a1bf';
-
-function tool(name: string, args: string[], input?: string) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, `lib/cli/${name}.ts`), ...args], {
-    cwd: ROOT,
-    input,
-    encoding: 'utf8',
-    maxBuffer: 64 << 20,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 function sha256(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -34,27 +25,27 @@ describe('overlaybd-commit / overlaybd-create', () => {
   it('commit with --uuid and -m reproduces upstream A.commit', () => {
     for (const f of ['A.rw.data', 'A.rw.index']) fs.copyFileSync(vector(`lsmt/${f}`), path.join(tmp.dir, f));
     const out = path.join(tmp.dir, 'A.commit');
-    const r = tool('overlaybd-commit', ['--uuid', 'AAAAAAAA-0000-4000-8000-000000000001', '-m', 'vector layer A', path.join(tmp.dir, 'A.rw.data'), path.join(tmp.dir, 'A.rw.index'), out]);
+    const r = runTool('overlaybd-commit', ['--uuid', 'AAAAAAAA-0000-4000-8000-000000000001', '-m', 'vector layer A', path.join(tmp.dir, 'A.rw.data'), path.join(tmp.dir, 'A.rw.index'), out]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(sha256(out)).toBe(sha256(vector('lsmt/A.commit')));
     // The output exists: without -f a second commit refuses to replace it.
-    const again = tool('overlaybd-commit', [path.join(tmp.dir, 'A.rw.data'), path.join(tmp.dir, 'A.rw.index'), out]);
+    const again = runTool('overlaybd-commit', [path.join(tmp.dir, 'A.rw.data'), path.join(tmp.dir, 'A.rw.index'), out]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^overlaybd-commit: EEXIST: .*A\.commit: output exists/);
   });
 
   it('usage errors name the flag and exit 2', () => {
-    const r = tool('overlaybd-commit', ['--bs', '3', 'a', 'b', 'c']);
+    const r = runTool('overlaybd-commit', ['--bs', '3', 'a', 'b', 'c']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/USAGE: --bs must be 4, 8, 16, 32 or 64/);
-    expect(tool('overlaybd-commit', ['--bogus']).stderr).toMatch(/Unknown option '--bogus'/);
-    expect(tool('overlaybd-create', ['a', 'b', 'x']).stderr).toMatch(/USAGE: VSIZE_GB expects a whole number, got 'x'/);
-    expect(tool('overlaybd', ['frobnicate']).code).toBe(2);
+    expect(runTool('overlaybd-commit', ['--bogus']).stderr).toMatch(/Unknown option '--bogus'/);
+    expect(runTool('overlaybd-create', ['a', 'b', 'x']).stderr).toMatch(/USAGE: VSIZE_GB expects a whole number, got 'x'/);
+    expect(runTool('overlaybd', ['frobnicate']).code).toBe(2);
   });
 
   it('a bad UUID is refused naming the field', () => {
-    const r = tool('overlaybd-create', ['-u', 'nope', path.join(tmp.dir, 'x.data'), path.join(tmp.dir, 'x.index'), '1']);
+    const r = runTool('overlaybd-create', ['-u', 'nope', path.join(tmp.dir, 'x.data'), path.join(tmp.dir, 'x.index'), '1']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/CONFIG_INVALID: .*parentUuid: must be a UUID/);
     expect(fs.existsSync(path.join(tmp.dir, 'x.data'))).toBe(false);
@@ -68,7 +59,7 @@ describe('overlaybd dump and inspect', () => {
   it('dumps to a regular file sparsely', () => {
     const out = path.join(tmp.dir, 'device.img');
     const fd = fs.openSync(out, 'w');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'lib/cli/overlaybd.ts'), 'dump', config], { cwd: ROOT, stdio: ['ignore', fd, 'pipe'] });
+    const r = spawnSync(process.execPath, [...toolArgs('overlaybd'), 'dump', config], { cwd: ROOT, stdio: ['ignore', fd, 'pipe'] });
     fs.closeSync(fd);
     expect(r.status).toBe(0);
     expect(fs.statSync(out).size).toBe(1 << 30);
@@ -141,13 +132,13 @@ describe('overlaybd dump and inspect', () => {
   it('a config with a bad field is named', () => {
     const bad = path.join(tmp.dir, 'bad.json');
     fs.writeFileSync(bad, JSON.stringify({ lowers: [{ file: 7 }] }));
-    const r = tool('overlaybd', ['dump', bad]);
+    const r = runTool('overlaybd', ['dump', bad]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/CONFIG_INVALID: .*bad\.json: lowers\[0\]\.file: /);
   });
 
   it('inspect prints the decoded layer', () => {
-    const r = tool('overlaybd', ['inspect', vector('zfile/A.lz4bs4.tar')]);
+    const r = runTool('overlaybd', ['inspect', vector('zfile/A.lz4bs4.tar')]);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.tar).toMatchObject({ wrapped: true, pax: true, payloadOffset: 1536 });
@@ -159,20 +150,20 @@ describe('overlaybd dump and inspect', () => {
 describe('overlaybd-zfile', () => {
   it('compresses, verifies and decompresses', () => {
     const z = path.join(tmp.dir, 'a.zst.zfile'), x = path.join(tmp.dir, 'a.out');
-    expect(tool('overlaybd-zfile', ['--algorithm', 'zstd', '--bs', '16', vector('lsmt/A.commit'), z]).code).toBe(0);
-    expect(tool('overlaybd-zfile', ['--verify', z]).code).toBe(0);
-    expect(tool('overlaybd-zfile', ['-x', z, x]).code).toBe(0);
+    expect(runTool('overlaybd-zfile', ['--algorithm', 'zstd', '--bs', '16', vector('lsmt/A.commit'), z]).code).toBe(0);
+    expect(runTool('overlaybd-zfile', ['--verify', z]).code).toBe(0);
+    expect(runTool('overlaybd-zfile', ['-x', z, x]).code).toBe(0);
     expect(sha256(x)).toBe(sha256(vector('lsmt/A.commit')));
   });
 
   it('reads the source from stdin when only the output is given', () => {
     const z = path.join(tmp.dir, 'stdin.zfile'), x = path.join(tmp.dir, 'stdin.out');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'lib/cli/overlaybd-zfile.ts'), z], {
+    const r = spawnSync(process.execPath, [...toolArgs('overlaybd-zfile'), z], {
       cwd: ROOT,
       input: fs.readFileSync(vector('lsmt/B.commit')),
     });
     expect(r.status).toBe(0);
-    expect(tool('overlaybd-zfile', ['-x', z, x]).code).toBe(0);
+    expect(runTool('overlaybd-zfile', ['-x', z, x]).code).toBe(0);
     expect(sha256(x)).toBe(sha256(vector('lsmt/B.commit')));
   });
 });

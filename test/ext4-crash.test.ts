@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { isOverlaybdError } from '../lib/errors.js';
 import { applyLayer, mkfs } from '../lib/ext4/index.js';
+import { spawnTool, toolArgs, waitFor } from './helpers/cli.js';
 import { fsck, pythonTar } from './helpers/ext4.js';
 import { ROOT, tempDir } from './helpers/vectors.js';
 
@@ -30,60 +31,48 @@ function fsState(img: string): string {
   return /^Filesystem state:\s+(.+)$/m.exec(info)?.[1]?.trim() ?? '';
 }
 
-function cli(name: string): string[] {
-  return ['--import', 'tsx', path.join(ROOT, `lib/cli/${name}.ts`)];
-}
-
 /** `overlaybd dump CONFIG > out`. */
 function dump(config: string, out: string): void {
   const fd = fs.openSync(out, 'w');
   try {
-    const r = spawnSync(process.execPath, [...cli('overlaybd'), 'dump', config], { cwd: ROOT, stdio: ['ignore', fd, 'pipe'] });
+    const r = spawnSync(process.execPath, [...toolArgs('overlaybd'), 'dump', config], { cwd: ROOT, stdio: ['ignore', fd, 'pipe'] });
     expect(r.status, String(r.stderr)).toBe(0);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-async function waitFor(cond: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** A tar of `count` files of random bytes spread over `dirs` directories. */
+function randomFilesTar(name: string, o: { count: number; dirs: number; size: number; seed: number }): string {
+  return pythonTar(
+    p(name),
+    `
+import random
+r = random.Random(${o.seed})
+with tarfile.open(out, 'w') as t:
+    for i in range(${o.count}):
+        ti = tarfile.TarInfo(f'd{i % ${o.dirs}}/f{i}'); ti.size = ${o.size}
+        t.addfile(ti, io.BytesIO(r.randbytes(${o.size})))
+`,
+  );
 }
 
 describe('an interrupted apply', () => {
   it('overlaybd-apply killed mid-way leaves the upper marked not clean', async () => {
     // 48 files of 1 MiB: their data goes straight to the upper while the
     // metadata waits in the cache, which is where a kill hurts.
-    const tar = pythonTar(
-      p('big.tar'),
-      `
-import random
-r = random.Random(7)
-with tarfile.open(out, 'w') as t:
-    for i in range(48):
-        ti = tarfile.TarInfo(f'd{i % 4}/f{i}'); ti.size = 1 << 20
-        t.addfile(ti, io.BytesIO(r.randbytes(1 << 20)))
-`,
-    );
+    const tar = randomFilesTar('big.tar', { count: 48, dirs: 4, size: 1 << 20, seed: 7 });
     const config = p('config.v1.json');
     fs.writeFileSync(config, JSON.stringify({ lowers: [], upper: { data: 'up.data', index: 'up.index' } }));
-    const child = spawn(process.execPath, [...cli('overlaybd-apply'), '--mkfs', '--vsize', '1', '-', config], {
-      cwd: ROOT,
-      stdio: ['pipe', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdin.on('error', () => {}); // the pending write fails once the child is killed
+    const run = spawnTool('overlaybd-apply', ['--mkfs', '--vsize', '1', '-', config], 'pipe');
+    const child = run.child;
     const exited = new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_c, sig) => res(sig)));
     // Half the tar and no end: the apply cannot finish on its own.
     const bytes = fs.readFileSync(tar);
-    child.stdin.write(bytes.subarray(0, bytes.length >> 1));
+    child.stdin!.write(bytes.subarray(0, bytes.length >> 1));
     const data = p('up.data');
     // Mid-way: more than 16 MiB of file data has reached the upper.
-    await waitFor(() => fs.existsSync(data) && fs.statSync(data).size > 16 << 20, `the upper to grow (${stderr})`);
+    await waitFor(() => fs.existsSync(data) && fs.statSync(data).size > 16 << 20, `the upper to grow (${run.stderr})`);
     child.kill('SIGKILL');
     expect(await exited).toBe('SIGKILL');
 
@@ -93,7 +82,7 @@ with tarfile.open(out, 'w') as t:
 
     // The same apply run to the end says clean, and is.
     fs.writeFileSync(config, JSON.stringify({ lowers: [], upper: { data: 'done.data', index: 'done.index' } }));
-    const r = spawnSync(process.execPath, [...cli('overlaybd-apply'), '--mkfs', '--vsize', '1', tar, config], {
+    const r = spawnSync(process.execPath, [...toolArgs('overlaybd-apply'), '--mkfs', '--vsize', '1', tar, config], {
       cwd: ROOT,
       encoding: 'utf8',
     });
@@ -120,17 +109,7 @@ with tarfile.open(out, 'w') as t:
       const st = fs.statfsSync(mnt);
       const filler = path.join(mnt, 'filler');
       fs.writeFileSync(filler, Buffer.alloc(Number(st.bavail) * Number(st.bsize) - (6 << 20), 1));
-      const tar = pythonTar(
-        p('small-files.tar'),
-        `
-import random
-r = random.Random(9)
-with tarfile.open(out, 'w') as t:
-    for i in range(1536):
-        ti = tarfile.TarInfo(f'd{i % 32}/f{i}'); ti.size = 16 << 10
-        t.addfile(ti, io.BytesIO(r.randbytes(16 << 10)))
-`,
-      );
+      const tar = randomFilesTar('small-files.tar', { count: 1536, dirs: 32, size: 16 << 10, seed: 9 });
       const e = await applyLayer({ raw: img }, tar).then(
         () => undefined,
         (x: unknown) => x,

@@ -12,6 +12,7 @@ import { OverlaybdError } from '../lib/errors.js';
 import { openImage } from '../lib/image.js';
 import { commitLayer, createLayer, inspectLayer } from '../lib/layer.js';
 import { compress as zfileCompress } from '../lib/zfile.js';
+import { runTool, spawnTool } from './helpers/cli.js';
 import { ROOT, tempDir, vector } from './helpers/vectors.js';
 
 const tmp = tempDir('obd-layer-out-');
@@ -36,27 +37,6 @@ async function rejection(p: Promise<unknown>): Promise<OverlaybdError> {
   );
   expect(e).toBeInstanceOf(OverlaybdError);
   return e as OverlaybdError;
-}
-
-function tool(name: string, args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, `lib/cli/${name}.ts`), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-  });
-  return { code: r.status, stderr: r.stderr };
-}
-
-/** Runs a CLI tool (lib/cli/<bin>.ts) in a child process, collecting its stderr. */
-function spawnTool(bin: string, args: string[], stdin: 'ignore' | 'pipe' = 'ignore') {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, `lib/cli/${bin}.ts`), ...args], {
-    cwd: ROOT,
-    stdio: [stdin, 'ignore', 'pipe'],
-  });
-  const out = { child, stderr: '' };
-  child.stderr!.on('data', (b: Buffer) => (out.stderr += b.toString()));
-  // The tool may exit before it reads all we write to it.
-  child.stdin?.on('error', () => {});
-  return out;
 }
 
 /**
@@ -231,12 +211,12 @@ describe('overlaybd-create is atomic', () => {
     // Leave too little room for the filesystem's metadata.
     const filler = path.join(mnt, 'filler');
     fs.writeFileSync(filler, Buffer.alloc(2 * MiB - 256 * 1024, 1));
-    const r = tool('overlaybd-create', ['--mkfs', data, index, '1']);
+    const r = runTool('overlaybd-create', ['--mkfs', data, index, '1']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^overlaybd-create: ENOSPC: /);
     expect(fs.readdirSync(mnt)).toEqual(['filler']);
     fs.rmSync(filler);
-    const again = tool('overlaybd-create', ['--mkfs', data, index, '1']);
+    const again = runTool('overlaybd-create', ['--mkfs', data, index, '1']);
     expect(again.stderr).toBe('');
     expect(again.code).toBe(0);
     expect(fs.readdirSync(mnt).sort()).toEqual(['l.data', 'l.index']);
