@@ -47,7 +47,7 @@ export async function run(): Promise<Record<string, number | string>> {
     );
     const wallMs = performance.now() - t;
     const stats = { ...client.stats };
-    client.close();
+    await client.close();
     const m = r.manifests[0]!;
     const s = (ms: number) => Number((ms / 1000).toFixed(3));
     return {

@@ -87,6 +87,21 @@ describe('aborting registry calls', () => {
     await c.close();
   });
 
+  it('closes the connection when the reader destroys the stream mid-body', async () => {
+    const c = client();
+    proxy.reset();
+    proxy.add({ method: 'GET', path: /\/blobs\//, action: { kind: 'stall', afterBytes: 64 * 1024 } });
+    const stream = await c.fetchBlob(repo, desc);
+    let got = 0;
+    for await (const chunk of stream) {
+      got += (chunk as Buffer).length;
+      if (got >= 64 * 1024) break; // ends the iteration: destroys the stream
+    }
+    expect(stream.destroyed).toBe(true);
+    await connectionClosed('GET');
+    await c.close();
+  });
+
   it('rejects a request whose answer has not come, and a file download, with the reason', async () => {
     const c = client();
     proxy.reset();
@@ -112,7 +127,8 @@ describe('aborting registry calls', () => {
   it('cuts a Retry-After wait short', async () => {
     const c = client();
     proxy.reset();
-    proxy.add({ method: 'GET', action: { kind: 'status', status: 429, headers: { 'Retry-After': '3600' } } });
+    // Within the policy's overall time (120 s), so the client waits for it.
+    proxy.add({ method: 'GET', action: { kind: 'status', status: 429, headers: { 'Retry-After': '60' } } });
     const ac = new AbortController();
     const p = rejection(c.fetchBlobBytes(repo, desc, { signal: ac.signal }));
     while (proxy.count('GET') === 0) await new Promise((r) => setTimeout(r, 10));

@@ -414,6 +414,14 @@ describe('plain HTTP registry', () => {
       await expectCode(viaProxy.blobSize(papp, single.config.digest), 'REGISTRY_RATE_LIMITED', /429/);
     });
 
+    it('gives up at once on a Retry-After beyond the overall retry time', async () => {
+      proxy.reset();
+      proxy.add({ method: 'HEAD', times: 1, action: { kind: 'status', status: 429, headers: { 'Retry-After': '3600' } } });
+      // fast's maxTotalMs is 20 s: waiting an hour is out, so the 429 is the answer.
+      await expectCode(viaProxy.blobSize(papp, single.config.digest), 'REGISTRY_RATE_LIMITED', /429/);
+      expect(proxy.count('HEAD')).toBe(1);
+    });
+
     it('retries dropped connections', async () => {
       proxy.reset();
       proxy.add({ method: 'GET', path: /manifests/, times: 2, action: { kind: 'drop' } });

@@ -85,6 +85,7 @@ class ReaderGone extends Error {}
 
 /** Resolves when `s` may take more data, when it is destroyed, or when `signal` aborts. */
 function drained(s: PassThrough, signal?: AbortSignal): Promise<void> {
+  if (s.destroyed) return Promise.resolve(); // 'close' has fired already
   return new Promise((resolve) => {
     const done = () => {
       s.off('drain', done);
@@ -416,6 +417,10 @@ export class RegistryClient {
     /** Attempt `n` relays one response body; a lost connection is retried with a Range request from `received`. */
     const relay = async (n: number): Promise<void> => {
       const res = n === 1 ? first : await this.send(op(received));
+      // A reader that destroys the stream ends the response at once, even
+      // while the body waits for its next chunk.
+      const readerGone = () => res.body.destroy();
+      out.once('close', readerGone);
       try {
         const skip = { bytes: 0 };
         if (n > 1) {
@@ -436,17 +441,19 @@ export class RegistryClient {
             this.stats.bytesDownloaded += b.length;
             if (expectedSize !== undefined && received > expectedSize) throw mismatch(`body is longer than the expected ${expectedSize} bytes`);
             hash.update(b);
+            // The reader went away (also while we waited for this chunk): stop quietly.
+            if (out.destroyed) throw new ReaderGone();
             if (!out.write(b)) await drained(out, opts.signal);
             opts.signal?.throwIfAborted();
-            // The reader went away: stop quietly.
-            if (out.destroyed) throw new ReaderGone();
           }
         } catch (e) {
+          if (out.destroyed) throw new ReaderGone();
           if (e instanceof OverlaybdError || e instanceof ReaderGone || opts.signal?.aborted) throw e;
           const err = mismatch(`connection lost after ${received}${expectedSize !== undefined ? ` of ${expectedSize}` : ''} bytes (${(e as Error).message})`);
           throw isConnectionError(e) ? new RetryableError(err) : err;
         }
       } finally {
+        out.off('close', readerGone);
         if (!res.body.readableEnded) res.body.destroy();
       }
     };

@@ -58,13 +58,18 @@ export interface RetryHooks {
  */
 export async function withRetry<T>(policy: RetryPolicy, attempt: (n: number) => Promise<T>, hooks: RetryHooks = {}): Promise<T> {
   let failed: RetryableError | undefined;
+  let failedAt = 0;
+  const started = Date.now();
   try {
     return await pRetry(
       async (n) => {
         if (failed) {
           hooks.onRetry?.({ attempt: n, reason: failed.message });
-          // p-retry waited its backoff; a longer Retry-After waits the rest.
-          if (failed.retryAfterMs !== undefined && failed.retryAfterMs > 0) await sleep(failed.retryAfterMs, hooks.signal);
+          // p-retry waited its backoff; a longer Retry-After waits the rest,
+          // unless that would pass the policy's overall time limit.
+          const rest = (failed.retryAfterMs ?? 0) - (Date.now() - failedAt);
+          if (Date.now() - started + rest > policy.maxTotalMs) throw failed.error;
+          if (rest > 0) await sleep(rest, hooks.signal);
           failed = undefined;
         }
         return attempt(n);
@@ -80,6 +85,7 @@ export async function withRetry<T>(policy: RetryPolicy, attempt: (n: number) => 
         shouldRetry: ({ error }) => error instanceof RetryableError,
         onFailedAttempt: ({ error }) => {
           failed = error instanceof RetryableError ? error : undefined;
+          failedAt = Date.now();
         },
       },
     );
