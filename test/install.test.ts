@@ -138,8 +138,12 @@ describe('the install script', () => {
   it('builds from source outside npm without downloading Node headers', () => {
     // Under npm, cmake-js takes the headers from npm's nodedir setting; run()
     // drops npm's variables, so the script must find the running Node's own.
-    // The checkout is built already: this build has nothing left to compile.
-    run('node', ['scripts/install.mjs'], ROOT, { OBD_BUILD_FROM_SOURCE: '1' });
-    expect(fs.existsSync(path.join(ROOT, 'build/Release/overlaybd.node'))).toBe(true);
+    // An empty HOME (where cmake-js keeps downloaded headers) and a dead
+    // proxy make any download attempt fail the script.
+    const home = path.join(tmp.dir, 'home');
+    fs.mkdirSync(home);
+    const dead = 'http://127.0.0.1:9';
+    run('node', ['scripts/install.mjs'], ROOT, { OBD_BUILD_FROM_SOURCE: '1', HOME: home, HTTP_PROXY: dead, HTTPS_PROXY: dead, https_proxy: dead, http_proxy: dead });
+    expect(fs.existsSync(path.join(home, '.cmake-js'))).toBe(false);
   }, 600_000);
 });

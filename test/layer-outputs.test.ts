@@ -78,7 +78,7 @@ async function randomLayer(dir: string, mib: number): Promise<{ data: string; in
   const img = await openImage({ lowers: [], upper: { data } });
   for (let i = 0; i < mib; i += 4) await img.write(crypto.randomBytes(4 * MiB), i * MiB);
   await img.flush();
-  img.close();
+  await img.close();
   return { data, index };
 }
 
@@ -107,7 +107,7 @@ describe('commit outputs', () => {
       expect(info.trailer).toBeDefined();
       const img = await openImage({ lowers: [out] });
       expect(img.size).toBe(1024 * MiB);
-      img.close();
+      await img.close();
     }
   });
 
@@ -234,7 +234,7 @@ describe('overlaybd-create is atomic', () => {
     // The layer has a filesystem: ext4's magic at 1024 + 56 of the device.
     const img = await openImage({ lowers: [], upper: { data, index } });
     const sb = await img.read(1024, 1024);
-    img.close();
+    await img.close();
     expect(sb.readUInt16LE(56)).toBe(0xef53);
     // And the files are not replaced by a second create.
     const e2 = await rejection(createLayer({ data, index, virtualSize: 64 * MiB }));
