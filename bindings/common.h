@@ -40,12 +40,12 @@ struct Job;
 class Lifetime {
  public:
   ~Lifetime();
-  bool closed() const { return closed_; }
   // Throws CLOSED naming `what` once the object is closed.
   bool check_open(Napi::Env env, const char* what) const;
   // Marks the object closed; the promise settles after every call queued
   // before has settled and then `finish` (flush, drop the last reference)
-  // has run on the pool. A second close resolves at once.
+  // has run on the pool. lib/ hands a second close() the first promise;
+  // here a second close only resolves at once.
   Napi::Promise close(Napi::Env env, const char* name, Work finish);
   // Environment teardown: closed, no final job.
   void mark_closed() { closed_ = true; }

@@ -165,8 +165,10 @@ Napi::Value zfile_open(const Napi::CallbackInfo& info) {
   return run_async(
       env, "obd.zfile.open",
       [path, result, size]() -> obd::Status {
-        OBD_ASSIGN_OR_RETURN(auto in, open_wrapped(path));
-        OBD_ASSIGN_OR_RETURN(*result, obd::open_zfile(in.payload));
+        OBD_ASSIGN_OR_RETURN(auto in, obd::layer::open_blob(*obd::layer::local_opener(), {path}));
+        // Not a ZFile: let the ZFile reader say what is wrong with it.
+        if (!in.zfile) return obd::open_zfile(in.payload).status();
+        *result = in.content;
         OBD_ASSIGN_OR_RETURN(*size, (*result)->size());
         return obd::Status::ok();
       },

@@ -4,7 +4,7 @@
 #include <optional>
 
 #include "tar/header.h"
-#include "archive/tar_pax.h"
+#include "tar/pax.h"
 #include "archive/tar_path.h"
 #include "archive/tar_sparse.h"
 

@@ -1,6 +1,6 @@
 #include "archive/tar_sparse.h"
 
-#include "archive/tar_pax.h"
+#include "tar/pax.h"
 #include "tar/header.h"
 
 namespace obd::archive {

@@ -46,10 +46,10 @@ Status Status::from_errno(int err, std::string what) {
   else if (err == EROFS) code = Code::kEROFS;
   else if (err == EINVAL) code = Code::kEINVAL;
   else if (err == EOPNOTSUPP) code = Code::kENOTSUP;
-  else if (err == EBUSY || err == EWOULDBLOCK) code = Code::kEBUSY;
+  else if (err == EBUSY) code = Code::kEBUSY;
   else if (err == EPERM || err == EACCES) code = Code::kEPERM;
   else if (err == ETIMEDOUT) code = Code::kETIMEDOUT;
-  else if (err == EINTR) code = Code::kEAGAIN;
+  else if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) code = Code::kEAGAIN;
   return Status(code, what + ": " + std::strerror(err));
 }
 

@@ -13,7 +13,8 @@ namespace obd {
 // same names with the same categories, and test/errors.test.ts checks both
 // against the list the addon exports (`errorCodes`).
 //
-// Each code has a category the core's own policy asks (Status::category()):
+// Each code has a category for policy code to ask (Status::category()),
+// first the remote blob cache of the lazy-read issue:
 // retry a transient failure, evict and refetch corrupt data, and so on.
 #define OBD_ERROR_CODES(X)                                                               \
   X(kOK, "OK", kOk)                                                                      \

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <string>
 #include <vector>
 
 namespace obd {
@@ -55,21 +54,6 @@ Status dump_sparse(Image& img, int fd, uint64_t base) {
   return copy_extents(img, fd, base, extents, true);
 }
 
-// A second descriptor of the same file without O_APPEND (pwrite ignores the
-// offset under O_APPEND on Linux); -1 when /proc is missing or it is not the
-// same file.
-int reopen_for_pwrite(int fd, const struct stat& st) {
-  std::string path = "/proc/self/fd/" + std::to_string(fd);
-  int w = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (w < 0) return -1;
-  struct stat wst;
-  if (::fstat(w, &wst) != 0 || wst.st_dev != st.st_dev || wst.st_ino != st.st_ino) {
-    ::close(w);
-    return -1;
-  }
-  return w;
-}
-
 }  // namespace
 
 Status dump_image(Image& img, int fd) {
@@ -80,11 +64,11 @@ Status dump_image(Image& img, int fd) {
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0) return Status::from_errno(errno, "fcntl fd " + std::to_string(fd));
   if (flags & O_APPEND) {
-    // `>> file`: the device goes after what the file holds.
-    int w = reopen_for_pwrite(fd, st);
-    if (w < 0) return copy_extents(img, fd, 0, {{0, size}}, false);
-    Status s = dump_sparse(img, w, uint64_t(st.st_size));
-    if (::close(w) != 0 && s.is_ok()) s = Status::from_errno(errno, "close the dump file");
+    // `>> file`: the device goes after what the file holds. pwrite ignores
+    // its offset under O_APPEND, so the flag is off for the dump.
+    if (::fcntl(fd, F_SETFL, flags & ~O_APPEND) != 0) return Status::from_errno(errno, "fcntl fd " + std::to_string(fd));
+    Status s = dump_sparse(img, fd, uint64_t(st.st_size));
+    if (::fcntl(fd, F_SETFL, flags) != 0 && s.is_ok()) s = Status::from_errno(errno, "fcntl fd " + std::to_string(fd));
     return s;
   }
   // `> file`, or a file already written to: the device starts at the

@@ -82,8 +82,9 @@ Status UringFile::pread_batch(std::span<ReadReq> reqs) {
       int rc = io_uring_wait_cqe(&ring->ring, &cqe);
       if (rc == -EINTR) continue;
       if (rc < 0) {
-        // Tear the ring down now: the kernel cancels what is still queued
-        // and this thread falls back to psync.
+        // Tear the ring down; this thread falls back to psync. The kernel
+        // cancels what it can, but reads already running in its workers may
+        // still land in the caller's buffers after this returns.
         ring->broken = true;
         io_uring_queue_exit(&ring->ring);
         ring->ok = false;

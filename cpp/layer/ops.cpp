@@ -22,12 +22,6 @@ lsmt::SegmentReader reader_for(File& f) {
   };
 }
 
-// Flushes a file built by someone else (create_rw_layer, an init hook).
-Status sync_path(const std::string& path) {
-  OBD_ASSIGN_OR_RETURN(FilePtr f, open_local(path, OpenMode::kReadWrite));
-  return f->sync();
-}
-
 }  // namespace
 
 Status create_layer(const std::string& data, const std::string& index, const lsmt::CreateOptions& opts,
@@ -44,8 +38,6 @@ Status create_layer(const std::string& data, const std::string& index, const lsm
   OBD_TRY(pdata->adopt());
   OBD_TRY(pindex->adopt());
   if (init) OBD_TRY(init(pdata->temp_path(), opts.sparse ? "" : pindex->temp_path()));
-  OBD_TRY(sync_path(pdata->temp_path()));
-  OBD_TRY(sync_path(pindex->temp_path()));
   OBD_TRY(pdata->publish(false));
   Status s = pindex->publish(false);
   if (!s.is_ok()) pdata->unpublish();  // both or neither

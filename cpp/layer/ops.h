@@ -16,12 +16,13 @@ namespace obd::layer {
 // Where a commit goes: path, -z options, -t, -f.
 using CommitOutput = OutputSpec;
 
-// Runs on a new layer's files before they are published (e.g. mkfs);
-// `index` is empty for a sparse layer.
+// Runs on a new layer's files before they are published (e.g. mkfs) and
+// leaves them durable (synced); `index` is empty for a sparse layer.
 using LayerInit = std::function<Status(const std::string& data, const std::string& index)>;
 
 // Creates an empty writable layer at `data` and `index` (neither may exist):
-// built under temporary names, `init` run on them, synced, then both moved
+// built under temporary names (create_rw_layer syncs them), `init` run on
+// them, then both moved
 // into place with no-replace renames. On failure nothing is left behind.
 Status create_layer(const std::string& data, const std::string& index, const lsmt::CreateOptions& opts,
                     const LayerInit& init = nullptr);

@@ -159,14 +159,11 @@ Status RwLayer::write(const void* buf, uint64_t lba, uint64_t nsect) {
     // The data has a fixed place: write it without the index lock, then map
     // it. A discard waits for the pair, or a racing one could leave a block
     // mapped over its punched hole.
+    // seal() holds punch_mu_ too, so sealed_ cannot change under it.
     std::shared_lock punch(punch_mu_);
-    {
-      std::shared_lock lock(mu_);
-      if (sealed_) return Status(Code::kEROFS, data_->name() + ": layer is sealed");
-    }
+    if (sealed_) return Status(Code::kEROFS, data_->name() + ": layer is sealed");
     OBD_TRY(data_->pwrite(p, nsect * kSector, kHeaderSize + lba * kSector));
     std::unique_lock lock(mu_);
-    if (sealed_) return Status(Code::kEROFS, data_->name() + ": layer is sealed");
     // Index the whole host blocks the filesystem allocated, as a reopen will.
     uint64_t b = lba / kSparseBlockSectors * kSparseBlockSectors;
     uint64_t e = std::min(round_up(lba + nsect, kSparseBlockSectors), virtual_size() / kSector);
@@ -229,6 +226,9 @@ std::vector<Segment> RwLayer::resolved() const {
 }
 
 Status RwLayer::seal() {
+  // A sparse write stores its data before it takes mu_: wait for those too.
+  std::unique_lock punch(punch_mu_, std::defer_lock);
+  if (sparse()) punch.lock();
   std::unique_lock lock(mu_);
   if (sealed_) return Status(Code::kEROFS, data_->name() + ": layer is already sealed");
   std::vector<Segment> segs = index_.to_vector();

@@ -1,6 +1,6 @@
-#include "archive/tar_pax.h"
+#include "tar/pax.h"
 
-namespace obd::archive {
+namespace obd::tar {
 
 std::string parse_pax_records(std::string_view data, PaxRecords* out) {
   size_t pos = 0;
@@ -120,4 +120,4 @@ bool base64_decode(std::string_view s, std::string* out) {
   return true;
 }
 
-}  // namespace obd::archive
+}  // namespace obd::tar

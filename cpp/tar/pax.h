@@ -1,5 +1,5 @@
 // POSIX pax extended header records ("LEN key=value\n") and the value
-// syntaxes the reader uses. Internal to archive/.
+// syntaxes tar readers use (the OCI stream reader and the layer wrapper).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-namespace obd::archive {
+namespace obd::tar {
 
 using PaxRecords = std::vector<std::pair<std::string, std::string>>;
 
@@ -25,4 +25,4 @@ bool parse_pax_time(std::string_view s, int64_t* sec, uint32_t* nsec);
 bool percent_decode(std::string_view s, std::string* out);
 bool base64_decode(std::string_view s, std::string* out);
 
-}  // namespace obd::archive
+}  // namespace obd::tar

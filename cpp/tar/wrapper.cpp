@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "tar/pax.h"
+
 namespace obd::tar {
 namespace {
 
@@ -24,38 +26,13 @@ Status bad_header(const File& f, uint64_t off, const std::string& what) {
   return Status(Code::kTAR_BAD_HEADER, f.name() + ": tar header at offset " + std::to_string(off) + ": " + what);
 }
 
-// Finds `size=` in pax records ("<len> key=value\n"...). 0 when absent.
+// The `size=` of pax records ("<len> key=value\n"...); 0 when absent.
 Status parse_pax_size(const File& f, const std::string& data, uint64_t* size) {
   *size = 0;
-  size_t pos = 0;
-  while (pos < data.size()) {
-    if (data[pos] == 0) break;  // zero padding after the last record
-    size_t sp = data.find(' ', pos);
-    if (sp == std::string::npos || sp == pos || sp - pos > 10) {
-      return bad_header(f, kBlock + pos, "pax record length is malformed");
-    }
-    uint64_t len = 0;
-    for (size_t i = pos; i < sp; i++) {
-      if (data[i] < '0' || data[i] > '9') return bad_header(f, kBlock + pos, "pax record length is not decimal");
-      len = len * 10 + (data[i] - '0');
-    }
-    if (len <= sp - pos + 1 || len > data.size() - pos || data[pos + len - 1] != '\n') {
-      return bad_header(f, kBlock + pos, "pax record length " + std::to_string(len) + " is out of range");
-    }
-    std::string_view rec(data.data() + sp + 1, pos + len - 1 - (sp + 1));
-    size_t eq = rec.find('=');
-    if (eq == std::string_view::npos) return bad_header(f, kBlock + pos, "pax record has no '='");
-    if (rec.substr(0, eq) == "size") {
-      std::string_view val = rec.substr(eq + 1);
-      if (val.empty() || val.size() > 19) return bad_header(f, kBlock + pos, "pax size= is malformed");
-      uint64_t v = 0;
-      for (char c : val) {
-        if (c < '0' || c > '9') return bad_header(f, kBlock + pos, "pax size= is not decimal");
-        v = v * 10 + (c - '0');
-      }
-      *size = v;
-    }
-    pos += len;
+  PaxRecords recs;
+  if (std::string err = parse_pax_records(data, &recs); !err.empty()) return bad_header(f, kBlock, err);
+  for (const auto& [key, value] : recs) {
+    if (key == "size" && !parse_decimal(value, UINT64_MAX, size)) return bad_header(f, kBlock, "pax size= is not decimal");
   }
   return Status::ok();
 }
