@@ -3,7 +3,9 @@
  * registry) and injects faults by rule: canned statuses (500, 429 with
  * Retry-After, 401/403/404), dropped connections before or after the
  * upstream saw the request, bodies cut short, truncated, corrupted or
- * replaced, and delays. Every request is logged so tests can count them.
+ * replaced, lengthened, answered whole (a 200 for a range request), with
+ * headers overridden, and delays. Every request is logged so tests can
+ * count them, and so are client connections (keep-alive checks).
  * Rules fire a bounded number of times; nothing here loops on its own.
  */
 import http from 'node:http';
@@ -29,12 +31,20 @@ export type FaultAction =
   /** Wait, then forward normally. */
   | { kind: 'delay'; ms: number }
   /** Relay upstream's headers and `afterBytes` of its body, then send nothing more, keeping the connection open. */
-  | { kind: 'stall'; afterBytes: number };
+  | { kind: 'stall'; afterBytes: number }
+  /** Serve upstream's body followed by `bytes` extra bytes, with a matching Content-Length. */
+  | { kind: 'extend'; bytes: number }
+  /** Forward without the Range header, so upstream answers 200 with the whole body. */
+  | { kind: 'whole' }
+  /** Forward, then override these response headers (lowercase names). */
+  | { kind: 'headers'; headers: Record<string, string> };
 
 export interface FaultRule {
   method?: string | string[];
   /** Tested against the request path with its query string. */
   path?: RegExp;
+  /** Tested against the request's Range header ('' when it has none). */
+  range?: RegExp;
   /** Matching requests to let through before the rule fires (default 0). */
   skip?: number;
   /** How many times it fires (default 1). */
@@ -58,6 +68,8 @@ export interface FaultProxy {
   host: string;
   port: number;
   log: LoggedRequest[];
+  /** Client connections accepted so far (reset() clears it). */
+  connections(): number;
   add(rule: FaultRule): void;
   /** Removes all rules and clears the log. */
   reset(): void;
@@ -71,11 +83,22 @@ interface LiveRule extends FaultRule {
   fired: number;
 }
 
-export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+export interface FaultProxyOptions {
+  /**
+   * Keep client connections alive across requests (drop upstream's
+   * hop-by-hop Connection header, which says close because every upstream
+   * request has a fresh connection). Off by default: tests of aborts count
+   * on each request's connection closing with it.
+   */
+  keepAlive?: boolean;
+}
+
+export async function startFaultProxy(upstream: string, opts: FaultProxyOptions = {}): Promise<FaultProxy> {
   const target = new URL(upstream);
   if (target.protocol !== 'http:') throw new Error('the fault proxy forwards to http:// upstreams only');
   if (target.hostname !== '127.0.0.1' && target.hostname !== 'localhost') throw new Error('the fault proxy forwards to loopback only');
   let rules: LiveRule[] = [];
+  let accepted = 0;
   const log: LoggedRequest[] = [];
   const sockets = new Set<net.Socket>();
   /** The requests each client connection carried, marked closed with it. */
@@ -88,6 +111,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       const methods = r.method === undefined ? undefined : Array.isArray(r.method) ? r.method : [r.method];
       if (methods && !methods.includes(req.method ?? '')) continue;
       if (r.path && !r.path.test(req.url ?? '')) continue;
+      if (r.range && !r.range.test(req.headers.range ?? '')) continue;
       if (r.fired >= (r.times ?? 1)) continue;
       r.seen++;
       if (r.seen <= (r.skip ?? 0)) continue;
@@ -130,20 +154,31 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       if (clientGone) return;
       // A fresh connection per request (no shared keep-alive agent), so
       // nothing upstream outlives the client's request or close().
+      const headers = { ...req.headers };
+      if (action?.kind === 'whole') delete headers.range;
       const u = http.request(
         {
           host: target.hostname,
           port: target.port,
           method: req.method,
           path: req.url,
-          headers: req.headers,
+          headers,
           agent: false,
         },
         (ures) => {
           entry.status = ures.statusCode;
           const status = ures.statusCode ?? 502;
-          if (!action || action.kind === 'delay' || action.kind === 'cut-request') {
+          if (opts.keepAlive) {
+            delete ures.headers.connection;
+            delete ures.headers['keep-alive'];
+          }
+          if (!action || action.kind === 'delay' || action.kind === 'cut-request' || action.kind === 'whole') {
             res.writeHead(status, ures.headers);
+            ures.pipe(res);
+            return;
+          }
+          if (action.kind === 'headers') {
+            res.writeHead(status, { ...ures.headers, ...action.headers });
             ures.pipe(res);
             return;
           }
@@ -185,6 +220,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
               const at = Math.min(action.offset ?? Math.floor(body.length / 2), body.length - 1);
               body[at] = body[at]! ^ 0xff;
             } else if (action.kind === 'replace') body = action.body;
+            else if (action.kind === 'extend') body = Buffer.concat([body, Buffer.alloc(action.bytes, 0x5a)]);
             const headers = { ...ures.headers };
             delete headers['transfer-encoding'];
             headers['content-length'] = String(body.length);
@@ -230,6 +266,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     else forward();
   });
   server.on('connection', (s) => {
+    accepted++;
     sockets.add(s);
     const entries: LoggedRequest[] = [];
     carried.set(s, entries);
@@ -246,12 +283,14 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     host: `127.0.0.1:${port}`,
     port,
     log,
+    connections: () => accepted,
     add(rule) {
       rules.push({ ...rule, seen: 0, fired: 0 });
     },
     reset() {
       rules = [];
       log.length = 0;
+      accepted = 0;
     },
     count(method, path) {
       return log.filter((e) => (method === undefined || e.method === method) && (path === undefined || path.test(e.path))).length;
