@@ -1,0 +1,97 @@
+/**
+ * Debian's nginx as a P2P proxy (§6.1 p2pConfig): `<address>/<actual url>`
+ * is proxied to the actual URL, the way a P2P agent's accelerator endpoint
+ * serves registry reads. Runs in the foreground (`daemon off`) with its
+ * config, pid, logs and temp paths in a temp dir on 127.0.0.1; `stop()`
+ * ends it and removes the dir.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, stopChild, trackChild } from './registry.js';
+
+export interface P2pProxy {
+  /** p2pConfig.address: `http://127.0.0.1:<port>/accelerator`. */
+  address: string;
+  /** Access log lines: `<method> <request uri> <status> <range header>`. */
+  requests(): string[];
+  stop(): Promise<void>;
+}
+
+function config(dir: string, port: number): string {
+  const p = (f: string) => path.join(dir, f);
+  return `daemon off;
+worker_processes 1;
+pid ${p('nginx.pid')};
+error_log ${p('error.log')} info;
+events { worker_connections 64; }
+http {
+  log_format p2p '$request_method $request_uri $status $http_range';
+  access_log ${p('access.log')} p2p;
+  client_body_temp_path ${p('body')};
+  proxy_temp_path ${p('proxy')};
+  fastcgi_temp_path ${p('fastcgi')};
+  uwsgi_temp_path ${p('uwsgi')};
+  scgi_temp_path ${p('scgi')};
+  # The actual URL keeps its "//" after the scheme.
+  merge_slashes off;
+  server {
+    listen 127.0.0.1:${port};
+    location ~ ^/accelerator/(https?)://([^/]+)(/.*)$ {
+      # Loopback addresses need no resolver.
+      proxy_pass $1://$2$3$is_args$args;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`;
+}
+
+async function waitPort(port: number, proc: ChildProcess, errLog: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`nginx exited with ${proc.exitCode}: ${fs.readFileSync(errLog, 'utf8').slice(-2000)}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nginx not listening on ${port} after 10 s`);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+}
+
+export async function startP2pProxy(): Promise<P2pProxy> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-p2p-'));
+  let proc: ChildProcess | undefined;
+  const stop = async () => {
+    await stopChild(proc, 3000);
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const port = await freePort();
+    const conf = path.join(dir, 'nginx.conf');
+    fs.writeFileSync(conf, config(dir, port));
+    const errLog = path.join(dir, 'error.log');
+    // -e: the error log before the config is read (the default is under /var/log).
+    proc = spawn('nginx', ['-c', conf, '-p', dir, '-e', errLog], { stdio: 'ignore' });
+    proc.on('error', () => {});
+    trackChild(proc);
+    await waitPort(port, proc, errLog);
+    const accessLog = path.join(dir, 'access.log');
+    return {
+      address: `http://127.0.0.1:${port}/accelerator`,
+      requests: () => (fs.existsSync(accessLog) ? fs.readFileSync(accessLog, 'utf8').split('\n').filter(Boolean) : []),
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
