@@ -119,7 +119,7 @@ describe('plain registry behind the fault proxy', () => {
 
   it('fails a stalled body with ETIMEDOUT at the read time limit', async () => {
     proxy.add({ method: 'GET', range: R_HEADER, times: 5, action: { kind: 'stall', afterBytes: 100 } });
-    const r = await remoteGet([...args(proxy.url), '--timeout-ms', '800'], [R]);
+    const r = await remoteGet([...args(proxy.url), '--timeout-ms', '500'], [R]);
     expectError(r, 'ETIMEDOUT', R_TEXT);
     expect(r.reads[0]!.ms).toBeLessThan(2500);
   });
