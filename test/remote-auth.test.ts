@@ -7,11 +7,12 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
-import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { makeCerts, startRegistry, type TestRegistry } from './helpers/registry.js';
 import { remoteGet, TestBlob } from './helpers/remote-get.js';
 
 const b = new TestBlob();
@@ -93,7 +94,7 @@ describe('bearer tokens', () => {
 describe('Basic auth and credential sources', () => {
   let reg: TestRegistry;
   let dir: string;
-  const servers: http.Server[] = [];
+  const servers: (http.Server | https.Server)[] = [];
   beforeAll(async () => {
     reg = await startRegistry({ mode: 'basic' });
     await push(reg, 'alice:secret');
@@ -146,6 +147,28 @@ describe('Basic auth and credential sources', () => {
     await credServer((s) => new Promise((r) => s.listen(sock, () => r())), seen);
     expectBytes(await remoteGet(args(reg.url, ['--cred-server', `uds,${sock}`]), [R]), [R]);
     expect(seen.at(-1)).toBe(`/auth?${blobUrl(reg.url)}/${digest}`);
+  });
+
+  it('asks an https credential server with a client certificate', async () => {
+    const c = makeCerts(path.join(dir, 'cred-tls'));
+    const seen: string[] = [];
+    const s = https.createServer(
+      { cert: fs.readFileSync(c.cert), key: fs.readFileSync(c.key), ca: fs.readFileSync(c.ca), requestCert: true, rejectUnauthorized: true },
+      (req, res) => {
+        seen.push(req.url ?? '');
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ traceId: 't3', success: true, data: { auths: { [reg.host]: { auth: b64('alice:secret') } } } }));
+      },
+    );
+    servers.push(s);
+    const port = await new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)));
+    const tls = ['--cred-server', `https,https://127.0.0.1:${port}/auth`, '--cred-server-ca', c.ca];
+    expectBytes(await remoteGet(args(reg.url, [...tls, '--cred-server-cert', c.clientCert, '--cred-server-key', c.clientKey]), [R]), [R]);
+    expect(seen).toHaveLength(1);
+    // Without the client certificate the server refuses the handshake: the provider failed.
+    const r = await remoteGet(args(reg.url, tls));
+    expect(r.open.code).toBe('EIO');
+    expect(r.open.message).toMatch(/credential server https/);
   });
 
   it('reports a failing credential server as the reason', async () => {
