@@ -58,6 +58,17 @@ describe('plain registry behind the fault proxy', () => {
     expect(proxy.connections()).toBeLessThanOrEqual(9);
   });
 
+  it('gets every range right from many threads while faults hit some of them', async () => {
+    // Six faults in all and eight tries per read: every read must end well.
+    proxy.add({ method: 'GET', range: /^bytes=[1-9]/, times: 2, action: { kind: 'cut', afterBytes: 3000 } });
+    proxy.add({ method: 'GET', range: /^bytes=[1-9]/, times: 2, action: { kind: 'status', status: 502 } });
+    proxy.add({ method: 'GET', range: /^bytes=[1-9]/, times: 2, action: { kind: 'truncate', bytes: 10 } });
+    const ranges: [number, number][] = Array.from({ length: 24 }, (_, i) => [1 + i * 40009, 30000 + i]);
+    const r = await remoteGet([...args(proxy.url), '--threads', '6', '--retries', '8'], ranges);
+    expectBytes(r, ranges);
+    expect(r.fetches.filter((f) => !f.ok)).toHaveLength(6);
+  });
+
   it('retries a body shorter than asked', async () => {
     proxy.add({ method: 'GET', range: R_HEADER, action: { kind: 'truncate', bytes: 1000 } });
     const r = await remoteGet(args(proxy.url), [R]);
