@@ -162,7 +162,9 @@ Result<HttpResponse> HttpClient::get(const HttpRequest& req) {
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, left);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, std::min<long>(left, connect_timeout_ms_));
+  // 0 would mean curl's default (300 s): the deadline bounds connecting too.
+  long connect_ms = connect_timeout_ms_ ? std::min<long>(left, connect_timeout_ms_) : left;
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
   curl_easy_setopt(h, CURLOPT_USERAGENT, user_agent_.c_str());
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
@@ -202,8 +204,9 @@ bool HttpClient::reachable(const std::string& url, uint32_t timeout_ms) {
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, long(timeout_ms));
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, long(timeout_ms));
+  long ms = std::max<long>(1, timeout_ms);  // 0 would mean no limit
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
   // A TCP connection is the question; the proxy's certificate is checked by reads.
   if (url.starts_with("https://")) {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);

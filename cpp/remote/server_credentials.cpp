@@ -32,7 +32,8 @@ class ServerCredentials final : public CredentialProvider {
     } else {
       return Status(Code::kEIO, what + ": unknown credentialConfig.mode (http, https or uds)");
     }
-    req.deadline = Clock::now() + std::chrono::milliseconds(cfg_.timeout_ms);
+    // §5.2: the timeout defaults to 1 s; 0 (unset in a config) means that too.
+    req.deadline = Clock::now() + std::chrono::milliseconds(cfg_.timeout_ms ? cfg_.timeout_ms : 1000);
     req.tls = &tls_;
     OBD_ASSIGN_OR_RETURN(auto c, client());
     auto resp = c->get(req);
