@@ -63,6 +63,8 @@ export async function remoteGet(args: string[], ranges: [number, number][] = [],
     });
   });
   const ms = Date.now() - t0;
+  // Failures are JSON lines; anything on stderr is a sanitizer report or a crash.
+  if (stderr.trim() !== '') throw new Error(`remote_get ${all.join(' ')} wrote to stderr:\n${stderr}`);
   const lines = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as OpenLine | ReadLine | FetchLine);
   const open = lines.find((l): l is OpenLine => l.op === 'open');
   if (!open) throw new Error(`remote_get printed no open line:\n${stdout}\n${stderr}`);
