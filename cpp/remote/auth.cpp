@@ -122,11 +122,18 @@ Result<std::shared_ptr<const Resolved>> RegistryCore::discover(const std::string
   OBD_ASSIGN_OR_RETURN(HttpResponse resp, http->get(req));
   std::string auth;
   if (resp.status == 401 || resp.status == 403) {
-    const std::string* h = resp.header("www-authenticate");
-    std::optional<Challenge> c = h ? parse_challenge(*h) : std::nullopt;
+    // A server may offer several challenges; Bearer is preferred to Basic.
+    std::optional<Challenge> c;
+    std::string offered;
+    for (const auto& [name, value] : resp.headers) {
+      if (name != "www-authenticate") continue;
+      offered += (offered.empty() ? "" : "; ") + value;
+      std::optional<Challenge> one = parse_challenge(value);
+      if (one && (!c || one->scheme == Challenge::Scheme::kBearer)) c = one;
+    }
     if (!c) {
       return Status(Code::kEPERM, status_message(resp.status) + " without a Basic or Bearer challenge" +
-                                      (h ? " (WWW-Authenticate: " + *h + ")" : ""));
+                                      (offered.empty() ? "" : " (WWW-Authenticate: " + offered + ")"));
     }
     r->challenge = c;
     if (c->scheme == Challenge::Scheme::kBasic) {
