@@ -155,6 +155,20 @@ describe('exporter', () => {
     }
   });
 
+  it('close frees the port and stops taking snapshots', async () => {
+    let calls = 0;
+    const counted = () => (calls++, stats());
+    const first = await startExporter({ port: 0, uriPrefix: '/metrics', updateIntervalUs: 10_000, host: '127.0.0.1' }, counted);
+    const port = Number(new URL(first.url).port);
+    await first.close();
+    const after = calls;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls).toBe(after);
+    const again = await startExporter({ port, uriPrefix: '/metrics', updateIntervalUs: 1_000_000, host: '127.0.0.1' }, stats);
+    open.push(again);
+    expect((await fetch(again.url)).status).toBe(200);
+  });
+
   it('rejects bad options', async () => {
     await expect(startExporter({ port: 70000, uriPrefix: '/m', updateIntervalUs: 1e6 }, stats)).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('70000') });
     await expect(startExporter({ port: 0, uriPrefix: 'm', updateIntervalUs: 1e6 }, stats)).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('uriPrefix') });
