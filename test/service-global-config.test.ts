@@ -328,7 +328,7 @@ describe('random JSON', () => {
   it('never fails with anything but CONFIG_INVALID', () => {
     const r = new Prng(Number(process.env.OBD_FUZZ_SEED ?? 8));
     let ok = 0;
-    for (let i = 0; i < 20000; i++) {
+    for (let i = 0; i < 5000; i++) {
       const v = r.chance(0.9) ? JSON.parse(JSON.stringify(object(r, 0))) : value(r, 0);
       try {
         const g = parseGlobalConfig(v);
@@ -339,6 +339,6 @@ describe('random JSON', () => {
         if (!(e instanceof OverlaybdError) || e.code !== 'CONFIG_INVALID') throw new Error(`input ${JSON.stringify(v)} threw ${String(e)}`, { cause: e });
       }
     }
-    expect(ok).toBeGreaterThan(100);
+    expect(ok).toBeGreaterThan(25);
   });
 });
