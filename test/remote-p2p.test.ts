@@ -43,7 +43,11 @@ describe('P2P proxy', () => {
   it('reads the registry directly when the proxy is not reachable', async () => {
     const before = p2p.requests().length;
     const port = await freePort();
-    const r = await remoteGet(b.args(reg.url, ['--p2p', `http://127.0.0.1:${port}/accelerator`, '--connect-timeout-ms', '500']), [[100, 1000]]);
+    // The whole blob URL works as --url too (layer::LayerRef::url).
+    const r = await remoteGet(
+      ['--url', `${b.repoBlobUrl(reg.url)}/${b.digest}`, '--digest', b.digest, '--p2p', `http://127.0.0.1:${port}/accelerator`, '--connect-timeout-ms', '500'],
+      [[100, 1000]],
+    );
     b.expectBytes(r, [[100, 1000]]);
     expect(r.open.p2p).toBe(false);
     expect(r.fetches.some((f) => f.p2p)).toBe(false);

@@ -28,7 +28,9 @@ Result<FilePtr> Registry::open_blob(const std::string& repo_blob_url, const std:
   if (digest.empty() || digest.find('/') != std::string::npos) {
     return Status(Code::kEINVAL, "blob digest '" + digest + "' is not a digest");
   }
-  return open_blob_file(core_, base + "/" + digest, digest, expected_size);
+  // A caller holding the whole blob URL (layer::LayerRef::url) may pass it as is.
+  std::string url = base.ends_with("/" + digest) ? base : base + "/" + digest;
+  return open_blob_file(core_, std::move(url), digest, expected_size);
 }
 
 bool Registry::p2p_active() const { return core_->p2p; }

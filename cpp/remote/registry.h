@@ -49,7 +49,7 @@ class Registry {
   static Result<std::shared_ptr<Registry>> create(RegistryOptions, CredentialProviderPtr,
                                                   std::shared_ptr<FetchObserver> = nullptr);
   // A File over `repo_blob_url` + "/" + digest (repo_blob_url is config.v1.json's
-  // repoBlobUrl). Opening fetches the size with Range: bytes=0-0 (within the
+  // repoBlobUrl; a URL that already ends in "/" + digest is taken as is). Opening fetches the size with Range: bytes=0-0 (within the
   // retry and time limits of a read) after auth discovery; `expected_size`
   // (0 = unknown) must equal the registry's size, else EINVAL naming both.
   // The File is safe to read from many threads at once; it keeps the
