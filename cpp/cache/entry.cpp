@@ -315,27 +315,23 @@ Status Entry::pass_through(File& source, std::span<ReadReq> reqs) {
 // The cache file is shorter than it should be (cut by another process): the
 // units past its end are forgotten, on disk before the file grows back.
 void Entry::drop_past_end() {
-  std::lock_guard<std::mutex> p(persist_mu_);
-  std::optional<UnitMap> snapshot;
   {
     std::lock_guard<std::mutex> g(mu_);
     struct stat st;
     uint64_t end = ::fstat(fd_, &st) == 0 ? uint64_t(st.st_size) : 0;
-    bool dropped = false;
     for (uint64_t u = end / unit_; u < map_.units(); u++) {
       if (map_.test(u) && unit_end(u) > end) {
         map_.clear(u);
-        dropped = true;
+        gen_++;
+        dirty_ = true;
       }
     }
-    if (dropped) {
-      gen_++;
-      snapshot = map_;
-    }
-    // Back to full size, so the units fetched again leave no short file.
-    if (end < size_) (void)!::ftruncate(fd_, off_t(size_));
   }
-  if (snapshot && !snapshot->save(map_path_, size_, unit_)) ::unlink(map_path_.c_str());
+  (void)persist();
+  std::lock_guard<std::mutex> g(mu_);
+  // Back to full size, so the units fetched again leave no short file.
+  struct stat st;
+  if (::fstat(fd_, &st) == 0 && uint64_t(st.st_size) < size_) (void)!::ftruncate(fd_, off_t(size_));
 }
 
 Status Entry::invalidate(uint64_t off, uint64_t len) {
@@ -348,6 +344,9 @@ Status Entry::invalidate(uint64_t off, uint64_t len) {
     dirty_ = true;
   }
   ctx_.emit(CacheEventKind::kInvalidate, key_, off, len, 0);
+  // The units are about to be written again: the map on disk must stop
+  // marking them first. A failed save is reported (kWriteFailed) by persist.
+  if (fd_ >= 0) (void)persist();
   return Status::ok();
 }
 

@@ -651,7 +651,7 @@ TEST_F(Cache, StressRandomReadsMatchModel) {
               !std::equal(buf.begin(), buf.begin() + want, model.begin() + std::min<uint64_t>(off, size)))
             failures++;
         }
-        if (i % 37 == 0) (void)f->invalidate(rng() % size, 1 + rng() % kUnit);
+        if (i % 101 == 0) (void)f->invalidate(rng() % size, 1 + rng() % kUnit);
       }
     });
   }
