@@ -3,6 +3,7 @@
 // device. This is what frontends (FUSE, TCMU, ublk), the ext4 code and
 // `overlaybd dump` read and write. All I/O must be 512-byte aligned.
 #pragma once
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,9 @@ struct ImageSpec {
   IoEngine engine = default_io_engine();
   // Where lower blobs come from; null: local files through `engine`.
   layer::OpenerPtr opener;
+  // Wraps each lower's LSMT content before it is stacked (trace recording
+  // sees the reads of each lower layer file, §6.4).
+  std::function<FilePtr(size_t layer, FilePtr content)> wrap_lower;
 };
 
 class Image : public File {

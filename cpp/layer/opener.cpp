@@ -7,7 +7,8 @@ class LocalOpener final : public BlobOpener {
  public:
   explicit LocalOpener(IoEngine engine) : engine_(engine) {}
   Result<FilePtr> open_read(const LayerRef& ref) override {
-    if (ref.file.empty()) return Status(Code::kEINVAL, "layer blob: no file named");
+    if (ref.file.empty())
+      return Status(Code::kENOENT, "layer " + ref.digest + ": no local file, and remote layers need the image service");
     return open_local(ref.file, OpenMode::kRead, engine_);
   }
 

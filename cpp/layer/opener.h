@@ -11,9 +11,17 @@
 
 namespace obd::layer {
 
-// Names one layer blob. Today a local path; later a digest and a repository.
+// Names one layer blob: a local path, or a registry blob (config.v1.json's
+// repoBlobUrl + "/" + digest) that a remote opener fetches on demand.
 struct LayerRef {
-  std::string file;
+  std::string file;     // local path; when set, nothing else is needed
+  std::string url{};     // registry blob URL
+  std::string digest{};  // sha256:<hex> of the blob
+  uint64_t size = 0;     // blob size from the config; 0 = ask the registry
+  std::string dir{};     // layer directory: background download target
+
+  // Names the layer in messages: the path, else the digest.
+  const std::string& label() const { return file.empty() ? digest : file; }
 };
 
 class BlobOpener {

@@ -65,6 +65,23 @@ Status check_replaceable(const std::string& path, bool force) {
   return Status::ok();
 }
 
+Status rename_no_replace(const std::string& from, const std::string& to) {
+  int rc = ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE);
+  if (rc != 0 && (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP)) {
+    // The filesystem has no RENAME_NOREPLACE: link() refuses an existing name too.
+    rc = ::link(from.c_str(), to.c_str());
+    if (rc == 0) ::unlink(from.c_str());
+  }
+  if (rc != 0) {
+    if (errno == EEXIST) return Status(Code::kEEXIST, to + ": exists; not replacing it with " + from);
+    return Status::from_errno(errno, "rename " + from + " to " + to);
+  }
+  std::string dir, name;
+  split(to, &dir, &name);
+  sync_dir(dir);
+  return Status::ok();
+}
+
 Result<std::unique_ptr<PendingFile>> PendingFile::create(const std::string& path) {
   std::unique_ptr<PendingFile> p(new PendingFile);
   std::string name;
@@ -102,24 +119,19 @@ Status PendingFile::publish(bool force) {
   if (!adopted_ || !same_file(temp_, dev_, ino_)) {
     return Status(Code::kEIO, temp_ + ": the temporary output is gone or was replaced; not publishing " + path_);
   }
-  int rc = ::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE);
-  if (rc != 0 && (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP)) {
-    // The filesystem has no RENAME_NOREPLACE: link() refuses an existing name too.
-    rc = ::link(temp_.c_str(), path_.c_str());
-    if (rc == 0) ::unlink(temp_.c_str());
-  }
-  if (rc != 0 && errno == EEXIST && force) {
+  Status s = rename_no_replace(temp_, path_);
+  if (s.code() == Code::kEEXIST) {
+    if (!force) return Status(Code::kEEXIST, path_ + ": output exists (use -f to replace it)");
     OBD_TRY(check_replaceable(path_, true));
-    rc = ::rename(temp_.c_str(), path_.c_str());
-  }
-  if (rc != 0) {
-    if (errno == EEXIST) return Status(Code::kEEXIST, path_ + ": output exists (use -f to replace it)");
-    return Status::from_errno(errno, "rename " + temp_ + " to " + path_);
+    if (::rename(temp_.c_str(), path_.c_str()) != 0)
+      return Status::from_errno(errno, "rename " + temp_ + " to " + path_);
+    sync_dir(dir_);
+  } else if (!s) {
+    return s;
   }
   published_ = true;
   ::rmdir(temp_.substr(0, temp_.rfind('/')).c_str());
   forget(id_);
-  sync_dir(dir_);
   return Status::ok();
 }
 

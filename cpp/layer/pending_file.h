@@ -25,6 +25,10 @@ namespace obd::layer {
 // is not a regular file (nothing else may be replaced, even with force).
 Status check_replaceable(const std::string& path, bool force);
 
+// Renames `from` to `to` unless `to` exists (RENAME_NOREPLACE, else link +
+// unlink): EEXIST then, and nothing moves. Syncs the directory of `to`.
+Status rename_no_replace(const std::string& from, const std::string& to);
+
 class PendingFile {
  public:
   // Makes the private directory for `path`; the file itself is not created.

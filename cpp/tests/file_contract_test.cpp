@@ -1,8 +1,9 @@
 // The File contract (cpp/io/file.h), checked against every implementation
 // with the same properties and fixed seeds: local psync and io_uring files,
 // memory, a tar payload view, ZFile readers (LZ4, zstd), a cached remote
-// blob and an LSMT stack image (two read-only lowers under an append
-// upper). Each subject comes with a model of its bytes.
+// blob, an LSMT stack image (two read-only lowers under an append upper),
+// and a downloaded layer's switchable file. Each subject comes with a model
+// of its bytes.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <random>
 
 #include "cache/cache.h"
+#include "download/switchable_file.h"
 #include "image/image.h"
 #include "io/file.h"
 #include "lsmt/rw_layer.h"
@@ -164,6 +166,17 @@ Subject stack_image(const test::TempDir& d) {
   return s;
 }
 
+// A layer switched from its remote blob (here memory) to the downloaded
+// local copy, as the background download leaves it.
+Subject switched(const test::TempDir& d) {
+  Subject s = local(d, IoEngine::kPsync);
+  if (!s.file) return s;
+  auto sw = std::make_shared<download::SwitchableFile>(make_memory_file("remote", s.model), "layer");
+  sw->switch_to(s.file);
+  s.file = sw;
+  return s;
+}
+
 struct Maker {
   const char* name;
   std::function<Subject(const test::TempDir&)> make;
@@ -183,6 +196,7 @@ const Maker kReadOnly[] = {
     {"ZFileLz4", [](const test::TempDir& d) { return zfile_of(d, zfile::Algorithm::kLz4, 4); }},
     {"ZFileZstd", [](const test::TempDir& d) { return zfile_of(d, zfile::Algorithm::kZstd, 5); }},
     {"Cached", cached},
+    {"DownloadSwitched", switched},
 };
 
 class FileContract : public testing::TestWithParam<Maker> {

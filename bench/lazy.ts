@@ -1,0 +1,237 @@
+/**
+ * Lazy image figures on the converted bookworm image (lz4 ZFile layer) in a
+ * local docker-registry. Baselines measured in the same run:
+ *  - bare ranged GETs of random 4 KiB ranges of the largest layer blob, with
+ *    Node (undici, one keep-alive connection) and with curl (one process,
+ *    one reused connection): p50/p99 latency;
+ *  - random 4 KiB reads of the same image from the downloaded layer files
+ *    (openImage of a local config.v1.json): p50/p99 and reads/s;
+ *  - full-blob download throughput with `curl -o` and with our registry client.
+ * Ours, once the image service is wired into openImage (the lead fills the
+ * four `ours*` functions below): cold remote reads, warm (cached) reads,
+ * background download, and a bash start. A ratio is printed whenever both
+ * of its sides were measured.
+ * BENCH_LAZY_READS (default 1000) sets the number of random reads.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Agent, request } from 'undici';
+import { loadImageConfig } from '../lib/config.js';
+import { openImage } from '../lib/image.js';
+import { inspectLayer } from '../lib/layer.js';
+import { Prng } from '../test/helpers/prng.js';
+import { registryClient, remoteBookworm, type RemoteBookworm, type RemoteLayer } from '../test/helpers/remote-image.js';
+
+const exec = promisify(execFile);
+const PAGE = 4096;
+
+export interface Latency {
+  p50Us: number;
+  p99Us: number;
+  /** Reads per second, one at a time. */
+  perSecond: number;
+}
+
+export interface LazyBenchContext {
+  rb: RemoteBookworm;
+  /** Scratch directory (removed at the end). */
+  work: string;
+  /** The largest layer and its blob URL. */
+  blob: RemoteLayer;
+  blobUrl: string;
+  /** Random 4 KiB-aligned device offsets inside data the layers map (same for every device-read figure). */
+  deviceOffsets: number[];
+}
+
+// ---- ours: the lead wires these to the image service ---------------------
+
+/** Random 4 KiB reads at ctx.deviceOffsets through openImage of rb.writeConfig(...), empty cache. */
+export async function oursColdRemote(_ctx: LazyBenchContext): Promise<Latency> {
+  throw new Error('not wired yet');
+}
+
+/** The same reads again once the cache holds them. */
+export async function oursWarm(_ctx: LazyBenchContext): Promise<Latency> {
+  throw new Error('not wired yet');
+}
+
+/** Background download of every layer (download.enable, no delay): MB/s of layer bytes. */
+export async function oursDownload(_ctx: LazyBenchContext): Promise<{ MBps: number }> {
+  throw new Error('not wired yet');
+}
+
+/** Open the remote image and read what starting /bin/bash needs: seconds, and MB fetched from the registry. */
+export async function oursBashFetch(_ctx: LazyBenchContext): Promise<{ seconds: number; fetchedMB: number }> {
+  throw new Error('not wired yet');
+}
+
+// ---- baselines ------------------------------------------------------------
+
+function latency(samplesUs: number[], totalMs: number): Latency {
+  const s = [...samplesUs].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  return { p50Us: Math.round(at(0.5)), p99Us: Math.round(at(0.99)), perSecond: Math.round(s.length / (totalMs / 1000)) };
+}
+
+/** Times each call, one after another. */
+async function timeEach(offsets: number[], read: (offset: number) => Promise<void>): Promise<Latency> {
+  const us: number[] = [];
+  const t0 = performance.now();
+  for (const o of offsets) {
+    const t = performance.now();
+    await read(o);
+    us.push((performance.now() - t) * 1000);
+  }
+  return latency(us, performance.now() - t0);
+}
+
+async function undiciRanges(url: string, offsets: number[]): Promise<Latency> {
+  const agent = new Agent({ connections: 1, keepAliveTimeout: 60_000 });
+  try {
+    const get = async (o: number) => {
+      const res = await request(url, { dispatcher: agent, headers: { range: `bytes=${o}-${o + PAGE - 1}` } });
+      const body = Buffer.from(await res.body.arrayBuffer());
+      if (res.statusCode !== 206 || body.length !== PAGE) throw new Error(`GET ${url} range at ${o}: ${res.statusCode}, ${body.length} bytes`);
+    };
+    for (const o of offsets.slice(0, 50)) await get(o);
+    return await timeEach(offsets, get);
+  } finally {
+    await agent.close();
+  }
+}
+
+/** One curl process, one transfer per range (`next`), so the connection is reused; times from curl's own clock. */
+/** `connections`: new connections during the measured reads (0: all reused the warm-up one). */
+async function curlRanges(url: string, offsets: number[], work: string): Promise<Latency & { connections: number }> {
+  const entry = (o: number) => `url = "${url}"\nrange = "${o}-${o + PAGE - 1}"\noutput = "/dev/null"\nwrite-out = "%{http_code} %{size_download} %{time_total} %{num_connects}\\n"\n`;
+  const cfg = path.join(work, 'curl.cfg');
+  fs.writeFileSync(cfg, [...offsets.slice(0, 50), ...offsets].map(entry).join('next\n'));
+  const t0 = performance.now();
+  const { stdout } = await exec('curl', ['-s', '-K', cfg], { maxBuffer: 64 << 20 });
+  const totalMs = performance.now() - t0;
+  const lines = stdout.trim().split('\n').slice(50);
+  let connections = 0;
+  const us = lines.map((l) => {
+    const [code, size, seconds, connects] = l.split(' ');
+    if (code !== '206' || Number(size) !== PAGE) throw new Error(`curl range of ${url}: ${l}`);
+    connections += Number(connects);
+    return Number(seconds) * 1e6;
+  });
+  // curl's own per-transfer times; the rate includes starting the process.
+  return { ...latency(us, totalMs), connections };
+}
+
+async function localReads(ctx: LazyBenchContext): Promise<Latency> {
+  const cfg = path.join(ctx.work, 'local', 'config.v1.json');
+  fs.mkdirSync(path.dirname(cfg), { recursive: true });
+  fs.writeFileSync(cfg, JSON.stringify({ lowers: ctx.rb.localLayers.map((file) => ({ file })) }));
+  const { spec } = await loadImageConfig(cfg);
+  const img = await openImage(spec);
+  try {
+    for (const o of ctx.deviceOffsets.slice(0, 50)) await img.read(o, PAGE);
+    return await timeEach(ctx.deviceOffsets, async (o) => {
+      const b = await img.read(o, PAGE);
+      if (b.length !== PAGE) throw new Error(`short read at ${o}`);
+    });
+  } finally {
+    await img.close();
+  }
+}
+
+async function curlDownload(url: string, file: string): Promise<number> {
+  const t = performance.now();
+  await exec('curl', ['-s', '-f', '-o', file, url]);
+  return performance.now() - t;
+}
+
+/** Device offsets spread over the data every layer maps (index entries are in 512-byte sectors). */
+async function mappedOffsets(layers: string[], n: number, r: Prng): Promise<number[]> {
+  const extents: { start: number; sectors: number }[] = [];
+  for (const f of layers) {
+    for (const e of (await inspectLayer(f)).entries) if (!e.zeroed) extents.push({ start: e.offset, sectors: e.length });
+  }
+  const total = extents.reduce((a, e) => a + e.sectors, 0);
+  return Array.from({ length: n }, () => {
+    let s = r.int(total);
+    const e = extents.find((x) => (s < x.sectors ? true : ((s -= x.sectors), false)))!;
+    return Math.floor(((e.start + s) * 512) / PAGE) * PAGE;
+  });
+}
+
+const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? Number((a / b).toFixed(2)) : undefined);
+
+/** Runs an `ours*` function; one not wired yet gives undefined. */
+async function ours<T>(fn: (ctx: LazyBenchContext) => Promise<T>, ctx: LazyBenchContext): Promise<T | undefined> {
+  try {
+    return await fn(ctx);
+  } catch (e) {
+    if ((e as Error).message === 'not wired yet') return undefined;
+    throw e;
+  }
+}
+
+export async function run(): Promise<Record<string, number | string>> {
+  const n = Number(process.env.BENCH_LAZY_READS ?? 1000);
+  const rb = await remoteBookworm({ compression: 'lz4' });
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-bench-lazy-'));
+  try {
+    const big = rb.lowers.reduce((a, l) => (l.size > a.size ? l : a));
+    const blobUrl = `${rb.repoBlobUrl}/${big.digest}`;
+    const r = new Prng(42);
+    const blobOffsets = Array.from({ length: n }, () => r.int(Math.floor(big.size / PAGE)) * PAGE);
+    const ctx: LazyBenchContext = { rb, work, blob: big, blobUrl, deviceOffsets: await mappedOffsets(rb.localLayers, n, r) };
+
+    const node = await undiciRanges(blobUrl, blobOffsets);
+    const curl = await curlRanges(blobUrl, blobOffsets, work);
+    const local = await localReads(ctx);
+    const curlMs = await curlDownload(blobUrl, path.join(work, 'curl.blob'));
+    const client = registryClient(rb.registry);
+    let t = performance.now();
+    await client.fetchBlobToFile({ registry: rb.registry.host, repository: rb.repo }, big, path.join(work, 'client.blob'));
+    const clientMs = performance.now() - t;
+    await client.close();
+    const MB = big.size / 2 ** 20;
+    const curlMBps = MB / (curlMs / 1000);
+
+    const cold = await ours(oursColdRemote, ctx);
+    const warm = await ours(oursWarm, ctx);
+    const download = await ours(oursDownload, ctx);
+    const bash = await ours(oursBashFetch, ctx);
+
+    const out: Record<string, number | string | undefined> = {
+      'layer blob MB': Number(MB.toFixed(1)),
+      'random reads': n,
+      'GET 4K undici p50 us': node.p50Us,
+      'GET 4K undici p99 us': node.p99Us,
+      'GET 4K undici reads/s': node.perSecond,
+      'GET 4K curl p50 us': curl.p50Us,
+      'GET 4K curl p99 us': curl.p99Us,
+      'GET 4K curl new connections (measured)': curl.connections,
+      'local 4K read p50 us': local.p50Us,
+      'local 4K read p99 us': local.p99Us,
+      'local 4K reads/s': local.perSecond,
+      'curl -o blob MB/s': Number(curlMBps.toFixed(1)),
+      'registry client blob MB/s': Number((MB / (clientMs / 1000)).toFixed(1)),
+      'ours cold 4K p50 us': cold?.p50Us ?? 'not wired yet',
+      'ours cold 4K p99 us': cold?.p99Us ?? 'not wired yet',
+      'ours cold p50 / undici GET p50': ratio(cold?.p50Us, node.p50Us),
+      'ours cold p99 / undici GET p99': ratio(cold?.p99Us, node.p99Us),
+      'ours warm 4K p50 us': warm?.p50Us ?? 'not wired yet',
+      'ours warm 4K p99 us': warm?.p99Us ?? 'not wired yet',
+      'ours warm p50 / local p50': ratio(warm?.p50Us, local.p50Us),
+      'ours warm reads/s / local reads/s': ratio(warm?.perSecond, local.perSecond),
+      'ours download MB/s': download?.MBps ?? 'not wired yet',
+      'ours download / curl -o': ratio(download?.MBps, curlMBps),
+      'ours bash start s': bash?.seconds ?? 'not wired yet',
+      'ours bash fetched MB': bash?.fetchedMB ?? 'not wired yet',
+      'ours bash start / curl -o whole blob': ratio(bash?.seconds, curlMs / 1000),
+    };
+    return Object.fromEntries(Object.entries(out).filter((e): e is [string, number | string] => e[1] !== undefined));
+  } finally {
+    await rb.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
