@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cache/cache.h"
+#include "download/switchable_file.h"
 #include "io/file.h"
 #include "tests/test_util.h"
 #include "zfile/layout.h"
@@ -587,8 +588,8 @@ TEST_F(Cache, CorruptJumpTableInCacheIsRefetched) {
   expect_bytes(*zf, z.raw, 0, z.raw.size());
 }
 
-// Views pass invalidate through, shifted and clipped; files without a cache
-// refuse it.
+// Views pass invalidate through, shifted and clipped, as does the
+// download's switchable file; files without a cache refuse it.
 TEST(CacheInvalidate, ViewsShiftAndClip) {
   class Recording final : public File {
    public:
@@ -609,6 +610,9 @@ TEST(CacheInvalidate, ViewsShiftAndClip) {
   EXPECT_EQ(rec->got.len, 50u);
   ASSERT_OBD_OK(make_shifted(rec, 7)->invalidate(3, 4));
   EXPECT_EQ(rec->got.off, 10u);
+  download::SwitchableFile sw(rec, "layer");  // a remote layer the download may switch
+  ASSERT_OBD_OK(sw.invalidate(5, 6));
+  EXPECT_EQ(rec->got.off, 5u);
   EXPECT_EQ(make_memory_file("m")->invalidate(0, 1).code(), Code::kENOTSUP);
 }
 
