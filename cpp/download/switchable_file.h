@@ -26,6 +26,8 @@ class SwitchableFile final : public File {
   Result<size_t> pread(void* buf, size_t len, uint64_t off) override { return current()->pread(buf, len, off); }
   Status pread_batch(std::span<ReadReq> reqs) override { return current()->pread_batch(reqs); }
   Result<std::vector<Extent>> data_extents(uint64_t from) override { return current()->data_extents(from); }
+  // A cached remote blob drops bad units; a local copy refuses (ENOTSUP).
+  Status invalidate(uint64_t off, uint64_t len) override { return current()->invalidate(off, len); }
 
  private:
   // libstdc++ spins on a lock bit held only while a load takes its reference:

@@ -20,6 +20,9 @@ Status File::punch_hole(uint64_t, uint64_t) {
 }
 Status File::truncate(uint64_t) { return Status(Code::kEROFS, name() + ": file is read-only"); }
 Status File::sync() { return Status::ok(); }
+Status File::invalidate(uint64_t, uint64_t) {
+  return Status(Code::kENOTSUP, name() + ": file keeps no cache to invalidate");
+}
 Status File::try_lock(bool) { return Status(Code::kENOTSUP, name() + ": file cannot be locked"); }
 
 Result<std::vector<Extent>> File::data_extents(uint64_t from) {
@@ -114,6 +117,13 @@ class ViewFile final : public File {
   }
   Status truncate(uint64_t size) override { return len_ ? File::truncate(size) : inner_->truncate(base_ + size); }
   Status sync() override { return len_ ? Status::ok() : inner_->sync(); }
+  Status invalidate(uint64_t off, uint64_t len) override {
+    if (len_) {
+      if (off >= *len_) return Status::ok();
+      len = std::min<uint64_t>(len, *len_ - off);
+    }
+    return inner_->invalidate(base_ + off, len);
+  }
 
  private:
   FilePtr inner_;

@@ -46,6 +46,10 @@ class File {
   virtual Status sync();
   // Allocated ranges at or after `from` (SEEK_DATA/SEEK_HOLE), in order.
   virtual Result<std::vector<Extent>> data_extents(uint64_t from);
+  // Drops any cached copy of [off, off+len) so the next read fetches it again
+  // (a reader above found it corrupt). Files that keep no cache refuse with
+  // ENOTSUP; views pass it through shifted.
+  virtual Status invalidate(uint64_t off, uint64_t len);
 
   // Takes a non-blocking advisory lock (flock) held until the file closes:
   // a conflicting lock on another open of the file, in this process or any

@@ -1,8 +1,9 @@
 // The File contract (cpp/io/file.h), checked against every implementation
 // with the same properties and fixed seeds: local psync and io_uring files,
-// memory, a tar payload view, ZFile readers (LZ4, zstd) and an LSMT stack
-// image (two read-only lowers under an append upper), and a downloaded
-// layer's switchable file. Each subject comes with a model of its bytes.
+// memory, a tar payload view, ZFile readers (LZ4, zstd), a cached remote
+// blob, an LSMT stack image (two read-only lowers under an append upper),
+// and a downloaded layer's switchable file. Each subject comes with a model
+// of its bytes.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <ostream>
 #include <random>
 
+#include "cache/cache.h"
 #include "download/switchable_file.h"
 #include "image/image.h"
 #include "io/file.h"
@@ -116,6 +118,20 @@ Subject zfile_of(const test::TempDir& d, zfile::Algorithm alg, uint64_t seed) {
   return s;
 }
 
+// A blob read through the remote blob cache (cpp/cache), its source in
+// memory: the first reads fetch, later ones hit.
+Subject cached(const test::TempDir& d) {
+  Subject s{nullptr, content(9, kOddSize), 1};
+  cache::CacheOptions o;
+  o.dir = d.file("cache");
+  o.refill_size = 65536;
+  o.evict_interval_ms = 0;
+  o.min_free_bytes = 0;
+  CHECK_ASSIGN(auto store, cache::CacheStore::open(o));
+  CHECK_ASSIGN(s.file, store->open("sha256:c0ffee", make_memory_file("blob", s.model)));
+  return s;
+}
+
 // Two committed lowers (the upper one a ZFile) under an append upper that
 // holds writes and a discard; all-zero blocks of a lower are unmapped.
 Subject stack_image(const test::TempDir& d) {
@@ -179,6 +195,7 @@ const Maker kReadOnly[] = {
     {"TarView", tar_view},
     {"ZFileLz4", [](const test::TempDir& d) { return zfile_of(d, zfile::Algorithm::kLz4, 4); }},
     {"ZFileZstd", [](const test::TempDir& d) { return zfile_of(d, zfile::Algorithm::kZstd, 5); }},
+    {"Cached", cached},
     {"DownloadSwitched", switched},
 };
 

@@ -34,31 +34,15 @@ class ZFileReader final : public File {
     auto* out = static_cast<uint8_t*>(buf);
     const uint64_t bs = l_.block_size;
     const uint64_t max_blocks = std::max<uint64_t>(1, kMaxBatchBytes / bs);
-    Scratch& sc = scratch();
-    std::vector<uint8_t>& stored_buf = sc.stored;
-    std::vector<uint8_t>& partial_buf = sc.partial;
     for (uint64_t pos = off, end = off + len; pos < end;) {
       uint64_t first = pos / bs;
       uint64_t last = std::min((end - 1) / bs, first + max_blocks - 1);
-      uint64_t s_begin = jt_.offset(first), s_len = jt_.offset(last + 1) - s_begin;
-      if (s_len > stored_buf.size()) stored_buf.resize(s_len);
-      uint8_t* stored = stored_buf.data();
-      OBD_TRY(src_->read_exact(stored, s_len, s_begin, Code::kZFILE_TRUNCATED, "ZFile blocks"));
-      for (uint64_t b = first; b <= last; b++) {
-        const uint8_t* sb = stored + (jt_.offset(b) - s_begin);
-        uint64_t raw_begin = b * bs;
-        uint32_t raw = l_.raw_size(b);
-        uint64_t from = std::max(pos, raw_begin), to = std::min(end, raw_begin + raw);
-        uint8_t* dst = out + (from - off);
-        if (from == raw_begin && to == raw_begin + raw) {
-          OBD_TRY(decode_block(b, sb, dst));
-        } else {
-          if (partial_buf.size() < bs) partial_buf.resize(bs);
-          OBD_TRY(decode_block(b, sb, partial_buf.data()));
-          std::memcpy(dst, partial_buf.data() + (from - raw_begin), to - from);
-        }
-        pos = to;
-      }
+      auto window = [&] { return read_window(first, last, pos, end, out, off); };
+      Status s = window();
+      Extent stored{jt_.offset(first), jt_.offset(last + 1) - jt_.offset(first)};
+      if (!s && refetched(s, {&stored, 1})) s = window();
+      OBD_TRY(s);
+      pos = std::min(end, (last + 1) * bs);
     }
     return len;
   }
@@ -115,38 +99,48 @@ class ZFileReader final : public File {
         rreqs.push_back({sc.stored.data() + at, size_t(len), begin});
         at += len;
       }
-      OBD_TRY(src_->pread_batch(rreqs));
-      for (const ReadReq& rr : rreqs) {
-        if (rr.done != rr.len)
-          return Status(Code::kZFILE_TRUNCATED, name_ + ": ZFile blocks at offset " + std::to_string(rr.off) +
-                                                    ": wanted " + std::to_string(rr.len) +
-                                                    " bytes, file ends after " + std::to_string(rr.done));
-      }
-      // Decode each block of the window, straight into the caller's buffer
-      // when one piece wants all of it.
-      size_t run = 0;
-      uint64_t run_at = 0;
-      for (size_t p = w; p < we;) {
-        uint64_t b = pieces[p].block;
-        size_t q = p + 1;
-        while (q < we && pieces[q].block == b) q++;
-        while (b > runs[run].last) {
-          run_at += jt_.offset(runs[run].last + 1) - jt_.offset(runs[run].first);
-          run++;
+      auto window = [&]() -> Status {
+        OBD_TRY(src_->pread_batch(rreqs));
+        for (const ReadReq& rr : rreqs) {
+          if (rr.done != rr.len)
+            return Status(Code::kZFILE_TRUNCATED, name_ + ": ZFile blocks at offset " + std::to_string(rr.off) +
+                                                      ": wanted " + std::to_string(rr.len) +
+                                                      " bytes, file ends after " + std::to_string(rr.done));
         }
-        const uint8_t* sb = sc.stored.data() + run_at + (jt_.offset(b) - jt_.offset(runs[run].first));
-        uint64_t rb = b * bs;
-        uint32_t raw = l_.raw_size(b);
-        auto dst = [&](const Piece& pc) { return static_cast<uint8_t*>(reqs[pc.req].buf) + (rb + pc.from - reqs[pc.req].off); };
-        if (q == p + 1 && pieces[p].from == 0 && pieces[p].to == raw) {
-          OBD_TRY(decode_block(b, sb, dst(pieces[p])));
-        } else {
-          if (sc.partial.size() < bs) sc.partial.resize(bs);
-          OBD_TRY(decode_block(b, sb, sc.partial.data()));
-          for (size_t k = p; k < q; k++) std::memcpy(dst(pieces[k]), sc.partial.data() + pieces[k].from, pieces[k].to - pieces[k].from);
+        // Decode each block of the window, straight into the caller's buffer
+        // when one piece wants all of it.
+        size_t run = 0;
+        uint64_t run_at = 0;
+        for (size_t p = w; p < we;) {
+          uint64_t b = pieces[p].block;
+          size_t q = p + 1;
+          while (q < we && pieces[q].block == b) q++;
+          while (b > runs[run].last) {
+            run_at += jt_.offset(runs[run].last + 1) - jt_.offset(runs[run].first);
+            run++;
+          }
+          const uint8_t* sb = sc.stored.data() + run_at + (jt_.offset(b) - jt_.offset(runs[run].first));
+          uint64_t rb = b * bs;
+          uint32_t raw = l_.raw_size(b);
+          auto dst = [&](const Piece& pc) { return static_cast<uint8_t*>(reqs[pc.req].buf) + (rb + pc.from - reqs[pc.req].off); };
+          if (q == p + 1 && pieces[p].from == 0 && pieces[p].to == raw) {
+            OBD_TRY(decode_block(b, sb, dst(pieces[p])));
+          } else {
+            if (sc.partial.size() < bs) sc.partial.resize(bs);
+            OBD_TRY(decode_block(b, sb, sc.partial.data()));
+            for (size_t k = p; k < q; k++) std::memcpy(dst(pieces[k]), sc.partial.data() + pieces[k].from, pieces[k].to - pieces[k].from);
+          }
+          p = q;
         }
-        p = q;
+        return Status::ok();
+      };
+      Status s = window();
+      if (!s) {
+        std::vector<Extent> ranges;
+        for (const ReadReq& rr : rreqs) ranges.push_back({rr.off, rr.len});
+        if (refetched(s, ranges)) s = window();
       }
+      OBD_TRY(s);
       w = we;
     }
     return Status::ok();
@@ -172,6 +166,42 @@ class ZFileReader final : public File {
   static Scratch& scratch() {
     thread_local Scratch s;
     return s;
+  }
+
+  // Reads blocks first..last (stored bytes in one source read) and decodes
+  // the part of [pos, end) they hold into `out`, which starts at offset `off`.
+  Status read_window(uint64_t first, uint64_t last, uint64_t pos, uint64_t end, uint8_t* out, uint64_t off) const {
+    Scratch& sc = scratch();
+    const uint64_t bs = l_.block_size;
+    uint64_t s_begin = jt_.offset(first), s_len = jt_.offset(last + 1) - s_begin;
+    if (s_len > sc.stored.size()) sc.stored.resize(s_len);
+    uint8_t* stored = sc.stored.data();
+    OBD_TRY(src_->read_exact(stored, s_len, s_begin, Code::kZFILE_TRUNCATED, "ZFile blocks"));
+    for (uint64_t b = first; b <= last; b++) {
+      const uint8_t* sb = stored + (jt_.offset(b) - s_begin);
+      uint64_t raw_begin = b * bs;
+      uint32_t raw = l_.raw_size(b);
+      uint64_t from = std::max(pos, raw_begin), to = std::min(end, raw_begin + raw);
+      uint8_t* dst = out + (from - off);
+      if (from == raw_begin && to == raw_begin + raw) {
+        OBD_TRY(decode_block(b, sb, dst));
+      } else {
+        if (sc.partial.size() < bs) sc.partial.resize(bs);
+        OBD_TRY(decode_block(b, sb, sc.partial.data()));
+        std::memcpy(dst, sc.partial.data() + (from - raw_begin), to - from);
+      }
+    }
+    return Status::ok();
+  }
+
+  // A block that fails its CRC or decompression may be a bad cached copy of
+  // a remote blob (format spec §6.2): asks the source to drop its copy of the
+  // stored ranges; true when it did, and the caller reads once more.
+  bool refetched(const Status& s, std::span<const Extent> ranges) const {
+    if (s.code() != Code::kZFILE_CRC_MISMATCH && s.code() != Code::kZFILE_DECOMPRESS_FAILED) return false;
+    for (const Extent& e : ranges)
+      if (!src_->invalidate(e.off, e.len)) return false;
+    return true;
   }
 
   // Checks the block's CRC (before touching the decompressor) and inflates it.
@@ -202,6 +232,12 @@ class ZFileReader final : public File {
   std::string name_;
 };
 
+Result<FilePtr> open_checked(const FilePtr& src) {
+  OBD_ASSIGN_OR_RETURN(Layout l, zfile::read_layout(*src));
+  OBD_ASSIGN_OR_RETURN(JumpTable jt, zfile::read_jump_table(*src, l));
+  return FilePtr(std::make_shared<ZFileReader>(src, std::move(l), std::move(jt)));
+}
+
 }  // namespace
 
 Result<bool> is_zfile(File& f) {
@@ -213,9 +249,18 @@ Result<bool> is_zfile(File& f) {
 
 Result<FilePtr> open_zfile(FilePtr src) {
   if (!src) return Status(Code::kEINVAL, "open_zfile: no source file");
-  OBD_ASSIGN_OR_RETURN(Layout l, zfile::read_layout(*src));
-  OBD_ASSIGN_OR_RETURN(JumpTable jt, zfile::read_jump_table(*src, l));
-  return FilePtr(std::make_shared<ZFileReader>(std::move(src), std::move(l), std::move(jt)));
+  Result<FilePtr> r = open_checked(src);
+  if (r || !r.status().is(Category::kCorrupt)) return r;
+  // A cache-backed source may hold a bad copy of the header, trailer or jump
+  // table (format spec §6.2): drop its copy of them and load once more. The
+  // records come first, so the layout read again names the table's range.
+  auto size = src->size();
+  if (!size || size.value() < zfile::kRecordSize) return r;
+  if (!src->invalidate(0, zfile::kRecordSize) ||
+      !src->invalidate(size.value() - zfile::kRecordSize, zfile::kRecordSize))
+    return r;
+  if (auto l = zfile::read_layout(*src); l && !src->invalidate(l->index_offset, l->nblocks * 4)) return r;
+  return open_checked(src);
 }
 
 }  // namespace obd
