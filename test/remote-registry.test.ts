@@ -135,18 +135,24 @@ describe('plain registry behind the fault proxy', () => {
     expect(r.reads[0]!.ms).toBeLessThan(2500);
   });
 
-  it('opens with ENOENT for a missing blob, EINVAL for a wrong size, EPERM for 403', async () => {
+  it('opens with ENOENT for a missing blob and EPERM for 403; a wrong config size fails the first read with EINVAL', async () => {
     const missing = sha256Digest('not pushed');
     const r = await remoteGet(['--url', blobUrl(proxy.url), '--digest', missing, '--timeout-ms', '5000']);
     expect(r.open.code).toBe('ENOENT');
     expect(r.open.message).toContain(missing);
-    const wrong = await remoteGet(['--url', blobUrl(proxy.url), '--digest', digest, '--size', String(SIZE + 1)]);
-    expect(wrong.open.code).toBe('EINVAL');
-    expect(wrong.open.message).toMatch(new RegExp(`${SIZE + 1}.*${SIZE}`));
+    // With the size given, open asks nothing (a warm cache needs no registry); the first read checks it.
+    const wrong = await remoteGet(['--url', blobUrl(proxy.url), '--digest', digest, '--size', String(SIZE + 1), '0:4096']);
+    expect(wrong.open.ok).toBe(true);
+    expect(wrong.reads[0]!.code).toBe('EINVAL');
+    expect(wrong.reads[0]!.message).toMatch(new RegExp(`${SIZE + 1}.*${SIZE}`));
     proxy.add({ method: 'GET', path: BLOB_PATH, times: 100, action: { kind: 'status', status: 403 } });
-    const denied = await remoteGet(args(proxy.url));
+    // Without a size, open asks the registry (bytes 0-0); with one, the first read does.
+    const denied = await remoteGet(['--url', blobUrl(proxy.url), '--digest', digest, '--timeout-ms', '5000']);
     expect(denied.open.code).toBe('EPERM');
     expect(denied.open.message).toMatch(/bytes 0-0.*HTTP 403/);
+    const deniedRead = await remoteGet(args(proxy.url, ['0:4096']));
+    expect(deniedRead.open.ok).toBe(true);
+    expect(deniedRead.reads[0]!.code).toBe('EPERM');
   });
 
   it('reads a redirect target without auth, and finds it again after it fails', async () => {

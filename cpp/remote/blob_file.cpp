@@ -2,7 +2,9 @@
 // read's deadline (§6.1). Never returns bytes it did not verify came from
 // the asked range.
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <mutex>
 #include <cstring>
 #include <thread>
 
@@ -78,6 +80,11 @@ struct RangeSink {
   }
 };
 
+Status size_mismatch(const std::string& digest, uint64_t expected, uint64_t actual) {
+  return Status(Code::kEINVAL, digest + ": config.v1.json says " + std::to_string(expected) +
+                                   " bytes, the registry has " + std::to_string(actual));
+}
+
 struct Attempt {
   Status status;
   long http = 0;
@@ -97,6 +104,7 @@ class BlobFile final : public File {
 
   Result<size_t> pread(void* buf, size_t len, uint64_t off) override {
     if (off >= size_ || len == 0) return size_t(0);
+    OBD_TRY(check_size());
     uint64_t n = std::min<uint64_t>(len, size_ - off);
     OBD_TRY(read_range(static_cast<char*>(buf), off, n, nullptr));
     return size_t(n);
@@ -108,10 +116,31 @@ class BlobFile final : public File {
     uint64_t total = 0;
     OBD_TRY(read_range(&byte, 0, 1, &total));
     size_ = total;
+    checked_ = true;
     return Status::ok();
   }
 
+  // Open with the size the config gives: no request now, so an image whose
+  // reads the cache holds opens and reads with the registry unreachable.
+  // The first read that reaches the registry checks the size (and does the
+  // auth discovery) first; a mismatch fails that read and every later one.
+  void assume_size(uint64_t size) { size_ = size; }
+
  private:
+  Status check_size() {
+    if (checked_.load(std::memory_order_acquire)) return check_status_;
+    std::lock_guard lk(check_mu_);
+    if (checked_.load(std::memory_order_relaxed)) return check_status_;
+    char byte;
+    uint64_t total = 0;
+    Status s = read_range(&byte, 0, 1, &total);
+    if (!s.is_ok() && s.category() == Category::kTransient) return s;  // try again on the next read
+    if (s.is_ok() && total != size_) s = size_mismatch(digest_, size_, total);
+    check_status_ = s;
+    checked_.store(true, std::memory_order_release);
+    return s;
+  }
+
   // Reads [off, off+len) completely, or fails naming the digest and range.
   // `total_out` set: the blob size is unknown and is reported (open).
   Status read_range(char* buf, uint64_t off, uint64_t len, uint64_t* total_out) {
@@ -246,6 +275,9 @@ class BlobFile final : public File {
   const std::string url_;
   const std::string digest_;
   uint64_t size_ = 0;  // set once by open, before the File is shared
+  std::atomic<bool> checked_{false};
+  std::mutex check_mu_;
+  Status check_status_;
 };
 
 }  // namespace
@@ -253,12 +285,11 @@ class BlobFile final : public File {
 Result<FilePtr> open_blob_file(std::shared_ptr<RegistryCore> core, std::string url, std::string digest,
                                uint64_t expected_size) {
   auto f = std::make_shared<BlobFile>(std::move(core), std::move(url), std::move(digest));
-  OBD_TRY(f->fetch_size());
-  OBD_ASSIGN_OR_RETURN(uint64_t size, f->size());
-  if (expected_size != 0 && size != expected_size) {
-    return Status(Code::kEINVAL, f->name() + ": config.v1.json says " + std::to_string(expected_size) +
-                                     " bytes, the registry has " + std::to_string(size));
+  if (expected_size != 0) {
+    f->assume_size(expected_size);
+    return FilePtr(f);
   }
+  OBD_TRY(f->fetch_size());
   return FilePtr(f);
 }
 

@@ -49,11 +49,14 @@ class Registry {
   static Result<std::shared_ptr<Registry>> create(RegistryOptions, CredentialProviderPtr,
                                                   std::shared_ptr<FetchObserver> = nullptr);
   // A File over `repo_blob_url` + "/" + digest (repo_blob_url is config.v1.json's
-  // repoBlobUrl; a URL that already ends in "/" + digest is taken as is). Opening fetches the size with Range: bytes=0-0 (within the
-  // retry and time limits of a read) after auth discovery; `expected_size`
-  // (0 = unknown) must equal the registry's size, else EINVAL naming both.
-  // The File is safe to read from many threads at once; it keeps the
-  // registry's state alive.
+  // repoBlobUrl; a URL already ending in "/" + digest is taken as is).
+  // Without `expected_size` (0), opening fetches the size with Range:
+  // bytes=0-0 (within the retry and time limits of a read) after auth
+  // discovery. With it, opening asks nothing, so an image whose reads the
+  // cache holds opens with the registry down; the first read that reaches
+  // the registry does that check, and a different size fails it (and every
+  // later read) with EINVAL naming both. The File is safe to read from many
+  // threads at once; it keeps the registry's state alive.
   Result<FilePtr> open_blob(const std::string& repo_blob_url, const std::string& digest, uint64_t expected_size);
   // True when p2p_address was set and was TCP-reachable at create; data URLs
   // then become <p2p_address>/<actual url> and the caller bypasses its cache.
