@@ -60,6 +60,7 @@ export const NATIVE_ERROR_CODES = {
   GZIP_CORRUPT: 'corrupt',
   ZSTD_CORRUPT: 'corrupt',
   EXT4_ERROR: 'corrupt',
+  TRACE_CORRUPT: 'corrupt',
   INTERNAL: 'internal',
 } as const satisfies Record<string, ErrorCategory>;
 

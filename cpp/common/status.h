@@ -54,6 +54,7 @@ namespace obd {
   X(kGZIP_CORRUPT, "GZIP_CORRUPT", kCorrupt)                                             \
   X(kZSTD_CORRUPT, "ZSTD_CORRUPT", kCorrupt)                                             \
   X(kEXT4_ERROR, "EXT4_ERROR", kCorrupt) /* libext2fs returned an error (errcode in msg) */ \
+  X(kTRACE_CORRUPT, "TRACE_CORRUPT", kCorrupt) /* prefetch trace: magic, size or checksum */ \
   X(kINTERNAL, "INTERNAL", kInternal)
 
 // What a caller may do about a failure, independent of its exact code.

@@ -66,6 +66,18 @@ Result<std::unique_ptr<Fs>> Fs::open(FilePtr dev, const FsOptions& opts) {
   return f;
 }
 
+Result<std::unique_ptr<Fs>> Fs::open_read_only(FilePtr dev, const FsOptions& opts) {
+  std::unique_ptr<Fs> f(new Fs(std::move(dev), opts));
+  errcode_t err = ext2fs_open(f->reg_->name().c_str(), EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0, 0,
+                              file_io_manager(), &f->fs_);
+  if (err) {
+    f->fs_ = nullptr;
+    if (err == EXT2_ET_BAD_MAGIC) return Status(Code::kEXT4_ERROR, f->dev_->name() + ": no ext4 filesystem on the device");
+    return f->error(err, "opening the ext4 filesystem on " + f->dev_->name() + " read-only");
+  }
+  return f;
+}
+
 Result<std::unique_ptr<Fs>> Fs::initialize(FilePtr dev, struct ext2_super_block* param, const FsOptions& opts) {
   std::unique_ptr<Fs> f(new Fs(std::move(dev), opts));
   errcode_t err = ext2fs_initialize(f->reg_->name().c_str(), EXT2_FLAG_64BITS, param, file_io_manager(), &f->fs_);
@@ -82,6 +94,11 @@ Result<std::unique_ptr<Fs>> Fs::initialize(FilePtr dev, struct ext2_super_block*
 
 Status Fs::close() {
   if (!fs_) return Status(Code::kINTERNAL, "ext4 filesystem closed twice");
+  if (!(fs_->flags & EXT2_FLAG_RW)) {
+    final_stats_ = channel_stats(fs_->io);
+    discard();  // opened read-only: nothing to write back
+    return Status::ok();
+  }
   // Everything but the clean state first, synced; then the superblock that
   // says clean. A crash in between leaves a consistent filesystem marked
   // not clean, never an inconsistent one marked clean.

@@ -26,6 +26,10 @@ class Fs {
  public:
   // Opens the ext4 filesystem on `dev` read-write and loads its bitmaps.
   static Result<std::unique_ptr<Fs>> open(FilePtr dev, const FsOptions& opts);
+  // Opens it read-only (a mounted device being prefetched): nothing is
+  // written, not even the clean state; bitmaps are not loaded. Such an Fs
+  // needs no close(); destroying it is enough.
+  static Result<std::unique_ptr<Fs>> open_read_only(FilePtr dev, const FsOptions& opts);
   // ext2fs_initialize on `dev` (mkfs); `param` as ext2fs_initialize takes it.
   static Result<std::unique_ptr<Fs>> initialize(FilePtr dev, struct ext2_super_block* param,
                                                 const FsOptions& opts);
