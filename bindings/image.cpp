@@ -9,9 +9,18 @@
 #include "image/dump.h"
 #include "image/image.h"
 #include "image_spec.h"
+#include "service/service_image.h"
 
 namespace obdjs {
 namespace {
+
+Napi::Value prefetch_stats_js(Napi::Env env, const obd::trace::PrefetchStats& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("reads", double(s.reads));
+  o.Set("bytes", double(s.bytes));
+  o.Set("errors", double(s.errors));
+  return o;
+}
 
 class ImageWrap final : public Napi::ObjectWrap<ImageWrap>, public Closable {
  public:
@@ -20,6 +29,11 @@ class ImageWrap final : public Napi::ObjectWrap<ImageWrap>, public Closable {
                        {InstanceMethod<&ImageWrap::read>("read", kMethod), InstanceMethod<&ImageWrap::write>("write", kMethod),
                         InstanceMethod<&ImageWrap::discard>("discard", kMethod), InstanceMethod<&ImageWrap::flush>("flush", kMethod),
                         InstanceMethod<&ImageWrap::close>("close", kMethod), InstanceMethod<&ImageWrap::dump>("dump", kMethod),
+                        InstanceMethod<&ImageWrap::prefetch>("prefetch", kMethod),
+                        InstanceMethod<&ImageWrap::prefetch_files>("prefetchFiles", kMethod),
+                        InstanceMethod<&ImageWrap::download_states>("downloadStates", kMethod),
+                        InstanceMethod<&ImageWrap::wait_downloads>("waitDownloads", kMethod),
+                        InstanceMethod<&ImageWrap::finish_recording>("finishRecording", kMethod),
                         InstanceAccessor<&ImageWrap::size>("size"),
                         InstanceAccessor<&ImageWrap::writable>("writable")});
   }
@@ -100,6 +114,95 @@ class ImageWrap final : public Napi::ObjectWrap<ImageWrap>, public Closable {
     auto img = image_;
     return run_async(
         env, "obd.image.dump", [img, fd]() -> obd::Status { return obd::dump_image(*img, int(fd)); }, life_);
+  }
+
+  // The image service's extras; an image opened without the service has
+  // nothing to prefetch or download.
+  std::shared_ptr<obd::service::ServiceImage> service_image() const {
+    return std::dynamic_pointer_cast<obd::service::ServiceImage>(image_);
+  }
+
+  // prefetch() -> Promise<{ reads, bytes, errors }>: runs (or waits for) the
+  // prefetch of the image's trace or file list.
+  Napi::Value prefetch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!check_open(env)) return env.Undefined();
+    auto img = service_image();
+    auto stats = std::make_shared<obd::trace::PrefetchStats>();
+    return run_async(
+        env, "obd.image.prefetch",
+        [img, stats]() -> obd::Status {
+          if (!img) return obd::Status::ok();
+          OBD_ASSIGN_OR_RETURN(*stats, img->prefetch());
+          return obd::Status::ok();
+        },
+        [stats](Napi::Env env) { return prefetch_stats_js(env, *stats); }, life_);
+  }
+
+  // prefetchFiles(paths, concurrency) -> Promise<{ reads, bytes, errors }>:
+  // reads the data of files found through the image's ext4 filesystem (a
+  // trailing '/' or '*' means a whole tree), as the file-list prefetch does.
+  Napi::Value prefetch_files(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!check_open(env)) return env.Undefined();
+    std::vector<std::string> paths;
+    if (info.Length() < 1 || !info[0].IsArray()) {
+      throw_status(env, obd::Status(obd::Code::kEINVAL, "argument 0 (paths) must be an array of paths"));
+      return env.Undefined();
+    }
+    Napi::Array a = info[0].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) paths.push_back(a.Get(i).ToString().Utf8Value());
+    unsigned conc = unsigned(arg_u64(info, 1, "concurrency"));
+    if (env.IsExceptionPending()) return env.Undefined();
+    auto img = image_;
+    auto stats = std::make_shared<obd::trace::PrefetchStats>();
+    return run_async(
+        env, "obd.image.prefetchFiles",
+        [img, paths, conc, stats]() -> obd::Status {
+          OBD_ASSIGN_OR_RETURN(*stats, obd::trace::prefetch_paths(img, paths, conc ? conc : 1));
+          return obd::Status::ok();
+        },
+        [stats](Napi::Env env) { return prefetch_stats_js(env, *stats); }, life_);
+  }
+
+  // downloadStates() -> string[]: one per background download job.
+  Napi::Value download_states(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!check_open(env)) return env.Undefined();
+    auto img = service_image();
+    static const char* names[] = {"waiting", "running", "done", "failed", "cancelled"};
+    Napi::Array a = Napi::Array::New(env);
+    if (img) {
+      auto states = img->download_states();
+      for (size_t i = 0; i < states.size(); i++) a.Set(uint32_t(i), names[int(states[i])]);
+    }
+    return a;
+  }
+
+  // waitDownloads(ms) -> Promise<boolean>: true once every job has finished.
+  Napi::Value wait_downloads(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!check_open(env)) return env.Undefined();
+    uint64_t ms = arg_u64(info, 0, "milliseconds");
+    if (env.IsExceptionPending()) return env.Undefined();
+    auto img = service_image();
+    auto finished = std::make_shared<bool>(true);
+    return run_async(
+        env, "obd.image.waitDownloads",
+        [img, ms, finished]() -> obd::Status {
+          if (img) *finished = img->wait_downloads(std::chrono::milliseconds(ms));
+          return obd::Status::ok();
+        },
+        [finished](Napi::Env env) -> Napi::Value { return Napi::Boolean::New(env, *finished); }, life_);
+  }
+
+  // finishRecording() -> Promise<void>: writes a trace being recorded now.
+  Napi::Value finish_recording(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!check_open(env)) return env.Undefined();
+    auto img = service_image();
+    return run_async(
+        env, "obd.image.finishRecording", [img] { return img ? img->finish_recording() : obd::Status::ok(); }, life_);
   }
 
   // close() -> Promise<void>: waits for the calls in flight, flushes a
