@@ -7,10 +7,10 @@
  *  - random 4 KiB reads of the same image from the downloaded layer files
  *    (openImage of a local config.v1.json): p50/p99 and reads/s;
  *  - full-blob download throughput with `curl -o` and with our registry client.
- * Ours, once the image service is wired into openImage (the lead fills the
- * four `ours*` functions below): cold remote reads, warm (cached) reads,
- * background download, and a bash start. A ratio is printed whenever both
- * of its sides were measured.
+ * Ours, through the image service: cold remote reads, warm (cached) reads
+ * after a restart, background download (against `skopeo copy` of the image
+ * too), and the bytes and requests that reading bash and its libraries
+ * fetches, without a trace and with a replayed one.
  * BENCH_LAZY_READS (default 1000) sets the number of random reads.
  */
 import { execFile } from 'node:child_process';
@@ -21,6 +21,7 @@ import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { loadImageConfig } from '../lib/config.js';
 import { openImage } from '../lib/image.js';
+import { ImageService } from '../lib/service/image-service.js';
 import { inspectLayer } from '../lib/layer.js';
 import { Prng } from '../test/helpers/prng.js';
 import { registryClient, remoteBookworm, type RemoteBookworm, type RemoteLayer } from '../test/helpers/remote-image.js';
@@ -46,26 +47,125 @@ export interface LazyBenchContext {
   deviceOffsets: number[];
 }
 
-// ---- ours: the lead wires these to the image service ---------------------
+// ---- ours: the image service ---------------------------------------------
 
-/** Random 4 KiB reads at ctx.deviceOffsets through openImage of rb.writeConfig(...), empty cache. */
-export async function oursColdRemote(_ctx: LazyBenchContext): Promise<Latency> {
-  throw new Error('not wired yet');
+/** A global config in its own dir: a fresh cache unless `cacheDir` is shared. */
+function globalConfig(ctx: LazyBenchContext, name: string, extra: Record<string, unknown> = {}, cacheDir?: string): string {
+  const dir = path.join(ctx.work, name);
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'overlaybd.json');
+  const cache = { cacheType: 'file', cacheDir: cacheDir ?? path.join(dir, 'cache'), cacheSizeGB: 4 };
+  fs.writeFileSync(file, JSON.stringify({ cacheConfig: cache, enableAudit: false, ...extra }));
+  return file;
 }
 
-/** The same reads again once the cache holds them. */
-export async function oursWarm(_ctx: LazyBenchContext): Promise<Latency> {
-  throw new Error('not wired yet');
+async function timedReads(ctx: LazyBenchContext, global: string, name: string): Promise<Latency> {
+  const svc = await ImageService.create({ global, dockerConfig: false });
+  try {
+    const img = await svc.openImage(ctx.rb.writeConfig(path.join(ctx.work, name)));
+    try {
+      return await timeEach(ctx.deviceOffsets, async (o) => {
+        const b = await img.read(o, PAGE);
+        if (b.length !== PAGE) throw new Error(`short read at ${o}`);
+      });
+    } finally {
+      await img.close();
+    }
+  } finally {
+    await svc.close();
+  }
 }
 
-/** Background download of every layer (download.enable, no delay): MB/s of layer bytes. */
-export async function oursDownload(_ctx: LazyBenchContext): Promise<{ MBps: number }> {
-  throw new Error('not wired yet');
+const coldCache = (ctx: LazyBenchContext) => path.join(ctx.work, 'cold', 'cache');
+
+/** Random 4 KiB reads at ctx.deviceOffsets through the image service, empty cache. */
+export async function oursColdRemote(ctx: LazyBenchContext): Promise<Latency> {
+  return timedReads(ctx, globalConfig(ctx, 'cold'), 'cold-image');
 }
 
-/** Open the remote image and read what starting /bin/bash needs: seconds, and MB fetched from the registry. */
-export async function oursBashFetch(_ctx: LazyBenchContext): Promise<{ seconds: number; fetchedMB: number }> {
-  throw new Error('not wired yet');
+/** The same reads again from a restarted service over the cache the cold run filled. */
+export async function oursWarm(ctx: LazyBenchContext): Promise<Latency> {
+  return timedReads(ctx, globalConfig(ctx, 'warm', {}, coldCache(ctx)), 'warm-image');
+}
+
+/** Background download of every layer (download.enable, no delay, a rate limit far above the link): MB/s of layer bytes. */
+export async function oursDownload(ctx: LazyBenchContext): Promise<{ MBps: number; seconds: number }> {
+  const global = globalConfig(ctx, 'download', { download: { enable: true, delay: 0, delayExtra: 0, maxMBps: 100000 } });
+  const svc = await ImageService.create({ global, dockerConfig: false });
+  try {
+    const t = performance.now();
+    const img = await svc.openImage(ctx.rb.writeConfig(path.join(ctx.work, 'download-image')));
+    try {
+      if (!(await img.waitDownloads(600_000))) throw new Error('download did not finish in 10 minutes');
+      const states = img.downloadStates();
+      if (!states.every((s) => s === 'done')) throw new Error(`download states: ${states.join(', ')}`);
+      const seconds = (performance.now() - t) / 1000;
+      const MB = ctx.rb.lowers.reduce((a, l) => a + l.size, 0) / 2 ** 20;
+      return { MBps: Number((MB / seconds).toFixed(1)), seconds: Number(seconds.toFixed(2)) };
+    } finally {
+      await img.close();
+    }
+  } finally {
+    await svc.close();
+  }
+}
+
+/** What starting /bin/bash reads: the binary, the loader and the libraries it links. */
+export const BASH_FILES = [
+  '/usr/bin/bash',
+  '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
+  '/usr/lib/x86_64-linux-gnu/libc.so.6',
+  '/usr/lib/x86_64-linux-gnu/libtinfo.so.6',
+  '/etc/ld.so.cache',
+];
+
+export interface BashFetch {
+  seconds: number;
+  fetchedMB: number;
+  requests: number;
+  /** Registry requests while bash's files were read (after any replay). */
+  requestsDuringStart: number;
+}
+
+async function bashRun(ctx: LazyBenchContext, name: string, extra: Record<string, unknown>, record?: string): Promise<BashFetch> {
+  const svc = await ImageService.create({ global: globalConfig(ctx, name), dockerConfig: false });
+  try {
+    const t = performance.now();
+    const img = await svc.openImage(ctx.rb.writeConfig(path.join(ctx.work, `${name}-image`), extra), { autoPrefetch: true });
+    try {
+      if (!record) await img.prefetch();
+      const before = svc.stats().download.count;
+      const st = await img.prefetchFiles(BASH_FILES, 1);
+      if (st.errors) throw new Error(`reading bash's files: ${st.errors} errors`);
+      if (record) await img.finishRecording();
+      const seconds = (performance.now() - t) / 1000;
+      const d = svc.stats().download;
+      return { seconds: Number(seconds.toFixed(3)), fetchedMB: Number((d.bytes / 2 ** 20).toFixed(2)), requests: d.count, requestsDuringStart: d.count - before };
+    } finally {
+      await img.close();
+    }
+  } finally {
+    await svc.close();
+  }
+}
+
+/** Reading bash's files on a cold cache: without a trace, then recording one, then replaying it on a fresh cache. */
+export async function oursBashFetch(ctx: LazyBenchContext): Promise<{ plain: BashFetch; replayed: BashFetch }> {
+  const plain = await bashRun(ctx, 'bash-plain', {});
+  const trace = path.join(ctx.work, 'bash.trace');
+  fs.writeFileSync(trace, '');
+  await bashRun(ctx, 'bash-record', { recordTracePath: trace }, trace);
+  const replayed = await bashRun(ctx, 'bash-replay', { recordTracePath: trace });
+  return { plain, replayed };
+}
+
+/** `skopeo copy` of the whole image (every layer blob) from the registry into a dir: MB/s of layer bytes. */
+async function skopeoCopyMBps(ctx: LazyBenchContext): Promise<number> {
+  const dest = path.join(ctx.work, 'skopeo');
+  const t = performance.now();
+  await exec('skopeo', ['copy', '--src-tls-verify=false', `docker://${ctx.rb.registry.host}/${ctx.rb.repo}:${ctx.rb.tag}`, `dir:${dest}`], { maxBuffer: 16 << 20 });
+  const seconds = (performance.now() - t) / 1000;
+  return ctx.rb.lowers.reduce((a, l) => a + l.size, 0) / 2 ** 20 / seconds;
 }
 
 // ---- baselines ------------------------------------------------------------
@@ -163,16 +263,6 @@ async function mappedOffsets(layers: string[], n: number, r: Prng): Promise<numb
 
 const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? Number((a / b).toFixed(2)) : undefined);
 
-/** Runs an `ours*` function; one not wired yet gives undefined. */
-async function ours<T>(fn: (ctx: LazyBenchContext) => Promise<T>, ctx: LazyBenchContext): Promise<T | undefined> {
-  try {
-    return await fn(ctx);
-  } catch (e) {
-    if ((e as Error).message === 'not wired yet') return undefined;
-    throw e;
-  }
-}
-
 export async function run(): Promise<Record<string, number | string>> {
   const n = Number(process.env.BENCH_LAZY_READS ?? 1000);
   const rb = await remoteBookworm({ compression: 'lz4' });
@@ -195,11 +285,12 @@ export async function run(): Promise<Record<string, number | string>> {
     await client.close();
     const MB = big.size / 2 ** 20;
     const curlMBps = MB / (curlMs / 1000);
+    const skopeoMBps = await skopeoCopyMBps(ctx);
 
-    const cold = await ours(oursColdRemote, ctx);
-    const warm = await ours(oursWarm, ctx);
-    const download = await ours(oursDownload, ctx);
-    const bash = await ours(oursBashFetch, ctx);
+    const cold = await oursColdRemote(ctx);
+    const warm = await oursWarm(ctx);
+    const download = await oursDownload(ctx);
+    const bash = await oursBashFetch(ctx);
 
     const out: Record<string, number | string | undefined> = {
       'layer blob MB': Number(MB.toFixed(1)),
@@ -215,19 +306,27 @@ export async function run(): Promise<Record<string, number | string>> {
       'local 4K reads/s': local.perSecond,
       'curl -o blob MB/s': Number(curlMBps.toFixed(1)),
       'registry client blob MB/s': Number((MB / (clientMs / 1000)).toFixed(1)),
-      'ours cold 4K p50 us': cold?.p50Us ?? 'not wired yet',
-      'ours cold 4K p99 us': cold?.p99Us ?? 'not wired yet',
+      'ours cold 4K p50 us': cold?.p50Us,
+      'ours cold 4K p99 us': cold?.p99Us,
       'ours cold p50 / undici GET p50': ratio(cold?.p50Us, node.p50Us),
       'ours cold p99 / undici GET p99': ratio(cold?.p99Us, node.p99Us),
-      'ours warm 4K p50 us': warm?.p50Us ?? 'not wired yet',
-      'ours warm 4K p99 us': warm?.p99Us ?? 'not wired yet',
+      'ours warm 4K p50 us': warm?.p50Us,
+      'ours warm 4K p99 us': warm?.p99Us,
+      'ours warm 4K reads/s': warm?.perSecond,
       'ours warm p50 / local p50': ratio(warm?.p50Us, local.p50Us),
       'ours warm reads/s / local reads/s': ratio(warm?.perSecond, local.perSecond),
-      'ours download MB/s': download?.MBps ?? 'not wired yet',
+      'skopeo copy MB/s': Number(skopeoMBps.toFixed(1)),
+      'ours download MB/s': download?.MBps,
+      'ours download / skopeo copy': ratio(download?.MBps, skopeoMBps),
       'ours download / curl -o': ratio(download?.MBps, curlMBps),
-      'ours bash start s': bash?.seconds ?? 'not wired yet',
-      'ours bash fetched MB': bash?.fetchedMB ?? 'not wired yet',
-      'ours bash start / curl -o whole blob': ratio(bash?.seconds, curlMs / 1000),
+      'bash start, no trace: s': bash?.plain.seconds,
+      'bash start, no trace: fetched MB': bash?.plain.fetchedMB,
+      'bash start, no trace: requests': bash?.plain.requests,
+      'bash start, replayed trace: s': bash?.replayed.seconds,
+      'bash start, replayed trace: fetched MB': bash?.replayed.fetchedMB,
+      'bash start, replayed trace: requests': bash?.replayed.requests,
+      'bash start, replayed trace: requests while reading bash': bash?.replayed.requestsDuringStart,
+      'image blobs MB': Number((rb.lowers.reduce((a, l) => a + l.size, 0) / 2 ** 20).toFixed(1)),
     };
     return Object.fromEntries(Object.entries(out).filter((e): e is [string, number | string] => e[1] !== undefined));
   } finally {

@@ -95,25 +95,22 @@ export async function readJsonFile(file: string): Promise<unknown> {
   }
 }
 
-/** The local file of a lower, first existing wins (§5.1). */
-async function resolveLowerFile(lower: z.infer<typeof LowerSchema>, index: number, source: string): Promise<string> {
+/** The local file of a lower, first existing wins (§5.1); undefined when none exists. */
+async function findLowerFile(lower: z.infer<typeof LowerSchema>): Promise<{ file?: string; tried: string[] }> {
   const candidates = [lower.file];
   if (lower.dir) {
     for (const n of ['overlaybd.commit', '.commit', 'overlaybd.sealed']) candidates.push(path.join(lower.dir, n));
   }
-  for (const c of candidates) {
-    if (!c) continue;
+  const tried = candidates.filter((c): c is string => !!c);
+  for (const c of tried) {
     try {
       await fs.access(c);
-      return c;
+      return { file: c, tried };
     } catch {
       /* try the next */
     }
   }
-  throw new OverlaybdError(
-    'ENOENT',
-    `${source}: lowers[${index}]: no local layer file (tried ${candidates.filter(Boolean).join(', ') || 'nothing: set file or dir'}); remote layers need the image service`,
-  );
+  return { tried };
 }
 
 /** What the native stack opens: local files only. */
@@ -123,18 +120,59 @@ export interface ImageSpec {
   ioEngine?: 'psync' | 'io_uring';
 }
 
-export async function loadImageConfig(file: string): Promise<{ config: ImageConfig; spec: ImageSpec }> {
+/** Where a lower's bytes come from: a local file, or a registry blob read on demand. */
+export type LowerSource =
+  | { file: string }
+  | { url: string; digest: string; size?: number; dir?: string };
+
+/** A config.v1.json with its paths made absolute and each lower resolved (§5.1). */
+export interface ResolvedImageConfig {
+  config: ImageConfig;
+  lowers: LowerSource[];
+  upper?: { data: string; index?: string };
+  /** Absolute form of a path in the config (relative to the config file). */
+  abs(p: string): string;
+}
+
+/**
+ * Reads a config.v1.json and resolves each lower: its local file (first
+ * existing of file, dir/overlaybd.commit, dir/.commit, dir/overlaybd.sealed),
+ * else the remote blob repoBlobUrl/digest. A lower with neither is ENOENT.
+ */
+export async function resolveImageConfig(file: string): Promise<ResolvedImageConfig> {
   const config = parseWith(ImageConfigSchema, await readJsonFile(file), file);
   const base = path.dirname(path.resolve(file));
   const abs = (p: string) => path.resolve(base, p);
-  const lowers: string[] = [];
+  const lowers: LowerSource[] = [];
   for (const [i, l] of config.lowers.entries()) {
-    const withAbs = { ...l, file: l.file && abs(l.file), dir: l.dir && abs(l.dir) };
-    lowers.push(await resolveLowerFile(withAbs, i, file));
+    const dir = l.dir && abs(l.dir);
+    const found = await findLowerFile({ ...l, file: l.file && abs(l.file), dir });
+    if (found.file) {
+      lowers.push({ file: found.file });
+    } else if (config.repoBlobUrl && l.digest) {
+      const url = `${config.repoBlobUrl.replace(/\/+$/, '')}/${l.digest}`;
+      lowers.push({ url, digest: l.digest, ...(l.size !== undefined ? { size: l.size } : {}), ...(dir ? { dir } : {}) });
+    } else {
+      const what = found.tried.length ? `no local layer file (tried ${found.tried.join(', ')})` : 'no file or dir';
+      const remote = config.repoBlobUrl ? 'and no digest to fetch' : 'and no repoBlobUrl to fetch it from';
+      throw new OverlaybdError('ENOENT', `${file}: lowers[${i}]: ${what}, ${remote}`);
+    }
   }
-  const spec: ImageSpec = { lowers };
-  if (config.upper) {
-    spec.upper = { data: abs(config.upper.data), ...(config.upper.index ? { index: abs(config.upper.index) } : {}) };
+  const upper = config.upper
+    ? { data: abs(config.upper.data), ...(config.upper.index ? { index: abs(config.upper.index) } : {}) }
+    : undefined;
+  return { config, lowers, ...(upper ? { upper } : {}), abs };
+}
+
+/** A config whose lowers are all local files, as the native stack opens it without the image service. */
+export async function loadImageConfig(file: string): Promise<{ config: ImageConfig; spec: ImageSpec }> {
+  const r = await resolveImageConfig(file);
+  const lowers: string[] = [];
+  for (const [i, l] of r.lowers.entries()) {
+    if (!('file' in l)) {
+      throw new OverlaybdError('ENOENT', `${file}: lowers[${i}]: no local layer file; remote layers need the image service (openImageConfig)`);
+    }
+    lowers.push(l.file);
   }
-  return { config, spec };
+  return { config: r.config, spec: { lowers, ...(r.upper ? { upper: r.upper } : {}) } };
 }

@@ -8,6 +8,7 @@ import { asyncDispose, native } from './native.js';
 import { argument, filePath, parseWith, u64, type ImageSpec } from './config.js';
 
 export type { ImageSpec } from './config.js';
+import type { OpenConfigOptions } from './service/open-config.js';
 
 const SpecSchema = z.object({
   lowers: z.array(filePath).max(255, 'a stack holds at most 255 read-only layers'),
@@ -28,8 +29,23 @@ interface NativeImage {
   discard(offset: number, length: number): Promise<void>;
   flush(): Promise<void>;
   dump(fd: number): Promise<void>;
+  prefetch(): Promise<PrefetchStats>;
+  prefetchFiles(paths: string[], concurrency: number): Promise<PrefetchStats>;
+  downloadStates(): DownloadState[];
+  waitDownloads(ms: number): Promise<boolean>;
+  finishRecording(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** What a prefetch read (trace replay or file list, §6.4). */
+export interface PrefetchStats {
+  reads: number;
+  bytes: number;
+  errors: number;
+}
+
+/** The state of one layer's background download (§6.3). */
+export type DownloadState = 'waiting' | 'running' | 'done' | 'failed' | 'cancelled';
 
 /**
  * Calls may run concurrently. After close() every call rejects, and every
@@ -38,10 +54,12 @@ interface NativeImage {
 export class Image {
   #n: NativeImage;
   #closing: Promise<void> | undefined;
+  #afterClose: (() => Promise<void>) | undefined;
 
-  /** @internal use openImage */
-  constructor(n: NativeImage) {
+  /** @internal use openImage; `afterClose` releases what the image owns (a private image service). */
+  constructor(n: NativeImage, afterClose?: () => Promise<void>) {
     this.#n = n;
+    this.#afterClose = afterClose;
   }
 
   /** Virtual device size in bytes (throws CLOSED after close). */
@@ -79,12 +97,45 @@ export class Image {
   }
 
   /**
+   * Runs the prefetch of the image's trace or file list (§6.4), or waits for
+   * the one the image service started when it opened the image. An image
+   * without one reads nothing.
+   */
+  async prefetch(): Promise<PrefetchStats> {
+    return this.#n.prefetch();
+  }
+
+  /**
+   * Reads the data of files found through the image's ext4 filesystem (a
+   * trailing `/` or `*` means the whole tree), as the file-list prefetch does:
+   * warms the cache, or (while a trace is recorded) records what they need.
+   */
+  async prefetchFiles(paths: string[], concurrency = 16): Promise<PrefetchStats> {
+    return this.#n.prefetchFiles(argument(z.array(filePath), paths, 'paths'), argument(z.number().int().min(1).max(256), concurrency, 'concurrency'));
+  }
+
+  /** The background download of each remote layer that has a `dir` (§6.3), in layer order. */
+  downloadStates(): DownloadState[] {
+    return this.#n.downloadStates();
+  }
+
+  /** Waits up to `ms` for the background downloads to finish; true when they have. Holds a pool thread while it waits. */
+  async waitDownloads(ms: number): Promise<boolean> {
+    return this.#n.waitDownloads(argument(u64, ms, 'ms'));
+  }
+
+  /** Ends a trace recording now: the trace file and `<trace>.ok` are written (close does it too). */
+  async finishRecording(): Promise<void> {
+    return this.#n.finishRecording();
+  }
+
+  /**
    * Closes the image: calls already started finish (and resolve), a
    * writable upper is flushed, then the files are released. Calling it again
    * returns the same promise.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#n.close();
+    this.#closing ??= this.#n.close().finally(() => this.#afterClose?.());
     return this.#closing;
   }
 
@@ -94,7 +145,17 @@ export class Image {
   }
 }
 
-export async function openImage(spec: ImageSpec): Promise<Image> {
+/**
+ * Opens an image: a spec of local layer files, or the path of a
+ * config.v1.json (remote lowers are then read on demand through the image
+ * service: see openImageConfig for its options).
+ */
+export async function openImage(spec: ImageSpec | string, opts?: OpenConfigOptions): Promise<Image> {
+  if (typeof spec === 'string') {
+    // Loaded on first use: the service module imports this one.
+    const { openImageConfig } = await import('./service/open-config.js');
+    return openImageConfig(spec, opts);
+  }
   const s = parseWith(SpecSchema, spec, 'image spec');
   return new Image((await native().openImage(s)) as NativeImage);
 }

@@ -6,11 +6,13 @@ import { convertorCommand } from './convertor-command.js';
 import { createCommand } from './create.js';
 import { dumpCommand } from './dump.js';
 import { inspectCommand } from './inspect.js';
+import { prefetchCommand } from './prefetch.js';
 import { runCli, usageError, type Command } from './run.js';
 import { zfileCommand } from './zfile.js';
 
 const commands: Record<string, Command> = {
   dump: dumpCommand,
+  prefetch: prefetchCommand,
   inspect: inspectCommand,
   create: createCommand,
   commit: commitCommand,

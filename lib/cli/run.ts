@@ -44,6 +44,18 @@ export function zfileFlags(v: { algorithm?: string; bs?: string }): { algorithm:
   return { algorithm, blockSize: bs * 1024 };
 }
 
+/** --io-engine psync|io_uring, named in the usage error. */
+export function ioEngineFlag(value: string | undefined): { ioEngine?: 'psync' | 'io_uring' } {
+  if (value === undefined) return {};
+  if (value !== 'psync' && value !== 'io_uring') throw usageError(`--io-engine must be psync or io_uring, got '${value}'`);
+  return { ioEngine: value };
+}
+
+/** --global PATH: the overlaybd.json of tools that open images (default: /etc/overlaybd/overlaybd.json or upstream's defaults). */
+export function serviceFlags(v: { global?: string }): { global?: string } {
+  return v.global !== undefined ? { global: v.global } : {};
+}
+
 /**
  * For tools that write layer files: on SIGINT, SIGTERM or SIGHUP, delete the
  * outputs still being written and exit with 128 + the signal number, as a
