@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ImageService, openImage, type Image } from '../lib/index.js';
 import { remoteBookworm, type RemoteBookworm } from './helpers/remote-image.js';
 import { runTool } from './helpers/cli.js';
+import { startP2pProxy } from './helpers/p2p-proxy.js';
+import { freePort } from './helpers/registry.js';
 import { sparseDigest } from './helpers/sparse.js';
 import { tempDir } from './helpers/vectors.js';
 
@@ -272,5 +274,91 @@ describe('overlaybd prefetch', () => {
     const st = JSON.parse(r.stdout.trim().split('\n').pop()!);
     expect(st.reads).toBeGreaterThan(0);
     expect(st.errors).toBe(0);
+  }, 120_000);
+});
+
+describe('the service around the reads', () => {
+  it('reads through the P2P proxy (nginx) with p2pConfig, bypassing the cache, and writes resultFile', async () => {
+    const p2p = await startP2pProxy();
+    try {
+      const g = globalConfig({ p2pConfig: { enable: true, address: p2p.address } });
+      const cfg = remote.writeConfig(path.join(tmp.dir, 'p2p'), { resultFile: 'result' });
+      const local = await openImage({ lowers: remote.localLayers });
+      const svc = await ImageService.create({ global: g.file, dockerConfig: false });
+      try {
+        expect(svc.p2pActive).toBe(true);
+        const img = await svc.openImage(cfg);
+        for (const off of [0, 3 << 20, 64 << 20]) expect((await img.read(off, 65536)).equals(await local.read(off, 65536))).toBe(true);
+        await img.close();
+      } finally {
+        await svc.close();
+        await local.close();
+      }
+      expect(fs.readFileSync(path.join(tmp.dir, 'p2p', 'result'), 'utf8')).toBe('success');
+      const proxied = p2p.requests().filter((l) => l.includes(`${remote.repoBlobUrl}/sha256:`));
+      expect(proxied.length).toBeGreaterThan(0);
+      // Nothing was written to the cache: P2P reads bypass it (§6.1).
+      const cached = fs.existsSync(g.cacheDir) ? fs.readdirSync(g.cacheDir).filter((f) => /^sha256:[0-9a-f]{64}$/.test(f)) : [];
+      expect(cached).toEqual([]);
+    } finally {
+      await p2p.stop();
+    }
+  }, 120_000);
+
+  it('exports upstream metric names with the fetch counts when exporterConfig is enabled', async () => {
+    const port = await freePort();
+    const g = globalConfig({ exporterConfig: { enable: true, port, uriPrefix: '/metrics', updateInterval: 100_000 } });
+    const svc = await ImageService.create({ global: g.file, dockerConfig: false });
+    try {
+      const img = await svc.openImage(remote.writeConfig(path.join(tmp.dir, 'metrics')));
+      await img.read(0, 1 << 20);
+      await img.close();
+      // The exporter refreshes its gauges every updateInterval (0.1 s here), as upstream.
+      await vi.waitFor(
+        async () => {
+          const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+          expect(text).toMatch(/^OverlayBD_Alive\{/m);
+          const count = /^OverlayBD_Count\{[^}]*type="download"[^}]*\} (\d+)/m.exec(text);
+          expect(Number(count?.[1])).toBeGreaterThan(0);
+        },
+        { timeout: 5000, interval: 100 },
+      );
+    } finally {
+      await svc.close();
+    }
+  }, 60_000);
+
+  it('takes the acceleration layer off the stack and replays its trace', async () => {
+    // A recorded trace of a few reads, then a config whose last lower is an acceleration layer holding it.
+    const trace = path.join(tmp.dir, 'acc-trace');
+    fs.writeFileSync(trace, '');
+    const rec = remote.writeConfig(path.join(tmp.dir, 'acc-rec'), { recordTracePath: trace });
+    {
+      const img = await openImage(rec, { global: globalConfig().file, dockerConfig: false });
+      await img.read(16 << 20, 1 << 20);
+      await img.close();
+    }
+    const dir = path.join(tmp.dir, 'acc');
+    const cfg = remote.writeConfig(dir);
+    const json = JSON.parse(fs.readFileSync(cfg, 'utf8'));
+    const accDir = path.join(dir, 'acceleration');
+    fs.mkdirSync(accDir);
+    fs.copyFileSync(trace, path.join(accDir, 'trace'));
+    json.lowers.push({ ...json.lowers[json.lowers.length - 1], dir: accDir });
+    json.accelerationLayer = true;
+    fs.writeFileSync(cfg, JSON.stringify(json));
+    const svc = await ImageService.create({ global: globalConfig().file, dockerConfig: false });
+    try {
+      const img = await svc.openImage(cfg);
+      const st = await img.prefetch();
+      expect(st.reads).toBeGreaterThan(0);
+      expect(st.errors).toBe(0);
+      const fetched = svc.stats().download.count;
+      await img.read(16 << 20, 1 << 20);
+      expect(svc.stats().download.count).toBe(fetched);
+      await img.close();
+    } finally {
+      await svc.close();
+    }
   }, 120_000);
 });
