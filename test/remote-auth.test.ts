@@ -20,7 +20,8 @@ const { digest } = b;
 const SIZE = b.size;
 const REPO = b.repo;
 const BLOB_PATH = b.pathRe;
-const args = b.args.bind(b);
+// Auth is checked at open: without a size, open asks the registry first.
+const args = b.probeArgs.bind(b);
 const blobUrl = b.repoBlobUrl.bind(b);
 const expectBytes = b.expectBytes.bind(b);
 const expectError = b.expectError.bind(b);

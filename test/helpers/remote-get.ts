@@ -123,6 +123,11 @@ export class TestBlob {
     return ['--url', this.repoBlobUrl(base), '--digest', this.digest, '--size', String(this.size), '--timeout-ms', '5000', ...extra];
   }
 
+  /** The same without the size: open then asks the registry (bytes 0-0), so auth happens at open. */
+  probeArgs(base: string, extra: string[] = []): string[] {
+    return ['--url', this.repoBlobUrl(base), '--digest', this.digest, '--timeout-ms', '5000', ...extra];
+  }
+
   /** The open succeeded and each range read the blob's bytes (clipped at its end). */
   expectBytes(r: RemoteGetResult, ranges: [number, number][]): void {
     expect(r.open.ok, r.open.message).toBe(true);
