@@ -59,15 +59,30 @@ function globalConfig(ctx: LazyBenchContext, name: string, extra: Record<string,
   return file;
 }
 
-async function timedReads(ctx: LazyBenchContext, global: string, name: string): Promise<Latency> {
+/** Latency of every read, and of the reads that went to the registry (cache misses: a refill unit each). */
+export interface RemoteLatency extends Latency {
+  misses: number;
+  missP50Us?: number;
+  missP99Us?: number;
+}
+
+async function timedReads(ctx: LazyBenchContext, global: string, name: string, countMisses: boolean): Promise<RemoteLatency> {
   const svc = await ImageService.create({ global, dockerConfig: false });
   try {
     const img = await svc.openImage(ctx.rb.writeConfig(path.join(ctx.work, name)));
     try {
-      return await timeEach(ctx.deviceOffsets, async (o) => {
+      const missUs: number[] = [];
+      const fetches = () => (countMisses ? svc.stats().download.count : 0);
+      const all = await timeEach(ctx.deviceOffsets, async (o) => {
+        const before = fetches();
+        const t = performance.now();
         const b = await img.read(o, PAGE);
         if (b.length !== PAGE) throw new Error(`short read at ${o}`);
+        if (fetches() !== before) missUs.push((performance.now() - t) * 1000);
       });
+      if (missUs.length === 0) return { ...all, misses: countMisses ? 0 : svc.stats().download.count };
+      const m = latency(missUs, 1);
+      return { ...all, misses: missUs.length, missP50Us: m.p50Us, missP99Us: m.p99Us };
     } finally {
       await img.close();
     }
@@ -79,13 +94,13 @@ async function timedReads(ctx: LazyBenchContext, global: string, name: string): 
 const coldCache = (ctx: LazyBenchContext) => path.join(ctx.work, 'cold', 'cache');
 
 /** Random 4 KiB reads at ctx.deviceOffsets through the image service, empty cache. */
-export async function oursColdRemote(ctx: LazyBenchContext): Promise<Latency> {
-  return timedReads(ctx, globalConfig(ctx, 'cold'), 'cold-image');
+export async function oursColdRemote(ctx: LazyBenchContext): Promise<RemoteLatency> {
+  return timedReads(ctx, globalConfig(ctx, 'cold'), 'cold-image', true);
 }
 
 /** The same reads again from a restarted service over the cache the cold run filled. */
-export async function oursWarm(ctx: LazyBenchContext): Promise<Latency> {
-  return timedReads(ctx, globalConfig(ctx, 'warm', {}, coldCache(ctx)), 'warm-image');
+export async function oursWarm(ctx: LazyBenchContext): Promise<RemoteLatency> {
+  return timedReads(ctx, globalConfig(ctx, 'warm', {}, coldCache(ctx)), 'warm-image', false);
 }
 
 /** Background download of every layer (download.enable, no delay, a rate limit far above the link): MB/s of layer bytes. */
@@ -308,8 +323,13 @@ export async function run(): Promise<Record<string, number | string>> {
       'registry client blob MB/s': Number((MB / (clientMs / 1000)).toFixed(1)),
       'ours cold 4K p50 us': cold?.p50Us,
       'ours cold 4K p99 us': cold?.p99Us,
-      'ours cold p50 / undici GET p50': ratio(cold?.p50Us, node.p50Us),
-      'ours cold p99 / undici GET p99': ratio(cold?.p99Us, node.p99Us),
+      'ours cold reads that fetched (misses)': cold?.misses,
+      'ours cold miss p50 us': cold?.missP50Us,
+      'ours cold miss p99 us': cold?.missP99Us,
+      'ours cold miss p50 / undici GET p50': ratio(cold?.missP50Us, node.p50Us),
+      'ours cold miss p99 / undici GET p99': ratio(cold?.missP99Us, node.p99Us),
+      'ours cold p50 / undici GET p50 (all reads)': ratio(cold?.p50Us, node.p50Us),
+      'ours warm reads that fetched': warm?.misses,
       'ours warm 4K p50 us': warm?.p50Us,
       'ours warm 4K p99 us': warm?.p99Us,
       'ours warm 4K reads/s': warm?.perSecond,
