@@ -144,6 +144,8 @@ Result<std::shared_ptr<ServiceImage>> ImageService::open(const ImageRequest& req
       auto opts = req.download;
       opts.engine = settings_.engine;
       parts.downloader = download::Downloader::start(opts, std::move(jobs), observer_);
+      // No download while a trace is recorded (§6.3); ServiceImage resumes it when recording ends.
+      if (parts.recorder) parts.downloader->pause(true);
     }
   }
   bool prefetch = req.auto_prefetch && (parts.plan.mode == trace::Mode::kReplay || parts.plan.mode == trace::Mode::kFileList);

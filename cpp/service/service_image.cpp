@@ -7,12 +7,10 @@
 namespace obd::service {
 
 ServiceImage::ServiceImage(Parts parts) : parts_(std::move(parts)) {
-  // §6.3: no background download while a trace is being recorded, so the
-  // trace sees the reads a cold start makes.
-  if (parts_.downloader && recording()) {
-    parts_.downloader->pause(true);
-    watch_thread_ = std::thread([this] { watch_recording(); });
-  }
+  // §6.3: no background download while a trace is being recorded (the
+  // service starts the downloader paused), so the trace sees the reads a
+  // cold start makes; downloading resumes when the recording ends.
+  if (parts_.downloader && parts_.recorder) watch_thread_ = std::thread([this] { watch_recording(); });
 }
 
 ServiceImage::~ServiceImage() {
