@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { attachDevice, type AttachedDevice } from '../lib/device/index.js';
-import { openImage } from '../lib/image.js';
+import { nativeImageOf, openImage } from '../lib/image.js';
+import { native } from '../lib/native.js';
 import { commitLayer, createLayer } from '../lib/layer.js';
 import { compareTrees, mergeLayers } from './helpers/convertor-tree.js';
 import { localBookworm } from './helpers/remote-image.js';
@@ -98,6 +99,7 @@ describe('FUSE + loop devices', () => {
     expect(Number(sh('blockdev', ['--getsize64', d.path]))).toBe(2 * 1024 ** 3);
 
     const root = mountRo(d.path, 'mnt-ro');
+    await expect(d.detach()).rejects.toMatchObject({ code: 'EBUSY' }); // mounted: left alone
     const version = fs.readFileSync(path.join(root, 'etc/debian_version'), 'utf8');
     expect(version).toMatch(/^12\./);
     expect(spawnSync('chroot', [root, 'cat', '/etc/debian_version'], { encoding: 'utf8' }).stdout).toBe(version);
@@ -165,6 +167,29 @@ describe('FUSE + loop devices', () => {
     expect(r.stderr).toMatch(/Input\/output error/);
     await detach(d);
     expect(sh('losetup', ['-a'])).not.toContain(d.file);
+  });
+
+  it('closing an export under an attached loop device fails its I/O instead of hanging', async () => {
+    const img = await openImage({ lowers: [bookworm.layers[0]!] });
+    const dir = path.join(runDir, 'manual');
+    fs.mkdirSync(dir);
+    const exp = (await native().fuseExport(nativeImageOf(img), dir)) as { file: string; close(): Promise<void> };
+    let loop = '';
+    try {
+      loop = sh('losetup', ['--find', '--show', '--direct-io=on', '--read-only', exp.file]).trim();
+      const t0 = Date.now();
+      await exp.close(); // the loop device still holds the file: the connection is aborted
+      expect(Date.now() - t0).toBeLessThan(5000);
+      const r = spawnSync('dd', [`if=${loop}`, 'of=/dev/null', 'bs=4096', 'count=1', 'skip=100', 'iflag=direct'], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.signal).toBeNull();
+      expect(r.status).not.toBe(0);
+    } finally {
+      if (loop) sh('losetup', ['-d', loop]);
+      await exp.close();
+      await img.close();
+    }
+    expect(fs.readFileSync('/proc/mounts', 'utf8')).not.toContain(dir);
+    fs.rmdirSync(dir);
   });
 
   it('refuses TCMU and ublk with ENOTSUP naming what the kernel lacks', async () => {

@@ -68,6 +68,20 @@ function unsupported(frontend: 'tcmu' | 'ublk'): OverlaybdError {
   );
 }
 
+/** EBUSY when something holds the block device exclusively (a mount, another claim). */
+function assertNotClaimed(dev: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(dev, fs.constants.O_RDONLY | fs.constants.O_EXCL);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EBUSY') throw new OverlaybdError('EBUSY', `${dev} is in use (mounted?): unmount it before detach`);
+    if (err.code === 'ENOENT' || err.code === 'ENXIO') return;
+    throw new OverlaybdError('EIO', `cannot open ${dev}: ${err.message}`, { cause: e });
+  }
+  fs.closeSync(fd);
+}
+
 /** Runs a command, failing with EIO that quotes its stderr. */
 async function sh(cmd: string, args: string[]): Promise<string> {
   try {
@@ -111,7 +125,10 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
       path: loop,
       id,
       file: exp.file,
-      detach() {
+      async detach() {
+        // A mounted filesystem would lose its device (the kernel detaches a
+        // busy loop lazily, then the FUSE file goes away): refuse, undone nothing.
+        if (!detaching) assertNotClaimed(loop);
         // Teardown order: loop device, FUSE mount, image, mount point.
         detaching ??= (async () => {
           const steps = undo.splice(0).reverse();
