@@ -158,6 +158,10 @@ FuseExport& self(fuse_req_t req) { return *static_cast<FuseExport*>(fuse_req_use
 void op_init(void* userdata, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;  // loop keeps several reads in flight
   conn->max_write = kMaxIo;
+  // Async direct I/O is background work for the kernel, 12 in flight by
+  // default: let a loop device at queue depth 32 keep more outstanding.
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
