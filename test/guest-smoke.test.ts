@@ -48,7 +48,7 @@ describe('qemu guest', () => {
       const f = fields(r.stdout);
       expect(f.node, r.stdout).toMatch(new RegExp(`^${kernel.replace('.', '\\.')}\\.`));
       expect(f.configfs).toBe('configfs');
-      expect(JSON.parse(f.probe ?? 'null')).toEqual({ release: f.node, lowers: 1, upper: '/u.data' });
+      expect(JSON.parse(f.probe ?? 'null')).toEqual({ release: f.node, code: 'EIO', category: 'io' });
       expect(f.tcmu).toBe('ok');
       if (kernel === '6.1') expect([f.target, f.loopback]).toEqual(['ok', 'ok']);
       else expect([f.ublk, f['ublk-control']]).toEqual(['ok', 'ok']);
