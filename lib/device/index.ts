@@ -1,1 +1,2 @@
 export * from './attach.js';
+export * from './service.js';
