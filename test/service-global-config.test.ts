@@ -74,6 +74,8 @@ describe('defaults', () => {
       certConfig: { certFile: '', keyFile: '', caFile: '' },
       userAgent: `overlaybd/${version}`,
       serviceConfig: { enable: false, address: 'http://127.0.0.1:9862' },
+      // Our extension: the device service's control socket.
+      controlSocket: '/run/overlaybd/overlaybd.sock',
     });
   });
 
