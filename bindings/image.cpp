@@ -9,6 +9,7 @@
 #include "image/dump.h"
 #include "image/image.h"
 #include "image_spec.h"
+#include "image_wrap.h"
 #include "service/service_image.h"
 
 namespace obdjs {
@@ -50,6 +51,8 @@ class ImageWrap final : public Napi::ObjectWrap<ImageWrap>, public Closable {
     life_->mark_closed();
     image_.reset();
   }
+
+  const obd::ImagePtr& image() const { return image_; }
 
  private:
   bool check_open(Napi::Env env) { return life_->check_open(env, "image"); }
@@ -236,6 +239,15 @@ Napi::Value open_image(const Napi::CallbackInfo& info) {
         return get_ctor(env, "NativeImage").New({ext});
       });
 }
+
+}  // namespace
+
+obd::ImagePtr unwrap_image(const Napi::Value& v) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(get_ctor(v.Env(), "NativeImage"))) return nullptr;
+  return ImageWrap::Unwrap(v.As<Napi::Object>())->image();
+}
+
+namespace {
 
 void init_image(Napi::Env env, Napi::Object exports) {
   set_ctor(env, "NativeImage", ImageWrap::define(env));

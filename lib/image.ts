@@ -51,7 +51,13 @@ export type DownloadState = 'waiting' | 'running' | 'done' | 'failed' | 'cancell
  * Calls may run concurrently. After close() every call rejects, and every
  * getter throws, with the code CLOSED.
  */
+/** @internal the native object behind an Image (for frontends that serve it natively). */
+export let nativeImageOf: (img: Image) => unknown;
+
 export class Image {
+  static {
+    nativeImageOf = (img) => img.#n;
+  }
   #n: NativeImage;
   #closing: Promise<void> | undefined;
   #afterClose: (() => Promise<void>) | undefined;

@@ -38,7 +38,7 @@ beforeAll(async () => {
   await run('cmake', ['-S', '.', '-B', buildDir, '-G', 'Ninja', '-DOBD_ASAN=ON', '-DCMAKE_BUILD_TYPE=Debug'], opts);
   await run('ninja', ['-C', buildDir, 'obd_fuzz'], opts);
   exe = path.join(buildDir, 'obd_fuzz');
-}, 240_000);
+}, 600_000);
 
 describe('obd_fuzz under AddressSanitizer', () => {
   it.each(Object.keys(TARGETS))(

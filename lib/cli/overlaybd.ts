@@ -7,12 +7,18 @@ import { createCommand } from './create.js';
 import { dumpCommand } from './dump.js';
 import { inspectCommand } from './inspect.js';
 import { prefetchCommand } from './prefetch.js';
+import { serveCommand } from './serve.js';
+import { attachCommand, detachCommand, listCommand } from './device.js';
 import { runCli, usageError, type Command } from './run.js';
 import { zfileCommand } from './zfile.js';
 
 const commands: Record<string, Command> = {
   dump: dumpCommand,
   prefetch: prefetchCommand,
+  serve: serveCommand,
+  attach: attachCommand,
+  detach: detachCommand,
+  list: listCommand,
   inspect: inspectCommand,
   create: createCommand,
   commit: commitCommand,

@@ -127,6 +127,8 @@ export const GlobalConfigSchema = z
       enable: z.boolean().default(false),
       address: str.default('http://127.0.0.1:9862'),
     }),
+    /** Our extension: the device service's control socket (overlaybd attach/detach/list). */
+    controlSocket: str.min(1).default('/run/overlaybd/overlaybd.sock'),
   })
   .loose()
   .superRefine((g, ctx) => {

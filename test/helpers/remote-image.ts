@@ -164,6 +164,14 @@ async function convertToCache(dir: string, compression: RemoteCompression, vsize
   }
 }
 
+/** The converted bookworm's layer blobs as local files (the cached conversion; no registry). */
+export async function localBookworm(compression: RemoteCompression = 'lz4', vsizeGB = 2): Promise<{ tar: string; layers: string[] }> {
+  const bw = await bookwormLayout();
+  const cacheDir = `${bw.tar}.remote-${compression}-${vsizeGB}g`;
+  const cached = readCache(cacheDir) ?? (await convertToCache(cacheDir, compression, vsizeGB));
+  return { tar: bw.tar, layers: cached.manifest.layers.map((l) => blobPath(cached.dir, l.digest)) };
+}
+
 export async function remoteBookworm(opts: RemoteBookwormOptions = {}): Promise<RemoteBookworm> {
   const compression = opts.compression ?? 'lz4';
   const vsizeGB = opts.vsizeGB ?? 2;

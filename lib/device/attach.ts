@@ -1,0 +1,146 @@
+/**
+ * An overlaybd image as a kernel block device, embedded in this process.
+ * The FUSE frontend (the one this kernel offers) exports the image as one
+ * file on a FUSE mount, served on native threads, and the loop driver
+ * attaches it with direct I/O. TCMU and ublk come later.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { z } from 'zod';
+import { argument, filePath, parseWith } from '../config.js';
+import { OverlaybdError } from '../errors.js';
+import { nativeImageOf, type Image } from '../image.js';
+import { native } from '../native.js';
+import { openImageConfig } from '../service/open-config.js';
+import type { GlobalConfig } from '../service/global-config.js';
+import type { ImageService } from '../service/image-service.js';
+
+const run = promisify(execFile);
+
+export type Frontend = 'fuse' | 'tcmu' | 'ublk';
+
+export interface AttachOptions {
+  /** Default fuse (the only one built so far). */
+  frontend?: Frontend;
+  /** overlaybd.json path or parsed config, for a private image service. */
+  global?: string | GlobalConfig;
+  /** Open the image with this service (its global config applies). */
+  service?: ImageService;
+  /** Where FUSE mount points are made, one per device (default /run/overlaybd/fuse). */
+  runDir?: string;
+}
+
+export interface AttachedDevice {
+  /** The block device: /dev/loopN. */
+  path: string;
+  id: string;
+  /** The exported file the loop device reads (on the FUSE mount). */
+  file: string;
+  /** Detaches the loop device, unmounts and closes the image; resolves once all is gone. */
+  detach(): Promise<void>;
+}
+
+interface NativeFuseExport {
+  readonly file: string;
+  close(): Promise<void>;
+}
+
+const OptionsSchema = z.object({
+  frontend: z.enum(['fuse', 'tcmu', 'ublk']).default('fuse'),
+  global: z.union([z.string(), z.object({}).passthrough()]).optional(),
+  service: z.custom<ImageService>((v) => typeof v === 'object' && v !== null).optional(),
+  runDir: filePath.default('/run/overlaybd/fuse'),
+});
+
+/** ENOTSUP naming what the kernel lacks for a frontend not built yet. */
+function unsupported(frontend: 'tcmu' | 'ublk'): OverlaybdError {
+  const need = frontend === 'tcmu' ? '/sys/module/target_core_user' : '/dev/ublk-control';
+  const what = frontend === 'tcmu' ? 'target_core_user (TCMU)' : 'ublk_drv';
+  const has = fs.existsSync(need);
+  return new OverlaybdError(
+    'ENOTSUP',
+    has
+      ? `the ${frontend} frontend is not built yet (the kernel has ${what}); use frontend 'fuse'`
+      : `this kernel has no ${what} (${need} is missing); use frontend 'fuse'`,
+  );
+}
+
+/** EBUSY when something holds the block device exclusively (a mount, another claim). */
+function assertNotClaimed(dev: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(dev, fs.constants.O_RDONLY | fs.constants.O_EXCL);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EBUSY') throw new OverlaybdError('EBUSY', `${dev} is in use (mounted?): unmount it before detach`);
+    if (err.code === 'ENOENT' || err.code === 'ENXIO') return;
+    throw new OverlaybdError('EIO', `cannot open ${dev}: ${err.message}`, { cause: e });
+  }
+  fs.closeSync(fd);
+}
+
+/** Runs a command, failing with EIO that quotes its stderr. */
+async function sh(cmd: string, args: string[]): Promise<string> {
+  try {
+    return (await run(cmd, args, { timeout: 60_000 })).stdout.trim();
+  } catch (e) {
+    const err = e as Error & { stderr?: string };
+    throw new OverlaybdError('EIO', `${cmd} ${args.join(' ')} failed: ${(err.stderr || err.message).trim()}`, { cause: e });
+  }
+}
+
+/**
+ * Opens a config.v1.json image and attaches it as a block device:
+ * `losetup --direct-io=on` on a FUSE file (read-only when the image has no
+ * writable upper). Undoes what it did when a step fails.
+ */
+export async function attachDevice(configPath: string, opts: AttachOptions = {}): Promise<AttachedDevice> {
+  const file = argument(filePath, configPath, 'configPath');
+  const o = parseWith(OptionsSchema, opts, 'attachDevice options');
+  if (o.frontend !== 'fuse') throw unsupported(o.frontend);
+  const id = `fuse-${randomBytes(6).toString('hex')}`;
+  const mountDir = path.join(o.runDir, id);
+  const undo: (() => Promise<void>)[] = [];
+  const unwind = async () => {
+    for (const step of undo.reverse()) await step().catch(() => {});
+  };
+  try {
+    const image: Image = await openImageConfig(file, {
+      ...(o.service ? { service: o.service } : {}),
+      ...(o.global ? { global: o.global as string | GlobalConfig } : {}),
+    });
+    undo.push(() => image.close());
+    fs.mkdirSync(mountDir, { recursive: true, mode: 0o700 });
+    undo.push(async () => fs.rmdirSync(mountDir));
+    const exp = (await native().fuseExport(nativeImageOf(image), mountDir)) as NativeFuseExport;
+    undo.push(() => exp.close());
+    const readOnly = !image.writable;
+    const loop = await sh('losetup', ['--find', '--show', '--direct-io=on', ...(readOnly ? ['--read-only'] : []), exp.file]);
+    undo.push(() => sh('losetup', ['-d', loop]).then(() => {}));
+    let detaching: Promise<void> | undefined;
+    return {
+      path: loop,
+      id,
+      file: exp.file,
+      async detach() {
+        // A mounted filesystem would lose its device (the kernel detaches a
+        // busy loop lazily, then the FUSE file goes away): refuse, undone nothing.
+        if (!detaching) assertNotClaimed(loop);
+        // Teardown order: loop device, FUSE mount, image, mount point.
+        detaching ??= (async () => {
+          const steps = undo.splice(0).reverse();
+          let first: unknown;
+          for (const step of steps) await step().catch((e: unknown) => (first ??= e));
+          if (first) throw first;
+        })();
+        return detaching;
+      },
+    };
+  } catch (e) {
+    await unwind();
+    throw e;
+  }
+}

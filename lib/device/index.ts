@@ -1,0 +1,2 @@
+export * from './attach.js';
+export * from './service.js';
