@@ -24,7 +24,7 @@ import { openImage } from '../lib/image.js';
 import { ImageService } from '../lib/service/image-service.js';
 import { inspectLayer } from '../lib/layer.js';
 import { Prng } from '../test/helpers/prng.js';
-import { registryClient, remoteBookworm, type RemoteBookworm, type RemoteLayer } from '../test/helpers/remote-image.js';
+import { registryClient, remoteBookworm, writeGlobalConfig, type RemoteBookworm, type RemoteLayer } from '../test/helpers/remote-image.js';
 
 const exec = promisify(execFile);
 const PAGE = 4096;
@@ -52,11 +52,7 @@ export interface LazyBenchContext {
 /** A global config in its own dir: a fresh cache unless `cacheDir` is shared. */
 function globalConfig(ctx: LazyBenchContext, name: string, extra: Record<string, unknown> = {}, cacheDir?: string): string {
   const dir = path.join(ctx.work, name);
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, 'overlaybd.json');
-  const cache = { cacheType: 'file', cacheDir: cacheDir ?? path.join(dir, 'cache'), cacheSizeGB: 4 };
-  fs.writeFileSync(file, JSON.stringify({ cacheConfig: cache, enableAudit: false, ...extra }));
-  return file;
+  return writeGlobalConfig(dir, { enableAudit: false, ...extra }, cacheDir).file;
 }
 
 /** Latency of every read, and of the reads that went to the registry (cache misses: a refill unit each). */

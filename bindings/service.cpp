@@ -15,6 +15,19 @@ using obd::Result;
 using obd::Status;
 namespace svc = obd::service;
 
+// The `download` object of the settings or of one image request (its
+// fields over the ones given).
+void download_from(const Napi::Object& o, bool* enable, obd::download::DownloadOptions* d) {
+  if (!o.Get("download").IsObject()) return;
+  Napi::Object j = o.Get("download").As<Napi::Object>();
+  *enable = opt_bool(j, "enable", *enable);
+  d->delay_s = uint32_t(opt_u64(j, "delayS", d->delay_s));
+  d->delay_extra_s = uint32_t(opt_u64(j, "delayExtraS", d->delay_extra_s));
+  d->max_mbps = uint32_t(opt_u64(j, "maxMBps", d->max_mbps));
+  d->try_cnt = uint32_t(opt_u64(j, "tryCnt", d->try_cnt));
+  d->block_size = uint32_t(opt_u64(j, "blockSize", d->block_size));
+}
+
 svc::Settings settings_from(const Napi::Object& o) {
   svc::Settings s;
   s.use_cache = opt_string(o, "cacheType", "file") != "download";
@@ -52,15 +65,7 @@ svc::Settings settings_from(const Napi::Object& o) {
   s.registry.user_agent = opt_string(o, "userAgent", s.registry.user_agent);
   s.registry.read_timeout_ms = uint32_t(opt_u64(o, "readTimeoutMs", s.registry.read_timeout_ms));
   s.registry.retries = uint32_t(opt_u64(o, "retries", s.registry.retries));
-  if (o.Get("download").IsObject()) {
-    Napi::Object d = o.Get("download").As<Napi::Object>();
-    s.download_enable = opt_bool(d, "enable");
-    s.download.delay_s = uint32_t(opt_u64(d, "delayS", s.download.delay_s));
-    s.download.delay_extra_s = uint32_t(opt_u64(d, "delayExtraS", s.download.delay_extra_s));
-    s.download.max_mbps = uint32_t(opt_u64(d, "maxMBps", s.download.max_mbps));
-    s.download.try_cnt = uint32_t(opt_u64(d, "tryCnt", s.download.try_cnt));
-    s.download.block_size = uint32_t(opt_u64(d, "blockSize", s.download.block_size));
-  }
+  download_from(o, &s.download_enable, &s.download);
   s.prefetch_concurrency = unsigned(opt_u64(o, "prefetchConcurrency", 16));
   if (o.Get("audit").IsObject()) {
     Napi::Object a = o.Get("audit").As<Napi::Object>();
@@ -90,15 +95,7 @@ svc::ImageRequest request_from(const Napi::Object& o, const svc::Settings& s) {
   }
   r.download_enable = s.download_enable;
   r.download = s.download;
-  if (o.Get("download").IsObject()) {
-    Napi::Object d = o.Get("download").As<Napi::Object>();
-    r.download_enable = opt_bool(d, "enable", r.download_enable);
-    r.download.delay_s = uint32_t(opt_u64(d, "delayS", r.download.delay_s));
-    r.download.delay_extra_s = uint32_t(opt_u64(d, "delayExtraS", r.download.delay_extra_s));
-    r.download.max_mbps = uint32_t(opt_u64(d, "maxMBps", r.download.max_mbps));
-    r.download.try_cnt = uint32_t(opt_u64(d, "tryCnt", r.download.try_cnt));
-    r.download.block_size = uint32_t(opt_u64(d, "blockSize", r.download.block_size));
-  }
+  download_from(o, &r.download_enable, &r.download);
   r.trace_path = opt_path(o, "tracePath");
   r.auto_prefetch = opt_bool(o, "autoPrefetch", true);
   return r;

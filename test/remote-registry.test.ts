@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Digest } from '../lib/registry/index.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
-import { remoteGet, TestBlob } from './helpers/remote-get.js';
+import { R, R_HEADER, R_TEXT, remoteGet, TestBlob } from './helpers/remote-get.js';
 
 const b = new TestBlob();
 const { digest } = b;
@@ -21,9 +21,6 @@ const expectBytes = b.expectBytes.bind(b);
 const expectError = b.expectError.bind(b);
 const push = (reg: TestRegistry, userPass?: string) => b.push(reg, userPass);
 
-const R: [number, number] = [4096, 65536]; // the range most fault tests read
-const R_TEXT = '4096-69631';
-const R_HEADER = /^bytes=4096-69631$/;
 
 describe('plain registry behind the fault proxy', () => {
   let reg: TestRegistry;

@@ -1,7 +1,9 @@
 // A File that passes reads through and logs each one (offset, length), so a
-// test can see exactly which ranges a prefetch or a recorder's caller read.
+// test can see exactly which ranges a prefetch or a recorder's caller read,
+// and counts the bytes they returned (pread_batch goes through pread).
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -20,8 +22,11 @@ class CountingFile final : public File {
       std::lock_guard l(mu_);
       log_.push_back({off, len});
     }
-    return inner_->pread(buf, len, off);
+    auto r = inner_->pread(buf, len, off);
+    if (r.is_ok()) bytes += *r;
+    return r;
   }
+  std::atomic<uint64_t> bytes{0};
   // Every read so far as (offset, length), sorted (threads make the order
   // arbitrary).
   std::vector<std::pair<uint64_t, uint64_t>> reads() const {

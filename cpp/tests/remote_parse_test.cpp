@@ -153,7 +153,9 @@ TEST(RemoteJson, ParsesStringsNumbersAndOrder) {
   for (const char* bad : {"", "{", "{\"a\" 1}", "[1,]", "{\"a\":1} x", "\"\\ud800\"", "\"a\nb\"", "01x", "nul"}) {
     auto r = parse_json(bad, "doc");
     EXPECT_FALSE(r) << bad;
-    if (!r) EXPECT_EQ(r.status().code(), Code::kEINVAL);
+    if (!r) {
+      EXPECT_EQ(r.status().code(), Code::kEINVAL);
+    }
   }
   EXPECT_FALSE(parse_json(std::string(100, '[') + std::string(100, ']'), "deep"));
 }

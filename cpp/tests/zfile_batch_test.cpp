@@ -12,30 +12,15 @@
 #include <vector>
 
 #include "io/file.h"
+#include "tests/counting_file.h"
 #include "tests/test_util.h"
 #include "zfile/reader.h"
 #include "zfile/writer.h"
 
 using namespace obd;
+using obd::test::CountingFile;
 
 namespace {
-
-// Counts the bytes read from the file it wraps (pread_batch goes through pread).
-class CountingFile final : public File {
- public:
-  explicit CountingFile(FilePtr inner) : inner_(std::move(inner)) {}
-  const std::string& name() const override { return inner_->name(); }
-  Result<uint64_t> size() override { return inner_->size(); }
-  Result<size_t> pread(void* buf, size_t len, uint64_t off) override {
-    auto r = inner_->pread(buf, len, off);
-    if (r.is_ok()) bytes += *r;
-    return r;
-  }
-  std::atomic<uint64_t> bytes{0};
-
- private:
-  FilePtr inner_;
-};
 
 Status write_zfile(const FilePtr& out, const std::vector<uint8_t>& raw) {
   OBD_ASSIGN_OR_RETURN(auto w, ZFileWriter::create(out, ZFileOptions{}));

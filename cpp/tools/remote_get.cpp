@@ -25,6 +25,7 @@
 
 #include "remote/credentials.h"
 #include "remote/registry.h"
+#include "tools/json_out.h"
 
 using namespace obd;
 using namespace obd::remote;
@@ -33,38 +34,16 @@ namespace {
 
 std::mutex out_mu;
 
-std::string json_str(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += char(c);
-    } else if (c < 0x20) {
-      char b[8];
-      snprintf(b, sizeof b, "\\u%04x", c);
-      out += b;
-    } else {
-      out += char(c);
-    }
-  }
-  return out + "\"";
-}
 
 std::string sha256_hex(const uint8_t* p, size_t n) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(p, n, md, &len, EVP_sha256(), nullptr);
-  static const char d[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; i++) {
-    out += d[md[i] >> 4];
-    out += d[md[i] & 15];
-  }
-  return out;
+  return obd::tools::hex(std::string(reinterpret_cast<const char*>(md), len));
 }
 
 std::string error_fields(const Status& s) {
-  return "\"ok\":false,\"code\":\"" + std::string(code_name(s.code())) + "\",\"message\":" + json_str(s.message());
+  return "\"ok\":false,\"code\":\"" + std::string(code_name(s.code())) + "\",\"message\":" + obd::tools::jstr(s.message());
 }
 
 class PrintEvents final : public FetchObserver {

@@ -15,55 +15,16 @@
 #include "archive/byte_stream.h"
 #include "archive/tar_reader.h"
 #include "io/file.h"
+#include "tools/json_out.h"
 
 using namespace obd;
 
+using obd::tools::hex;
+using obd::tools::jstr;
+using obd::tools::valid_utf8;
+
 namespace {
 
-bool valid_utf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = s[i];
-    size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
-    if (n == 9 || i + n >= s.size()) return false;
-    for (size_t k = 1; k <= n; k++)
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
-std::string hex(const std::string& s) {
-  static const char d[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
-
-// A JSON string; bytes that are not UTF-8 become U+FFFD (callers add a
-// "_hex" field for those).
-std::string jstr(const std::string& s) {
-  std::string out = "\"";
-  bool ok = valid_utf8(s);
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += char(c);
-    } else if (c < 0x20) {
-      char b[8];
-      snprintf(b, sizeof b, "\\u%04x", c);
-      out += b;
-    } else if (c >= 0x80 && !ok) {
-      out += "\xef\xbf\xbd";
-    } else {
-      out += char(c);
-    }
-  }
-  return out + "\"";
-}
 
 // A string field, plus KEY_hex when it is not valid UTF-8.
 std::string jfield(const char* key, const std::string& s) {

@@ -5,7 +5,7 @@
  * per-image download settings over the global ones, and the resultFile.
  */
 import fs from 'node:fs/promises';
-import { resolveImageConfig, type LowerSource } from '../config.js';
+import { resolveImageConfig, type LowerSource, type ResolvedImageConfig } from '../config.js';
 import { OverlaybdError } from '../errors.js';
 import { mergeDownload, toNativeDownload, type GlobalConfig, type NativeServiceSettings } from './global-config.js';
 import { writeResultFile } from './result-file.js';
@@ -37,8 +37,14 @@ async function fileSize(p: string): Promise<number | undefined> {
   }
 }
 
-export async function buildImageRequest(configPath: string, global: GlobalConfig, opts: { autoPrefetch?: boolean } = {}): Promise<ImageRequest> {
-  const r = await resolveImageConfig(configPath);
+/** `resolved`: the config already read and resolved (by openImageConfig), not read again. */
+export async function buildImageRequest(
+  configPath: string,
+  global: GlobalConfig,
+  opts: { autoPrefetch?: boolean } = {},
+  resolved?: ResolvedImageConfig,
+): Promise<ImageRequest> {
+  const r = resolved ?? (await resolveImageConfig(configPath));
   const { config } = r;
   const lowers = [...r.lowers];
   const resultFile = config.resultFile ? r.abs(config.resultFile) : undefined;

@@ -29,7 +29,7 @@ export async function openImageConfig(configPath: string, opts: OpenConfigOption
   const overrides = { ...opts.overrides, ...(opts.ioEngine ? { ioEngine: opts.ioEngine } : {}) };
   const service = await ImageService.create({ ...opts, overrides });
   try {
-    const req = await buildImageRequest(file, service.global, opts);
+    const req = await buildImageRequest(file, service.global, opts, r);
     return await service.openRequest(req, () => service.close());
   } catch (e) {
     await service.close();

@@ -12,6 +12,11 @@ import { RegistryClient } from '../../lib/registry/index.js';
 import { nativeTool } from './native-tools.js';
 import type { TestRegistry } from './registry.js';
 
+/** The range most remote tests read, as remote_get takes it, as messages name it, and as the Range header. */
+export const R: [number, number] = [4096, 65536];
+export const R_TEXT = '4096-69631';
+export const R_HEADER = /^bytes=4096-69631$/;
+
 export interface OpenLine {
   op: 'open';
   ok: boolean;

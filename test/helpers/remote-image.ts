@@ -232,3 +232,25 @@ export async function remoteBookworm(opts: RemoteBookwormOptions = {}): Promise<
     throw e;
   }
 }
+
+export interface TestGlobalConfig {
+  /** The overlaybd.json written. */
+  file: string;
+  cacheDir: string;
+  /** The audit log it names. */
+  audit: string;
+}
+
+/**
+ * Writes an overlaybd.json in `dir` (created) with its own file cache and
+ * audit log, as a user would configure the image service; `extra` fields
+ * go over them, `cacheDir` shares another config's cache.
+ */
+export function writeGlobalConfig(dir: string, extra: Record<string, unknown> = {}, cacheDir = path.join(dir, 'cache')): TestGlobalConfig {
+  fs.mkdirSync(dir, { recursive: true });
+  const audit = path.join(dir, 'audit.log');
+  const file = path.join(dir, 'overlaybd.json');
+  const cacheConfig = { cacheType: 'file', cacheDir, cacheSizeGB: 4 };
+  fs.writeFileSync(file, JSON.stringify({ cacheConfig, enableAudit: true, auditPath: audit, ...extra }));
+  return { file, cacheDir, audit };
+}
