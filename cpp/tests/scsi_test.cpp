@@ -15,33 +15,18 @@
 #include "frontend/tcmu/scsi.h"
 #include "frontend/tcmu/scsi_wire.h"
 #include "lsmt/rw_layer.h"
+#include "tests/scsi_cdb.h"
 #include "tests/test_util.h"
 
 using namespace obd;
 using namespace obd::frontend::tcmu;
+using obd::test::cdb10;
+using obd::test::cdb16;
 
 namespace {
 
 constexpr uint64_t kSize = 4 << 20;
 constexpr uint64_t kBlocks = kSize / 512;
-
-std::vector<uint8_t> cdb10(uint8_t op, uint32_t lba, uint16_t n, uint8_t flags = 0) {
-  std::vector<uint8_t> c(10, 0);
-  c[0] = op;
-  c[1] = flags;
-  put_be32(&c[2], lba);
-  put_be16(&c[7], n);
-  return c;
-}
-
-std::vector<uint8_t> cdb16(uint8_t op, uint64_t lba, uint32_t n, uint8_t flags = 0) {
-  std::vector<uint8_t> c(16, 0);
-  c[0] = op;
-  c[1] = flags;
-  put_be64(&c[2], lba);
-  put_be32(&c[10], n);
-  return c;
-}
 
 std::vector<uint8_t> cdb6(uint8_t op, uint8_t b1, uint8_t b2, uint8_t b3, uint8_t b4) {
   return {op, b1, b2, b3, b4, 0};

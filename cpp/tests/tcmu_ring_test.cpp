@@ -16,11 +16,14 @@
 #include "frontend/tcmu/ring.h"
 #include "frontend/tcmu/scsi_wire.h"
 #include "frontend/tcmu/uapi.h"
+#include "tests/scsi_cdb.h"
 #include "tests/test_util.h"
 #include "lsmt/rw_layer.h"
 
 using namespace obd;
 using namespace obd::frontend::tcmu;
+using obd::test::cdb10;
+using obd::test::cdb16;
 
 namespace {
 
@@ -124,23 +127,6 @@ class KernelRing {
   uint16_t next_id_ = 1;
 };
 
-std::vector<uint8_t> rw10(uint8_t op, uint32_t lba, uint16_t n) {
-  std::vector<uint8_t> c(10, 0);
-  c[0] = op;
-  put_be32(&c[2], lba);
-  put_be16(&c[7], n);
-  return c;
-}
-
-std::vector<uint8_t> rw16(uint8_t op, uint64_t lba, uint32_t n, uint8_t flags = 0) {
-  std::vector<uint8_t> c(16, 0);
-  c[0] = op;
-  c[1] = flags;
-  put_be64(&c[2], lba);
-  put_be32(&c[10], n);
-  return c;
-}
-
 class TcmuRingTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -210,7 +196,7 @@ TEST_F(TcmuRingTest, BatchesWithPadAndWrap) {
       uint64_t a = data, b = data + cut + 64;
       data += bytes + 64;
       if (kind == 0 || kind == 1) {  // READ (10/16)
-        uint16_t id = k.queue(kind ? rw16(0x88, lba, blocks) : rw10(0x28, uint32_t(lba), uint16_t(blocks)), segs);
+        uint16_t id = k.queue(kind ? cdb16(0x88, lba, blocks) : cdb10(0x28, uint32_t(lba), uint16_t(blocks)), segs);
         want.push_back({id, kStatusGood, 0, [&, a, b, cut, lba, bytes, expect = std::vector<uint8_t>()]() {
                           std::vector<uint8_t> got(k.data(a), k.data(a) + cut);
                           got.insert(got.end(), k.data(b), k.data(b) + (bytes - cut));
@@ -221,16 +207,16 @@ TEST_F(TcmuRingTest, BatchesWithPadAndWrap) {
         for (uint64_t j = 0; j < bytes - cut; j++) *k.data(b + j) = uint8_t(rng());
         std::memcpy(model.data() + lba * 512, k.data(a), cut);
         std::memcpy(model.data() + lba * 512 + cut, k.data(b), bytes - cut);
-        want.push_back({k.queue(rw16(0x8a, lba, blocks), segs), kStatusGood, 0, nullptr});
+        want.push_back({k.queue(cdb16(0x8a, lba, blocks), segs), kStatusGood, 0, nullptr});
       } else if (kind == 3) {  // WRITE SAME (16) with UNMAP
         std::memset(k.data(a), 0, 512);
         std::memset(model.data() + lba * 512, 0, bytes);
-        want.push_back({k.queue(rw16(0x93, lba, blocks, 0x08), {{a, 512}}), kStatusGood, 0, nullptr});
+        want.push_back({k.queue(cdb16(0x93, lba, blocks, 0x08), {{a, 512}}), kStatusGood, 0, nullptr});
       } else if (kind == 4) {  // unsupported
         want.push_back({k.queue({0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {}), kStatusCheckCondition, 5, nullptr});
       } else {  // out of range
         want.push_back(
-            {k.queue(rw16(0x88, kSize / 512, 1), {{a, 512}}), kStatusCheckCondition, 5, nullptr});
+            {k.queue(cdb16(0x88, kSize / 512, 1), {{a, 512}}), kStatusCheckCondition, 5, nullptr});
       }
       if (k.head() < before) wraps++;
     }
@@ -265,7 +251,7 @@ TEST_F(TcmuRingTest, ReadLenForShortDataIn) {
   KernelRing k(4096, 65536);
   ASSERT_OBD_ASSIGN(Ring ring, Ring::attach(k.map(), k.map_len()));
   uint16_t inq = k.queue({0x12, 0, 0, 0, 255, 0}, {{0, 255}});
-  uint16_t rd = k.queue(rw10(0x28, 0, 8), {{4096, 4096}});
+  uint16_t rd = k.queue(cdb10(0x28, 0, 8), {{4096, 4096}});
   k.publish();
   ASSERT_OBD_ASSIGN(size_t done, process_ring(ring, disk_, *io_, nullptr));
   EXPECT_EQ(done, 2u);
@@ -283,7 +269,7 @@ TEST_F(TcmuRingTest, OutOfOrderCompletion) {
   KernelRing k(640, 65536);  // five 128-byte entries
   ASSERT_OBD_ASSIGN(Ring ring, Ring::attach(k.map(), k.map_len()));
   std::vector<uint16_t> ids;
-  for (int i = 0; i < 4; i++) ids.push_back(k.queue(rw10(0x28, uint32_t(i), 1), {{uint64_t(i) * 512, 512}}));
+  for (int i = 0; i < 4; i++) ids.push_back(k.queue(cdb10(0x28, uint32_t(i), 1), {{uint64_t(i) * 512, 512}}));
   k.publish();
   std::vector<RingCommand> cmds(4);
   for (auto& c : cmds) {
@@ -306,7 +292,7 @@ TEST_F(TcmuRingTest, OutOfOrderCompletion) {
   // The others, then a new command that wraps (PAD, then the entry at 0).
   ring.complete(cmds[3], {});
   ring.complete(cmds[1], {});
-  uint16_t last = k.queue(rw10(0x28, 9, 1), {{9 * 512, 512}});
+  uint16_t last = k.queue(cdb10(0x28, 9, 1), {{9 * 512, 512}});
   k.publish();
   ASSERT_OBD_ASSIGN(size_t done, process_ring(ring, disk_, *io_, nullptr));
   EXPECT_EQ(done, 1u);
@@ -321,7 +307,7 @@ TEST_F(TcmuRingTest, OutOfOrderCompletion) {
 TEST_F(TcmuRingTest, RestartResumesAtTail) {
   KernelRing k(1024, 65536);
   std::vector<uint16_t> ids;
-  for (int i = 0; i < 3; i++) ids.push_back(k.queue(rw10(0x28, uint32_t(i), 1), {{uint64_t(i) * 512, 512}}));
+  for (int i = 0; i < 3; i++) ids.push_back(k.queue(cdb10(0x28, uint32_t(i), 1), {{uint64_t(i) * 512, 512}}));
   k.publish();
   {
     ASSERT_OBD_ASSIGN(Ring ring, Ring::attach(k.map(), k.map_len()));
@@ -336,7 +322,7 @@ TEST_F(TcmuRingTest, RestartResumesAtTail) {
   EXPECT_EQ(got.size(), 1u);
   EXPECT_TRUE(got.count(ids[0]));
   ASSERT_OBD_ASSIGN(Ring again, Ring::attach(k.map(), k.map_len()));
-  ids.push_back(k.queue(rw10(0x28, 3, 1), {{3 * 512, 512}}));
+  ids.push_back(k.queue(cdb10(0x28, 3, 1), {{3 * 512, 512}}));
   k.publish();
   ASSERT_OBD_ASSIGN(size_t done, process_ring(again, disk_, *io_, nullptr));
   EXPECT_EQ(done, 3u);
@@ -353,8 +339,8 @@ TEST_F(TcmuRingTest, RestartResumesAtTail) {
 TEST_F(TcmuRingTest, MalformedEntries) {
   KernelRing k(4096, 65536);
   ASSERT_OBD_ASSIGN(Ring ring, Ring::attach(k.map(), k.map_len()));
-  uint16_t bad_iov = k.queue(rw10(0x28, 0, 1), {{1 << 20, 512}});
-  uint16_t good = k.queue(rw10(0x28, 0, 1), {{0, 512}});
+  uint16_t bad_iov = k.queue(cdb10(0x28, 0, 1), {{1 << 20, 512}});
+  uint16_t good = k.queue(cdb10(0x28, 0, 1), {{0, 512}});
   k.publish();
   ASSERT_OBD_ASSIGN(size_t done, process_ring(ring, disk_, *io_, nullptr));
   EXPECT_EQ(done, 2u);
@@ -364,7 +350,7 @@ TEST_F(TcmuRingTest, MalformedEntries) {
   EXPECT_EQ(got[good].status, kStatusGood);
   // An entry whose length runs past the ring's end.
   uint32_t at = k.head();
-  k.queue(rw10(0x28, 0, 1), {{0, 512}});
+  k.queue(cdb10(0x28, 0, 1), {{0, 512}});
   reinterpret_cast<tcmu_cmd_entry*>(k.map() + 128 + at)->hdr.len_op = 8192 | TCMU_OP_CMD;
   k.publish();
   auto r = process_ring(ring, disk_, *io_, nullptr);
