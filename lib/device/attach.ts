@@ -39,6 +39,8 @@ export interface AttachedDevice {
   id: string;
   /** The exported file the loop device reads (on the FUSE mount). */
   file: string;
+  /** The image the device serves (the live snapshot API acts on it). */
+  image?: Image;
   /** Detaches the loop device, unmounts and closes the image; resolves once all is gone. */
   detach(): Promise<void>;
 }
@@ -125,6 +127,7 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
       path: loop,
       id,
       file: exp.file,
+      image,
       async detach() {
         // A mounted filesystem would lose its device (the kernel detaches a
         // busy loop lazily, then the FUSE file goes away): refuse, undone nothing.

@@ -13,6 +13,8 @@ import { silentLogger, type Logger } from '../log.js';
 import { ImageService } from '../service/image-service.js';
 import type { GlobalConfig } from '../service/global-config.js';
 import { attachDevice, type AttachedDevice, type Frontend } from './attach.js';
+import { snapshotDevice } from './snapshot.js';
+import { answerSnapshot, isSnapshotPath, replyJson, startSnapshotApi } from './snapshot-api.js';
 
 export interface DeviceInfo {
   id: string;
@@ -36,6 +38,7 @@ export class DeviceService {
   #server: http.Server;
   #log: Logger;
   #closing: Promise<void> | undefined;
+  #api: http.Server | undefined;
 
   private constructor(images: ImageService, socket: string, server: http.Server, log: Logger) {
     this.images = images;
@@ -53,7 +56,10 @@ export class DeviceService {
     server.on('request', (req, res) => void svc.#handle(req, res));
     try {
       await listen(server, socket);
+      const api = images.global.serviceConfig;
+      if (api.enable) svc.#api = await startSnapshotApi(api.address, svc);
     } catch (e) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
       await images.close();
       throw e;
     }
@@ -83,10 +89,24 @@ export class DeviceService {
     this.#log.info('device.detached', { ...entry.info });
   }
 
+  hasDevice(id: string): boolean {
+    return this.#devices.has(id);
+  }
+
+  /** Live snapshot of a device (§6.6): see snapshotDevice. */
+  async snapshot(id: string, config: string): Promise<void> {
+    const entry = this.#devices.get(id);
+    if (!entry) throw new OverlaybdError('ENOENT', `no device ${id} in this service`);
+    if (!entry.dev.image) throw new OverlaybdError('ENOTSUP', `device ${id} (${entry.info.frontend}) does not expose its image for snapshots`);
+    await snapshotDevice({ config: entry.info.config, image: entry.dev.image }, config);
+    this.#log.info('device.snapshot', { ...entry.info, next: config });
+  }
+
   /** Detaches every device, stops the socket and the image service. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      if (this.#api) await new Promise<void>((resolve) => this.#api!.close(() => resolve()));
       fs.rmSync(this.socket, { force: true });
       for (const { info } of [...this.#devices.values()]) {
         await this.detach(info.id).catch((e: unknown) => this.#log.error('device.detach_failed', { ...info, error: String(e) }));
@@ -102,6 +122,10 @@ export class DeviceService {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
+    if (isSnapshotPath(req.url)) {
+      req.resume();
+      return replyJson(res, await answerSnapshot(req.method, req.url, this));
+    }
     try {
       const body = req.method === 'POST' ? await readJson(req) : {};
       if (req.method === 'GET' && req.url === '/list') return reply(200, this.list());
