@@ -7,6 +7,7 @@ import { createCommand } from './create.js';
 import { dumpCommand } from './dump.js';
 import { inspectCommand } from './inspect.js';
 import { prefetchCommand } from './prefetch.js';
+import { resizeCommand } from './resize.js';
 import { serveCommand } from './serve.js';
 import { attachCommand, detachCommand, listCommand } from './device.js';
 import { runCli, usageError, type Command } from './run.js';
@@ -23,6 +24,7 @@ const commands: Record<string, Command> = {
   create: createCommand,
   commit: commitCommand,
   apply: applyCommand,
+  resize: resizeCommand,
   zfile: zfileCommand,
   convert: convertorCommand,
 };
