@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -162,5 +163,63 @@ TEST(SnapshotRefused, LeavesTheImageWorking) {
   Status rofs = ro->snapshot(L.u2);
   EXPECT_EQ(rofs.code(), Code::kEROFS) << rofs.to_string();
 }
+
+}  // namespace
+
+namespace {
+
+// overlaybd-resize's layer half (§6.7): both headers carry the new size, a
+// sparse data file follows it, and data cut off by a shrink stays gone when
+// the layer grows again.
+class Resize : public testing::TestWithParam<bool> {};
+
+TEST_P(Resize, RewritesBothHeadersAndForgetsWhatAShrinkCut) {
+  const bool sparse = GetParam();
+  test::TempDir dir;
+  UpperSpec u{dir.file("r.data"), dir.file("r.index")};
+  lsmt::CreateOptions co;
+  co.virtual_size = 1 << 20;
+  co.sparse = sparse;
+  ASSERT_OBD_OK(lsmt::create_rw_layer(u.data, u.index, co));
+  ImageSpec spec;
+  spec.upper = u;
+  std::vector<uint8_t> a(4096, 0xa1), z(4096, 0), b(4096);
+  {
+    ASSERT_OBD_ASSIGN(ImagePtr img, open_image(spec));
+    ASSERT_OBD_OK(img->pwrite(a.data(), 4096, 0));
+    ASSERT_OBD_OK(img->pwrite(a.data(), 4096, (1 << 20) - 4096));
+  }
+  auto resize = [&](uint64_t vsize) -> Status {
+    OBD_ASSIGN_OR_RETURN(auto rw, lsmt::RwLayer::open(u.data, u.index, true));
+    OBD_TRY(rw->set_virtual_size(vsize));
+    return rw->sync();
+  };
+  auto header_vsize = [](const std::string& path) -> uint64_t {
+    auto f = open_local(path, OpenMode::kRead);
+    uint8_t rec[lsmt::kHeaderSize];
+    if (!f || !(*f)->read_exact(rec, sizeof rec, 0, Code::kLSMT_TRUNCATED, "header").is_ok()) return 0;
+    auto r = lsmt::decode_record(rec, path);
+    return r ? r->virtual_size : 0;
+  };
+  ASSERT_OBD_OK(resize(512 << 10));
+  EXPECT_EQ(header_vsize(u.data), 512u << 10);
+  if (!sparse) EXPECT_EQ(header_vsize(u.index), 512u << 10);
+  if (sparse) EXPECT_EQ(std::filesystem::file_size(u.data), 4096u + (512 << 10));
+  ASSERT_OBD_OK(resize(2 << 20));
+  EXPECT_EQ(header_vsize(u.data), 2u << 20);
+  if (!sparse) EXPECT_EQ(header_vsize(u.index), 2u << 20);
+  ASSERT_OBD_ASSIGN(ImagePtr img, open_image(spec));
+  EXPECT_EQ(img->virtual_size(), 2u << 20);
+  ASSERT_OBD_OK(img->pread(b.data(), 4096, 0).status());
+  EXPECT_EQ(b, a);
+  ASSERT_OBD_OK(img->pread(b.data(), 4096, (1 << 20) - 4096).status());
+  EXPECT_EQ(b, z) << "data cut by the shrink came back";
+  EXPECT_EQ(resize(4 << 20).code(), Code::kEBUSY) << "resized under an open image";
+  img.reset();
+  EXPECT_EQ(resize(1000).code(), Code::kEINVAL);
+}
+
+INSTANTIATE_TEST_SUITE_P(Upper, Resize, testing::Values(false, true),
+                         [](const testing::TestParamInfo<bool>& i) { return i.param ? "Sparse" : "Append"; });
 
 }  // namespace
