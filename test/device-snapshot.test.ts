@@ -181,6 +181,10 @@ describe('live snapshot API', () => {
       }
       const other = await get('/other', true);
       expect(other.status).toBe(404);
+      // A second service cannot take the API's address: it says so and leaves nothing behind.
+      const second = p('second.sock');
+      await expect(DeviceService.start({ global, socket: second })).rejects.toThrow(/EADDRINUSE|serviceConfig\.address http:\/\/127\.0\.0\.1:\d+/);
+      expect(fs.existsSync(second)).toBe(false);
       // Unchanged: the config, and the device still writes to its upper.
       expect(JSON.parse(fs.readFileSync(config, 'utf8'))).toEqual(cfg);
       devWrite(dev.path, block(0x62), 4096);

@@ -56,12 +56,18 @@ export class DeviceService {
     server.on('request', (req, res) => void svc.#handle(req, res));
     try {
       await listen(server, socket);
-      const api = images.global.serviceConfig;
-      if (api.enable) svc.#api = await startSnapshotApi(api.address, svc);
     } catch (e) {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
       await images.close();
       throw e;
+    }
+    const api = images.global.serviceConfig;
+    if (api.enable) {
+      try {
+        svc.#api = await startSnapshotApi(api.address, svc);
+      } catch (e) {
+        await svc.close();
+        throw e;
+      }
     }
     log.info('service.started', { socket });
     return svc;
