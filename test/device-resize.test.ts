@@ -124,6 +124,26 @@ describe('overlaybd-resize', () => {
     expect(bytes).toBeLessThanOrEqual(GiB);
   }, 180_000);
 
+  it('grows a sparse upper: its data file follows the size', async () => {
+    const sp = { data: path.join(tmp.dir, 's.data'), index: path.join(tmp.dir, 's.index') };
+    await createLayer({ ...sp, virtualSize: GiB, sparse: true, mkfs: true });
+    const cfg = path.join(tmp.dir, 'sparse.json');
+    fs.writeFileSync(cfg, JSON.stringify({ upper: sp }));
+    const r = runTool('overlaybd-resize', ['--config', cfg, '--size', '2']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(fs.statSync(sp.data).size).toBe(4096 + 2 * GiB);
+    expect((await inspectLayer(sp.data)).header.virtualSize).toBe(2 * GiB);
+    const dev = await attachDevice(cfg, { runDir: path.join(tmp.dir, 'run') });
+    try {
+      const f = spawnSync('e2fsck', ['-fn', dev.file], { encoding: 'utf8' });
+      expect(f.status, f.stdout + f.stderr).toBe(0);
+      expect(f.stdout).toMatch(/\/524288 blocks/);
+    } finally {
+      await dev.detach();
+    }
+  }, 180_000);
+
   it('refuses a read-only image, a busy upper and bad arguments by name', async () => {
     const ro = path.join(tmp.dir, 'ro.json');
     fs.writeFileSync(ro, JSON.stringify({ lowers: [] }));
