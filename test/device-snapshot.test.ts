@@ -12,6 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commitLayer, createLayer, openImage } from '../lib/index.js';
 import { DeviceService } from '../lib/device/service.js';
+import { spawnTool } from './helpers/cli.js';
 import { tempDir } from './helpers/vectors.js';
 
 const MiB = 1 << 20;
@@ -37,7 +38,7 @@ function writeConfig(name: string, cfg: unknown): string {
 }
 
 /** GET on the control socket or, with `tcp`, on serviceConfig.address. */
-function get(url: string, tcp = false): Promise<{ status: number; body: { success: boolean; message: string } }> {
+function get(url: string, tcp = false): Promise<{ status: number; body: { success: boolean; message: string; code?: string } }> {
   const where = tcp ? { host: '127.0.0.1', port } : { socketPath: socket };
   return new Promise((resolve, reject) => {
     http
@@ -48,6 +49,13 @@ function get(url: string, tcp = false): Promise<{ status: number; body: { succes
       })
       .on('error', reject);
   });
+}
+
+/** Runs a tool without blocking this process's event loop (the service lives here). */
+async function tool(name: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const t = spawnTool(name, args);
+  const code = await new Promise<number | null>((r) => t.child.once('exit', (c) => r(c)));
+  return { code, stderr: t.stderr };
 }
 
 const q = (id: string, config: string) => `/snapshot?dev_id=${encodeURIComponent(id)}&config=${encodeURIComponent(config)}`;
@@ -162,22 +170,22 @@ describe('live snapshot API', () => {
       const ro = await svc.attach(roConfig);
       devWrite(dev.path, block(0x61), 0);
       const good = { lowers: [{ file: lower }, { file: u1.data }], upper: u2 };
-      const cases: [string, number, RegExp, boolean?][] = [
-        ['/snapshot?dev_id=' + dev.id, 400, /lacks config/],
-        ['/snapshot?config=x', 400, /lacks dev_id/],
-        [q('nope', writeConfig('n1.json', good)), 404, /no device with dev_id nope/],
-        [q(dev.id, p('missing.json')), 400, /ENOENT: cannot read .*missing\.json/],
-        [q(dev.id, writeConfig('n2.json', { ...good, lowers: [{ file: u1.data }] })), 400, /has 1 lowers; it must keep the device's 1/],
-        [q(dev.id, writeConfig('n3.json', { ...good, lowers: [{ file: u2.data }, { file: u1.data }] })), 400, /lowers\[0\] differs/],
-        [q(dev.id, writeConfig('n4.json', { ...good, lowers: [{ file: lower }, { file: lower }] })), 400, /lowers\[1\] must be just \{"file": ".*v1\.data"\}/],
-        [q(dev.id, writeConfig('n5.json', { lowers: good.lowers })), 400, /has no upper/],
-        [q(dev.id, writeConfig('n6.json', { ...good, upper: u1 })), 400, /new upper must differ/],
-        [q(dev.id, writeConfig('n7.json', { ...good, upper: { data: p('gone.data'), index: p('gone.index') } })), 400, /ENOENT.*gone\.data/, true],
-        [q(ro.id, writeConfig('n8.json', { lowers: [{ file: lower }, { file: u1.data }], upper: u2 })), 400, /EROFS: .*no upper layer/],
+      const cases: [string, number, string, RegExp, boolean?][] = [
+        ['/snapshot?dev_id=' + dev.id, 400, 'EINVAL', /lacks config/],
+        ['/snapshot?config=x', 400, 'EINVAL', /lacks dev_id/],
+        [q('nope', writeConfig('n1.json', good)), 404, 'ENOENT', /no device with dev_id nope/],
+        [q(dev.id, p('missing.json')), 400, 'ENOENT', /cannot read .*missing\.json/],
+        [q(dev.id, writeConfig('n2.json', { ...good, lowers: [{ file: u1.data }] })), 400, 'EINVAL', /has 1 lowers; it must keep the device's 1/],
+        [q(dev.id, writeConfig('n3.json', { ...good, lowers: [{ file: u2.data }, { file: u1.data }] })), 400, 'EINVAL', /lowers\[0\] differs/],
+        [q(dev.id, writeConfig('n4.json', { ...good, lowers: [{ file: lower }, { file: lower }] })), 400, 'EINVAL', /lowers\[1\] must be just \{"file": ".*v1\.data"\}/],
+        [q(dev.id, writeConfig('n5.json', { lowers: good.lowers })), 400, 'EINVAL', /has no upper/],
+        [q(dev.id, writeConfig('n6.json', { ...good, upper: u1 })), 400, 'EINVAL', /new upper must differ/],
+        [q(dev.id, writeConfig('n7.json', { ...good, upper: { data: p('gone.data'), index: p('gone.index') } })), 400, 'ENOENT', /gone\.data/, true],
+        [q(ro.id, writeConfig('n8.json', { lowers: [{ file: lower }, { file: u1.data }], upper: u2 })), 400, 'EROFS', /no upper layer/],
       ];
-      for (const [url, status, message, tcp] of cases) {
+      for (const [url, status, code, message, tcp] of cases) {
         const r = await get(url, tcp);
-        expect({ url, ...r }).toMatchObject({ url, status, body: { success: false, message: expect.stringMatching(message) } });
+        expect({ url, ...r }).toMatchObject({ url, status, body: { success: false, code, message: expect.stringMatching(message) } });
       }
       const other = await get('/other', true);
       expect(other.status).toBe(404);
@@ -189,9 +197,20 @@ describe('live snapshot API', () => {
       expect(JSON.parse(fs.readFileSync(config, 'utf8'))).toEqual(cfg);
       devWrite(dev.path, block(0x62), 4096);
       expect(devRead(dev.path, 0, 2 * 4096)).toEqual(Buffer.concat([block(0x61), block(0x62)]));
+      // overlaybd snapshot: the control socket's client.
+      const unknown = await tool('overlaybd', ['snapshot', '--socket', socket, 'nope', p('n1.json')]);
+      expect(unknown).toEqual({ code: 1, stderr: expect.stringMatching(/^overlaybd snapshot: ENOENT: no device with dev_id nope/) });
+      const ok = await tool('overlaybd', ['snapshot', '--socket', socket, dev.id, writeConfig('n9.json', good)]);
+      expect(ok).toEqual({ code: 0, stderr: '' });
+      expect(JSON.parse(fs.readFileSync(config, 'utf8'))).toEqual(good);
+      devWrite(dev.path, block(0x63), 2 * 4096);
       await svc.detach(dev.id);
       await svc.detach(ro.id);
-      expect(await readImage({ lowers: [lower], upper: u1 }, 0, 2 * 4096)).toEqual(Buffer.concat([block(0x61), block(0x62)]));
+      // The refused requests changed nothing: the sealed upper holds both writes made before the CLI's snapshot.
+      expect(await readImage({ lowers: [lower, u1.data] }, 0, 3 * 4096)).toEqual(Buffer.concat([block(0x61), block(0x62), block(0)]));
+      expect(await readImage({ lowers: [lower, u1.data], upper: u2 }, 0, 3 * 4096)).toEqual(
+        Buffer.concat([block(0x61), block(0x62), block(0x63)]),
+      );
     } finally {
       await svc.close();
     }

@@ -17,7 +17,8 @@ export interface SnapshotHost {
 
 export interface ApiAnswer {
   status: number;
-  body: { success: boolean; message: string };
+  /** Upstream's fields, plus `code` (ours) on failures: the OverlaybdError code. */
+  body: { success: boolean; message: string; code?: string };
 }
 
 /** True for the paths this API owns. */
@@ -29,8 +30,11 @@ export function isSnapshotPath(url: string | undefined): boolean {
 const BAD_ARGUMENT = new Set(['EINVAL', 'ENOENT', 'EROFS', 'EBUSY', 'CONFIG_INVALID', 'LSMT_TOO_MANY_LAYERS', 'LSMT_NOT_SEALED']);
 
 export async function answerSnapshot(method: string | undefined, url: string | undefined, host: SnapshotHost): Promise<ApiAnswer> {
-  const fail = (status: number, message: string): ApiAnswer => ({ status, body: { success: false, message } });
-  if (method !== 'GET' && method !== 'POST') return fail(405, `${method} /snapshot: use GET or POST`);
+  const fail = (status: number, message: string, code = status === 404 ? 'ENOENT' : 'EINVAL'): ApiAnswer => ({
+    status,
+    body: { success: false, message, code },
+  });
+  if (method !== 'GET' && method !== 'POST') return fail(405, `${method} /snapshot: use GET or POST`, 'ENOTSUP');
   const q = new URL(url ?? '', 'http://x').searchParams;
   const devId = q.get('dev_id') ?? '';
   const config = q.get('config') ?? '';
@@ -45,7 +49,7 @@ export async function answerSnapshot(method: string | undefined, url: string | u
   } catch (e) {
     const code = isOverlaybdError(e) ? e.code : 'INTERNAL';
     const status = BAD_ARGUMENT.has(code) ? 400 : 500;
-    return fail(status, `${code}: ${(e as Error).message}`);
+    return fail(status, (e as Error).message, code);
   }
 }
 
@@ -65,7 +69,7 @@ export async function startSnapshotApi(address: string, host: SnapshotHost): Pro
   if (u.protocol !== 'http:') throw new OverlaybdError('CONFIG_INVALID', `serviceConfig.address ${address}: only http:// is served`);
   const server = http.createServer((req, res) => {
     if (!isSnapshotPath(req.url)) {
-      replyJson(res, { status: 404, body: { success: false, message: `no endpoint ${req.url}; this API serves /snapshot` } });
+      replyJson(res, { status: 404, body: { success: false, message: `no endpoint ${req.url}; this API serves /snapshot`, code: 'ENOENT' } });
       return;
     }
     req.resume();
