@@ -35,12 +35,6 @@ function fields(stdout: string): Record<string, string> {
   return Object.fromEntries(stdout.split('\n').flatMap((l) => (/^[\w-]+=/.test(l) ? [[l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]] : [])));
 }
 
-function writeJson(name: string, v: object): string {
-  const file = path.join(share, name);
-  fs.writeFileSync(file, JSON.stringify(v));
-  return file;
-}
-
 const upper = (name: string) => ({ data: path.join(share, `${name}.data`), index: path.join(share, `${name}.index`) });
 
 beforeAll(async () => {
@@ -52,16 +46,16 @@ beforeAll(async () => {
   const layer = path.join(share, 'bookworm.lz4.blob');
   fs.copyFileSync(bookworm.layers[0]!, layer);
   bookworm = { ...bookworm, layers: [layer] };
-  const lowers = [{ file: layer }];
-  writeJson('ro.json', { lowers });
-  writeJson('raw.json', { lowers });
-  for (const name of ['rw', 'rw2']) {
-    await createLayer({ ...upper(name), virtualSize: 2 * GiB });
-    writeJson(`${name}.json`, { lowers, upper: upper(name) });
-  }
+  // The guest writes its configs (its paths are in its tmpfs).
+  for (const name of ['rw', 'rw2']) await createLayer({ ...upper(name), virtualSize: 2 * GiB });
   const g = writeGlobalConfig(path.join(share, 'global'), { controlSocket: '/tmp/obd.sock' }, '/tmp/obd-cache');
   fs.copyFileSync(g.file, path.join(share, 'overlaybd.json'));
-  fs.copyFileSync(path.join(here, 'guest/tree-list.sh'), path.join(share, 'tree-list.sh'));
+  for (const file of ['tree-list.sh', 'sg_write.py']) fs.copyFileSync(path.join(here, 'guest', file), path.join(share, file));
+  // The guest runs the service compiled: tsx would cost a minute per node process under TCG.
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', 'build/guest-js', '--declaration', 'false', '--sourceMap', 'false'], {
+    cwd: path.join(here, '..'),
+    stdio: 'inherit',
+  });
   // The expected tree: the source tar extracted, listed as the guest lists the device.
   const expected = path.join(tmp.dir, 'expected');
   mergeLayers([bookworm.tar], expected, path.join(tmp.dir, 'scratch'));
@@ -70,7 +64,7 @@ beforeAll(async () => {
   fs.rmSync(expected, { recursive: true, force: true });
 
   const script = fs.readFileSync(path.join(here, 'guest/tcmu.sh'), 'utf8');
-  guest = await runInGuest({ kernel: '6.1', script, timeoutMs: 480_000, shareDir: share });
+  guest = await runInGuest({ kernel: '6.1', script, timeoutMs: 600_000, shareDir: share });
   f = fields(guest.stdout);
   console.log(`guest 6.1: ${guest.ms} ms wall; fields: ${JSON.stringify(f)}`);
 }, 900_000);
@@ -96,8 +90,7 @@ describe('TCMU devices in the 6.1 guest', () => {
     const got = fs.readFileSync(path.join(share, 'tree-guest.txt'), 'utf8');
     expect(got.split('\n').length).toBeGreaterThan(1000);
     expect(got === want, 'tree listing differs').toBe(true);
-    expect(f.a_write_rc).not.toBe('0');
-    expect(Number(f.a_data_protect)).toBeGreaterThan(0);
+    expect(f.a_sg_write).toBe('status=0x02 key=0x7 asc=0x27'); // CHECK CONDITION, DATA PROTECT, write protected
     expect(f.a_gone).toBe('yes');
   });
 

@@ -101,7 +101,8 @@ export async function findDisk(naa: string, waitMs = 30_000): Promise<string> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     const dev = diskOf(naa);
-    if (dev) {
+    // The disk's sysfs entry shows before its device/timeout does.
+    if (dev && fs.existsSync(`/sys/block/${dev}/device/timeout`)) {
       write(`/sys/block/${dev}/device/timeout`, NO_TIMEOUT);
       return `/dev/${dev}`;
     }
