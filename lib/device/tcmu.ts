@@ -60,8 +60,8 @@ interface Served {
 // Per process: the kernel lets one opener serve a UIO device, so every
 // path (attach, discovery) goes through this one map, keyed by uioN.
 const served = new Map<string, Promise<Served>>();
-// Backstores attachTcmu is still setting up (core dir): discovery leaves them alone.
-const creating = new Set<string>();
+// Backstores being set up or torn down here (core dir): discovery leaves them alone.
+const busy = new Set<string>();
 // UIO devices discovery failed to serve, by uioN -> its name then; retried when the name changes.
 const refused = new Map<string, string>();
 
@@ -134,7 +134,7 @@ export interface TcmuDevice extends AttachedDevice {
 function attached(s: Served, known: { path: string }): TcmuDevice {
   const core = coreOf(s.name);
   let detaching: Promise<void> | undefined;
-  return {
+  const dev: TcmuDevice = {
     id: `tcmu-${s.name.hba}-${s.name.device}`,
     file: `/dev/${s.uio}`,
     config: s.name.configPath,
@@ -148,13 +148,18 @@ function attached(s: Served, known: { path: string }): TcmuDevice {
       return known.path;
     },
     async detach() {
-      if (!detaching && known.path) assertNotClaimed(known.path);
+      if (!detaching && dev.path) assertNotClaimed(dev.path);
       // The LUN goes first (the disk syncs its cache through the ring on
       // its way out), then the handler, then the backstore.
       detaching ??= (async () => {
-        removeLuns(core);
-        await stop(s);
-        removeBackstore(core);
+        busy.add(core);
+        try {
+          removeLuns(core);
+          await stop(s);
+          removeBackstore(core);
+        } finally {
+          busy.delete(core);
+        }
       })();
       return detaching;
     },
@@ -163,6 +168,7 @@ function attached(s: Served, known: { path: string }): TcmuDevice {
       return detaching;
     },
   };
+  return dev;
 }
 
 /**
@@ -176,11 +182,11 @@ export async function attachTcmu(configPath: string, open: OpenConfig, hba = DEF
   let n = tcmuNames(hba, String(randomInt(1_000_000_000, 2_147_483_647)));
   for (let tries = 0; ; tries++) {
     try {
-      creating.add(n.core);
+      busy.add(n.core);
       await createBackstore(n, configPath);
       break;
     } catch (e) {
-      creating.delete(n.core);
+      busy.delete(n.core);
       if ((e as OverlaybdError).code !== 'EEXIST' || tries >= 10) throw e;
       n = tcmuNames(hba, String(randomInt(1_000_000_000, 2_147_483_647)));
     }
@@ -201,7 +207,7 @@ export async function attachTcmu(configPath: string, open: OpenConfig, hba = DEF
     removeBackstore(n.core);
     throw e;
   } finally {
-    creating.delete(n.core);
+    busy.delete(n.core);
   }
 }
 
@@ -214,7 +220,7 @@ export async function attachTcmu(configPath: string, open: OpenConfig, hba = DEF
 export async function discoverTcmu(open: OpenConfig, onError: (uio: string, name: string, e: unknown) => void): Promise<TcmuDevice[]> {
   const out: TcmuDevice[] = [];
   for (const u of overlaybdUios()) {
-    if (served.has(u.uio) || creating.has(coreOf(u.name)) || refused.get(u.uio) === u.raw) continue;
+    if (served.has(u.uio) || busy.has(coreOf(u.name)) || refused.get(u.uio) === u.raw) continue;
     try {
       const s = await serve(u.uio, u.name, open);
       refused.delete(u.uio);

@@ -17,9 +17,7 @@ L='{"lowers":[{"file":"/tmp/img/bookworm.lz4.blob"}]'
 up() { echo ",\"upper\":{\"data\":\"/tmp/img/$1.data\",\"index\":\"/tmp/img/$1.index\"}"; }
 echo "$L}" > /tmp/img/ro.json; echo "$L}" > /tmp/img/raw.json
 echo "$L$(up rw)}" > /tmp/img/rw.json; echo "$L$(up rw2)}" > /tmp/img/rw2.json
-# configfs entries that exist before any device (the leak baseline).
 cfg_entries() { ls /sys/kernel/config/target/core /sys/kernel/config/target/loopback 2>/dev/null | tr '\n' ' '; }
-cfg_base=$(cfg_entries)
 
 svc_start() {
   node $JS/overlaybd-tcmu.js "$S/overlaybd.json" >> "$S/service.log" 2>&1 &
@@ -33,7 +31,7 @@ svc_start() {
 api() { curl -s --unix-socket $SOCK -X POST -H 'content-type: application/json' -d "$2" "http://x/$1"; }
 attach() { api attach "{\"config\":\"$1\",\"frontend\":\"tcmu\"}" | sed -n 's/.*"path":"\([^"]*\)".*/\1/p'; }
 detach() { api detach "{\"device\":\"$1\"}" >/dev/null; }
-fio_args="--direct=1 --ioengine=libaio --bs=4k --offset=1g --verify=crc32c --randrepeat=1 --randseed=7"
+fio_args="--direct=1 --ioengine=libaio --bs=4k --offset=1g --verify=crc32c --randrepeat=1 --randseed=7 --verify_state_save=0"
 
 svc_start; echo "service_start_s=$(($(date +%s) - T0))"
 
@@ -53,12 +51,12 @@ detach "$DEV"; echo "a_gone=$(test -e "$DEV" && echo no || echo yes)"
 # (b) a writable device: fio writes and verifies, detach, a fresh attach re-verifies.
 DEV=$(attach /tmp/img/rw.json)
 echo "b_ro=$(blockdev --getro "$DEV")"
-fio --name=b --filename="$DEV" $fio_args --rw=randwrite --iodepth=32 --size=16m --do_verify=1 > "$S/fio-b.log" 2>&1
+fio --name=b --filename="$DEV" $fio_args --rw=randwrite --iodepth=32 --size=8m --do_verify=1 > "$S/fio-b.log" 2>&1
 echo "b_fio_rc=$?"
 sync; blockdev --flushbufs "$DEV"
 detach "$DEV"
 DEV=$(attach /tmp/img/rw.json)
-fio --name=b --filename="$DEV" $fio_args --rw=randwrite --iodepth=32 --size=16m --verify_only > "$S/fio-b-verify.log" 2>&1
+fio --name=b --filename="$DEV" $fio_args --rw=randwrite --iodepth=32 --size=8m --verify_only > "$S/fio-b-verify.log" 2>&1
 echo "b_verify_rc=$?"
 detach "$DEV"
 
@@ -66,9 +64,10 @@ detach "$DEV"
 DEV=$(attach /tmp/img/rw2.json)
 echo "c_dev=$DEV"
 errors_before=$(dmesg | grep -c 'I/O error')
-fio --name=c --filename="$DEV" $fio_args --rw=randrw --iodepth=16 --size=8m --loops=2 --do_verify=1 > "$S/fio-c.log" 2>&1 &
+# Random writes, then the verifying reads; the kill lands in the writes.
+fio --name=c --filename="$DEV" $fio_args --rw=randwrite --iodepth=16 --size=8m --do_verify=1 > "$S/fio-c.log" 2>&1 &
 FIO=$!
-sleep 4
+sleep 3
 kill -9 $SVC; wait $SVC 2>/dev/null
 echo "c_fio_alive_after_kill=$(kill -0 $FIO 2>/dev/null && echo yes || echo no)"
 svc_start; echo "c_restart=$?"
@@ -116,7 +115,7 @@ rmdir /sys/kernel/config/target/core/user_999999999 2>/dev/null
 
 # (e) attach/detach in a loop: nothing left behind, fds and threads back to the baseline.
 DEV=$(attach /tmp/img/ro.json); detach "$DEV"  # warm-up: the image service's lazy threads
-fds0=$(ls /proc/$SVC/fd | wc -l); thr0=$(ls /proc/$SVC/task | wc -l)
+fds0=$(ls /proc/$SVC/fd | wc -l); thr0=$(ls /proc/$SVC/task | wc -l); cfg_base=$(cfg_entries)
 n=0; bad=0; t=$(date +%s)
 while [ $n -lt 200 ] && [ $(($(date +%s) - t)) -lt 45 ]; do
   DEV=$(attach /tmp/img/ro.json)
