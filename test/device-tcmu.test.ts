@@ -140,7 +140,7 @@ describe('TCMU devices in the 6.1 guest', () => {
     const [thr, thr0] = f.e_threads!.split('/');
     expect(fds).toBe(fds0);
     expect(thr).toBe(thr0);
-    const [cfg, cfg0] = f.e_configfs!.split('/');
+    const [, cfg, cfg0] = /^\[(.*)\]\/\[(.*)\]$/.exec(f.e_configfs ?? '') ?? [];
     expect(cfg).toBe(cfg0);
     expect(cfg).not.toMatch(/naa\.|user_/);
     expect(f.e_sd).toBe('0');
