@@ -21,6 +21,7 @@ class TcmuDeviceWrap final : public Napi::ObjectWrap<TcmuDeviceWrap>, public Clo
                        {InstanceMethod<&TcmuDeviceWrap::close>("close", kMethod),
                         InstanceAccessor<&TcmuDeviceWrap::uio_name>("uioName"),
                         InstanceAccessor<&TcmuDeviceWrap::running>("running"),
+                        InstanceAccessor<&TcmuDeviceWrap::ring_reset>("ringReset"),
                         InstanceAccessor<&TcmuDeviceWrap::error>("error")});
   }
 
@@ -28,6 +29,7 @@ class TcmuDeviceWrap final : public Napi::ObjectWrap<TcmuDeviceWrap>, public Clo
     if (info.Length() == 1 && info[0].IsExternal()) {
       dev_ = *info[0].As<Napi::External<DevicePtr>>().Data();
       name_ = dev_->uio_name();
+      ring_reset_ = dev_->ring_reset();
     } else {
       life_->mark_closed();
     }
@@ -46,6 +48,9 @@ class TcmuDeviceWrap final : public Napi::ObjectWrap<TcmuDeviceWrap>, public Clo
   Napi::Value running(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), dev_ && dev_->running());
   }
+
+  // Whether serving began with a ring reset (a takeover with commands left).
+  Napi::Value ring_reset(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), ring_reset_); }
 
   // Why the device stopped by itself, or null.
   Napi::Value error(const Napi::CallbackInfo& info) {
@@ -67,6 +72,7 @@ class TcmuDeviceWrap final : public Napi::ObjectWrap<TcmuDeviceWrap>, public Clo
 
   DevicePtr dev_;
   std::string name_;
+  bool ring_reset_ = false;
 };
 
 // tcmuServe(nativeImage, uio, {serial?, depth?, workers?}) -> Promise<NativeTcmuDevice>

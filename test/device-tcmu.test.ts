@@ -121,6 +121,9 @@ describe('TCMU devices in the 6.1 guest', () => {
     expect(f.c_fio_rc, fs.readFileSync(path.join(share, 'fio-c.log'), 'utf8')).toBe('0');
     expect(f.c_io_errors).toBe('0');
     expect(f.c_listed).toBe('1');
+    // The new handler found commands the killed one left and reset the ring.
+    const found = fs.readFileSync(path.join(share, 'service.log'), 'utf8').split('\n').filter((l) => l.includes('"device.found"') && l.includes('rw2.json'));
+    expect(found.map((l) => (JSON.parse(l) as { ringReset: boolean }).ringReset)).toEqual([true]);
     expect(f.c_gone).toBe('yes');
   });
 

@@ -102,7 +102,7 @@ export class DeviceService {
       for (const dev of found) {
         const info: DeviceInfo = { id: dev.id, path: dev.path, config: dev.config, frontend: 'tcmu' };
         this.#devices.set(dev.id, { dev, info });
-        this.#log.info('device.found', { ...info });
+        this.#log.info('device.found', { ...info, ringReset: dev.ringReset });
       }
     })().finally(() => (this.#scanning = undefined));
     return this.#scanning;

@@ -34,6 +34,7 @@ const UIO_CLASS = '/sys/class/uio';
 interface NativeTcmuDevice {
   readonly uioName: string;
   readonly running: boolean;
+  readonly ringReset: boolean;
   readonly error: Error | null;
   close(): Promise<void>;
 }
@@ -126,6 +127,8 @@ async function stop(s: Served): Promise<void> {
 export interface TcmuDevice extends AttachedDevice {
   /** The config.v1.json its cfgstring names. */
   readonly config: string;
+  /** Serving began with a ring reset: an earlier handler left commands on it. */
+  readonly ringReset: boolean;
   /** Stops serving and leaves the kernel device for a later handler to take over (as upstream's overlaybd-tcmu on exit). */
   release(): Promise<void>;
 }
@@ -138,6 +141,7 @@ function attached(s: Served, known: { path: string }): TcmuDevice {
     id: `tcmu-${s.name.hba}-${s.name.device}`,
     file: `/dev/${s.uio}`,
     config: s.name.configPath,
+    ringReset: s.dev.ringReset,
     // A discovered device may get its LUN after discovery: looked up until found.
     get path() {
       if (!known.path) {

@@ -29,9 +29,9 @@ Status write_attr(const std::string& path, const std::string& value) {
 class UioDevice final : public Device {
  public:
   UioDevice(std::shared_ptr<BlockDevice> dev, std::unique_ptr<IoQueue> queue, UioMap map, Ring ring, DiskInfo disk,
-            std::string name, unsigned depth, int stop_fd)
+            std::string name, unsigned depth, int stop_fd, bool ring_reset)
       : dev_(std::move(dev)), queue_(std::move(queue)), map_(std::move(map)), ring_(ring), disk_(std::move(disk)),
-        name_(std::move(name)), depth_(depth), stop_fd_(stop_fd) {
+        name_(std::move(name)), depth_(depth), stop_fd_(stop_fd), ring_reset_(ring_reset) {
     thread_ = std::thread([this] { loop(); });
   }
 
@@ -39,6 +39,7 @@ class UioDevice final : public Device {
 
   const std::string& uio_name() const override { return name_; }
   bool running() const override { return running_.load(); }
+  bool ring_reset() const override { return ring_reset_; }
 
   Status error() const override {
     std::lock_guard lk(mu_);
@@ -99,6 +100,7 @@ class UioDevice final : public Device {
   std::string name_;
   unsigned depth_;
   int stop_fd_;
+  bool ring_reset_;
   std::thread thread_;
   std::atomic<bool> running_{true};
   mutable std::mutex mu_;
@@ -114,7 +116,8 @@ Result<std::unique_ptr<Device>> start_device(std::shared_ptr<BlockDevice> dev, c
   OBD_ASSIGN_OR_RETURN(UioName parts, parse_uio_name(name));
   OBD_ASSIGN_OR_RETURN(UioMap map, UioMap::open(opts.uio));
   OBD_ASSIGN_OR_RETURN(Ring ring, Ring::attach(map.map(), map.len()));
-  if (ring.pending()) {
+  bool reset = ring.pending();
+  if (reset) {
     std::string dir = opts.configfs + "/user_" + parts.hba + "/" + parts.device;
     OBD_TRY(write_attr(dir + "/action/reset_ring", "1"));
     OBD_ASSIGN_OR_RETURN(Ring fresh, Ring::attach(map.map(), map.len()));
@@ -125,7 +128,7 @@ Result<std::unique_ptr<Device>> start_device(std::shared_ptr<BlockDevice> dev, c
   if (stop_fd < 0) return Status::from_errno(errno, name + ": eventfd");
   DiskInfo disk = disk_info(*dev, opts.serial.empty() ? parts.device : opts.serial);
   return std::unique_ptr<Device>(new UioDevice(std::move(dev), std::move(queue), std::move(map), ring, std::move(disk),
-                                               std::move(name), opts.depth, stop_fd));
+                                               std::move(name), opts.depth, stop_fd, reset));
 }
 
 }  // namespace obd::frontend::tcmu

@@ -29,6 +29,8 @@ class Device {
   // False once the thread stopped by itself: the kernel removed the device
   // (EIO on the UIO fd) or the ring broke; error() says which.
   virtual bool running() const = 0;
+  // Whether start_device reset the ring (an earlier handler left commands).
+  virtual bool ring_reset() const = 0;
   virtual Status error() const = 0;
   // Stops the thread (after the commands in flight complete), unmaps and
   // closes the UIO fd, closes the queue. Idempotent; blocks until done.
