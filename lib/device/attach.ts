@@ -2,7 +2,8 @@
  * An overlaybd image as a kernel block device, embedded in this process.
  * The FUSE frontend (the one this kernel offers) exports the image as one
  * file on a FUSE mount, served on native threads, and the loop driver
- * attaches it with direct I/O. TCMU and ublk come later.
+ * attaches it with direct I/O. TCMU (tcmu.ts) makes a SCSI disk through
+ * target_core_user and tcm_loop. ublk comes later.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,13 +18,15 @@ import { native } from '../native.js';
 import { openImageConfig } from '../service/open-config.js';
 import type { GlobalConfig } from '../service/global-config.js';
 import type { ImageService } from '../service/image-service.js';
+import { assertNotClaimed } from './claim.js';
+import { attachTcmu } from './tcmu.js';
 
 const run = promisify(execFile);
 
 export type Frontend = 'fuse' | 'tcmu' | 'ublk';
 
 export interface AttachOptions {
-  /** Default fuse (the only one built so far). */
+  /** Default fuse. */
   frontend?: Frontend;
   /** overlaybd.json path or parsed config, for a private image service. */
   global?: string | GlobalConfig;
@@ -34,13 +37,15 @@ export interface AttachOptions {
 }
 
 export interface AttachedDevice {
-  /** The block device: /dev/loopN. */
-  path: string;
+  /** The block device: /dev/loopN (FUSE), /dev/sdX (TCMU). */
+  readonly path: string;
   id: string;
-  /** The exported file the loop device reads (on the FUSE mount). */
+  /** FUSE: the exported file the loop device reads (on the FUSE mount); TCMU: the UIO device served. */
   file: string;
   /** The image the device serves (the live snapshot API acts on it). */
   image?: Image;
+  /** Upstream's dev_id for the snapshot API: the TCMU cfgstring's `;<dev_id>` suffix, when it has one. */
+  devId?: string;
   /** Detaches the loop device, unmounts and closes the image; resolves once all is gone. */
   detach(): Promise<void>;
 }
@@ -57,31 +62,15 @@ const OptionsSchema = z.object({
   runDir: filePath.default('/run/overlaybd/fuse'),
 });
 
-/** ENOTSUP naming what the kernel lacks for a frontend not built yet. */
-function unsupported(frontend: 'tcmu' | 'ublk'): OverlaybdError {
-  const need = frontend === 'tcmu' ? '/sys/module/target_core_user' : '/dev/ublk-control';
-  const what = frontend === 'tcmu' ? 'target_core_user (TCMU)' : 'ublk_drv';
-  const has = fs.existsSync(need);
+/** ENOTSUP naming what the kernel lacks for ublk (not built yet). */
+function unsupported(): OverlaybdError {
+  const has = fs.existsSync('/dev/ublk-control');
   return new OverlaybdError(
     'ENOTSUP',
     has
-      ? `the ${frontend} frontend is not built yet (the kernel has ${what}); use frontend 'fuse'`
-      : `this kernel has no ${what} (${need} is missing); use frontend 'fuse'`,
+      ? `the ublk frontend is not built yet (the kernel has ublk_drv); use frontend 'fuse'`
+      : `this kernel has no ublk_drv (/dev/ublk-control is missing); use frontend 'fuse'`,
   );
-}
-
-/** EBUSY when something holds the block device exclusively (a mount, another claim). */
-function assertNotClaimed(dev: string): void {
-  let fd: number;
-  try {
-    fd = fs.openSync(dev, fs.constants.O_RDONLY | fs.constants.O_EXCL);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'EBUSY') throw new OverlaybdError('EBUSY', `${dev} is in use (mounted?): unmount it before detach`);
-    if (err.code === 'ENOENT' || err.code === 'ENXIO') return;
-    throw new OverlaybdError('EIO', `cannot open ${dev}: ${err.message}`, { cause: e });
-  }
-  fs.closeSync(fd);
 }
 
 /** Runs a command, failing with EIO that quotes its stderr. */
@@ -102,7 +91,12 @@ async function sh(cmd: string, args: string[]): Promise<string> {
 export async function attachDevice(configPath: string, opts: AttachOptions = {}): Promise<AttachedDevice> {
   const file = argument(filePath, configPath, 'configPath');
   const o = parseWith(OptionsSchema, opts, 'attachDevice options');
-  if (o.frontend !== 'fuse') throw unsupported(o.frontend);
+  const openOpts = {
+    ...(o.service ? { service: o.service } : {}),
+    ...(o.global ? { global: o.global as string | GlobalConfig } : {}),
+  };
+  if (o.frontend === 'tcmu') return attachTcmu(file, (cfg) => openImageConfig(cfg, openOpts));
+  if (o.frontend !== 'fuse') throw unsupported();
   const id = `fuse-${randomBytes(6).toString('hex')}`;
   const mountDir = path.join(o.runDir, id);
   const undo: (() => Promise<void>)[] = [];
@@ -110,10 +104,7 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
     for (const step of undo.reverse()) await step().catch(() => {});
   };
   try {
-    const image: Image = await openImageConfig(file, {
-      ...(o.service ? { service: o.service } : {}),
-      ...(o.global ? { global: o.global as string | GlobalConfig } : {}),
-    });
+    const image: Image = await openImageConfig(file, openOpts);
     undo.push(() => image.close());
     fs.mkdirSync(mountDir, { recursive: true, mode: 0o700 });
     undo.push(async () => fs.rmdirSync(mountDir));

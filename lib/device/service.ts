@@ -4,6 +4,16 @@
  * frontend, all sharing one image service (registry connections, cache,
  * exporter). It answers on a control socket: HTTP with JSON bodies over a
  * unix socket, so `overlaybd attach/detach/list` (and curl) can drive it.
+ *
+ * TCMU devices are also found rather than asked for: at start (the
+ * takeover after a restart: the kernel devices stayed) and every second
+ * after, the service serves every overlaybd UIO device nobody serves, as
+ * upstream's snapshotter makes them through configfs. A scan of
+ * /sys/class/uio was chosen over TCMU's netlink "config" group: it needs
+ * no native netlink code, it also covers the restart, and a group member is
+ * expected to answer the kernel's requests (tcmu-runner does), which a
+ * listener that only watches would not. On close, TCMU devices stay in the
+ * kernel for the next start, as upstream's overlaybd-tcmu leaves them.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -12,9 +22,14 @@ import { ERROR_CODES, OverlaybdError, isOverlaybdError, type ErrorCode } from '.
 import { silentLogger, type Logger } from '../log.js';
 import { ImageService } from '../service/image-service.js';
 import type { GlobalConfig } from '../service/global-config.js';
+import { openImageConfig } from '../service/open-config.js';
 import { attachDevice, type AttachedDevice, type Frontend } from './attach.js';
 import { snapshotDevice } from './snapshot.js';
 import { answerSnapshot, isSnapshotPath, replyJson, startSnapshotApi } from './snapshot-api.js';
+import { discoverTcmu, pruneTcmu, type TcmuDevice } from './tcmu.js';
+
+/** How often overlaybd UIO devices made by others are looked for. */
+const TCMU_SCAN_MS = 1000;
 
 export interface DeviceInfo {
   id: string;
@@ -39,6 +54,8 @@ export class DeviceService {
   #log: Logger;
   #closing: Promise<void> | undefined;
   #api: http.Server | undefined;
+  #scanTimer: NodeJS.Timeout | undefined;
+  #scanning: Promise<void> | undefined;
 
   private constructor(images: ImageService, socket: string, server: http.Server, log: Logger) {
     this.images = images;
@@ -69,12 +86,38 @@ export class DeviceService {
         throw e;
       }
     }
+    if (fs.existsSync('/sys/module/target_core_user')) {
+      await svc.scanTcmu();
+      svc.#scanTimer = setInterval(() => void svc.scanTcmu(), TCMU_SCAN_MS).unref();
+    }
     log.info('service.started', { socket });
     return svc;
   }
 
   list(): DeviceInfo[] {
-    return [...this.#devices.values()].map((d) => d.info);
+    return [...this.#devices.values()].map((d) => {
+      if (!d.info.path) d.info.path = d.dev.path; // a found TCMU device whose LUN came later
+      return d.info;
+    });
+  }
+
+  /** Serves overlaybd UIO devices nobody serves, forgets the ones the kernel removed. */
+  scanTcmu(): Promise<void> {
+    this.#scanning ??= (async () => {
+      for (const id of await pruneTcmu()) {
+        const d = this.#devices.get(id);
+        this.#devices.delete(id);
+        if (d) this.#log.info('device.removed', { ...d.info });
+      }
+      const open = (config: string) => openImageConfig(config, { service: this.images });
+      const found = await discoverTcmu(open, (uio, name, e) => this.#log.error('device.serve_failed', { uio, name, error: String(e) }));
+      for (const dev of found) {
+        const info: DeviceInfo = { id: dev.id, path: dev.path, config: dev.config, frontend: 'tcmu' };
+        this.#devices.set(dev.id, { dev, info });
+        this.#log.info('device.found', { ...info, ringReset: dev.ringReset });
+      }
+    })().finally(() => (this.#scanning = undefined));
+    return this.#scanning;
   }
 
   async attach(config: string, frontend: Frontend = 'fuse'): Promise<DeviceInfo> {
@@ -88,20 +131,25 @@ export class DeviceService {
 
   /** Detaches by id or block device path. */
   async detach(which: string): Promise<void> {
-    const entry = [...this.#devices.values()].find((d) => d.info.id === which || d.info.path === which);
+    const entry = this.#find(which);
     if (!entry) throw new OverlaybdError('ENOENT', `no device ${which} in this service`);
     await entry.dev.detach();
     this.#devices.delete(entry.info.id);
     this.#log.info('device.detached', { ...entry.info });
   }
 
+  /** A device by its id, block device path or upstream dev_id. */
+  #find(which: string): { dev: AttachedDevice; info: DeviceInfo } | undefined {
+    return [...this.#devices.values()].find((d) => d.info.id === which || d.info.path === which || d.dev.devId === which);
+  }
+
   hasDevice(id: string): boolean {
-    return this.#devices.has(id);
+    return this.#find(id) !== undefined;
   }
 
   /** Live snapshot of a device (§6.6): see snapshotDevice. */
   async snapshot(id: string, config: string): Promise<void> {
-    const entry = this.#devices.get(id);
+    const entry = this.#find(id);
     if (!entry) throw new OverlaybdError('ENOENT', `no device ${id} in this service`);
     if (!entry.dev.image) throw new OverlaybdError('ENOTSUP', `device ${id} (${entry.info.frontend}) does not expose its image for snapshots`);
     await snapshotDevice({ config: entry.info.config, image: entry.dev.image }, config);
@@ -114,7 +162,14 @@ export class DeviceService {
       await new Promise<void>((resolve) => this.#server.close(() => resolve()));
       if (this.#api) await new Promise<void>((resolve) => this.#api!.close(() => resolve()));
       fs.rmSync(this.socket, { force: true });
-      for (const { info } of [...this.#devices.values()]) {
+      clearInterval(this.#scanTimer);
+      await this.#scanning;
+      for (const { dev, info } of [...this.#devices.values()]) {
+        if (info.frontend === 'tcmu') {
+          await (dev as TcmuDevice).release().catch((e: unknown) => this.#log.error('device.release_failed', { ...info, error: String(e) }));
+          this.#devices.delete(info.id);
+          continue;
+        }
         await this.detach(info.id).catch((e: unknown) => this.#log.error('device.detach_failed', { ...info, error: String(e) }));
       }
       await this.images.close();
