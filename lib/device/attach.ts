@@ -17,6 +17,7 @@ import { native } from '../native.js';
 import { openImageConfig } from '../service/open-config.js';
 import type { GlobalConfig } from '../service/global-config.js';
 import type { ImageService } from '../service/image-service.js';
+import { attachUblk, type UblkServeOptions } from './ublk.js';
 
 const run = promisify(execFile);
 
@@ -31,11 +32,15 @@ export interface AttachOptions {
   service?: ImageService;
   /** Where FUSE mount points are made, one per device (default /run/overlaybd/fuse). */
   runDir?: string;
+  /** ublk: the device number, recovery of a device left by a dead service, queue shape. */
+  ublk?: UblkServeOptions;
 }
 
 export interface AttachedDevice {
-  /** The block device: /dev/loopN. */
+  /** The block device: /dev/loopN, /dev/ublkbN. */
   path: string;
+  /** ublk: the device number (N of /dev/ublkbN). */
+  devId?: number;
   id: string;
   /** The exported file the loop device reads (on the FUSE mount). */
   file: string;
@@ -69,7 +74,7 @@ function unsupported(frontend: 'tcmu' | 'ublk'): OverlaybdError {
 }
 
 /** EBUSY when something holds the block device exclusively (a mount, another claim). */
-function assertNotClaimed(dev: string): void {
+export function assertNotClaimed(dev: string): void {
   let fd: number;
   try {
     fd = fs.openSync(dev, fs.constants.O_RDONLY | fs.constants.O_EXCL);
@@ -100,6 +105,7 @@ async function sh(cmd: string, args: string[]): Promise<string> {
 export async function attachDevice(configPath: string, opts: AttachOptions = {}): Promise<AttachedDevice> {
   const file = argument(filePath, configPath, 'configPath');
   const o = parseWith(OptionsSchema, opts, 'attachDevice options');
+  if (o.frontend === 'ublk') return attachUblk(file, opts);
   if (o.frontend !== 'fuse') throw unsupported(o.frontend);
   const id = `fuse-${randomBytes(6).toString('hex')}`;
   const mountDir = path.join(o.runDir, id);

@@ -1,2 +1,4 @@
 export * from './attach.js';
 export * from './service.js';
+export * from './state.js';
+export * from './ublk.js';
