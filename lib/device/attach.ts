@@ -2,7 +2,8 @@
  * An overlaybd image as a kernel block device, embedded in this process.
  * The FUSE frontend (the one this kernel offers) exports the image as one
  * file on a FUSE mount, served on native threads, and the loop driver
- * attaches it with direct I/O. TCMU and ublk come later.
+ * attaches it with direct I/O. ublk (lib/device/ublk.ts) serves /dev/ublkbN
+ * where the kernel has ublk_drv; TCMU comes later.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
