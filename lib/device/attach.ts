@@ -3,7 +3,8 @@
  * The FUSE frontend (the one this kernel offers) exports the image as one
  * file on a FUSE mount, served on native threads, and the loop driver
  * attaches it with direct I/O. TCMU (tcmu.ts) makes a SCSI disk through
- * target_core_user and tcm_loop. ublk comes later.
+ * target_core_user and tcm_loop; ublk (ublk.ts) serves /dev/ublkbN where
+ * the kernel has ublk_drv.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +21,7 @@ import type { GlobalConfig } from '../service/global-config.js';
 import type { ImageService } from '../service/image-service.js';
 import { assertNotClaimed } from './claim.js';
 import { attachTcmu } from './tcmu.js';
+import { attachUblk, type UblkServeOptions } from './ublk.js';
 
 const run = promisify(execFile);
 
@@ -34,18 +36,22 @@ export interface AttachOptions {
   service?: ImageService;
   /** Where FUSE mount points are made, one per device (default /run/overlaybd/fuse). */
   runDir?: string;
+  /** ublk: the device number, recovery of a device left by a dead service, queue shape. */
+  ublk?: UblkServeOptions;
 }
 
 export interface AttachedDevice {
-  /** The block device: /dev/loopN (FUSE), /dev/sdX (TCMU). */
+  /** The block device: /dev/loopN (FUSE), /dev/sdX (TCMU), /dev/ublkbN (ublk). */
   readonly path: string;
+  /** ublk: the device number (N of /dev/ublkbN). */
+  devId?: number;
   id: string;
   /** FUSE: the exported file the loop device reads (on the FUSE mount); TCMU: the UIO device served. */
   file: string;
   /** The image the device serves (the live snapshot API acts on it). */
   image?: Image;
   /** Upstream's dev_id for the snapshot API: the TCMU cfgstring's `;<dev_id>` suffix, when it has one. */
-  devId?: string;
+  upstreamId?: string;
   /** Detaches the loop device, unmounts and closes the image; resolves once all is gone. */
   detach(): Promise<void>;
 }
@@ -61,17 +67,6 @@ const OptionsSchema = z.object({
   service: z.custom<ImageService>((v) => typeof v === 'object' && v !== null).optional(),
   runDir: filePath.default('/run/overlaybd/fuse'),
 });
-
-/** ENOTSUP naming what the kernel lacks for ublk (not built yet). */
-function unsupported(): OverlaybdError {
-  const has = fs.existsSync('/dev/ublk-control');
-  return new OverlaybdError(
-    'ENOTSUP',
-    has
-      ? `the ublk frontend is not built yet (the kernel has ublk_drv); use frontend 'fuse'`
-      : `this kernel has no ublk_drv (/dev/ublk-control is missing); use frontend 'fuse'`,
-  );
-}
 
 /** Runs a command, failing with EIO that quotes its stderr. */
 async function sh(cmd: string, args: string[]): Promise<string> {
@@ -96,7 +91,7 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
     ...(o.global ? { global: o.global as string | GlobalConfig } : {}),
   };
   if (o.frontend === 'tcmu') return attachTcmu(file, (cfg) => openImageConfig(cfg, openOpts));
-  if (o.frontend !== 'fuse') throw unsupported();
+  if (o.frontend === 'ublk') return attachUblk(file, opts);
   const id = `fuse-${randomBytes(6).toString('hex')}`;
   const mountDir = path.join(o.runDir, id);
   const undo: (() => Promise<void>)[] = [];

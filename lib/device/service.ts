@@ -30,12 +30,15 @@ import { discoverTcmu, pruneTcmu, type TcmuDevice } from './tcmu.js';
 
 /** How often overlaybd UIO devices made by others are looked for. */
 const TCMU_SCAN_MS = 1000;
+import { readDeviceState, stateFileFor, writeDeviceState, type DeviceRecord } from './state.js';
 
 export interface DeviceInfo {
   id: string;
   path: string;
   config: string;
   frontend: Frontend;
+  /** ublk: N of /dev/ublkbN. */
+  devId?: number;
 }
 
 export interface DeviceServiceOptions {
@@ -43,12 +46,15 @@ export interface DeviceServiceOptions {
   global?: string | GlobalConfig;
   /** Control socket path; default the global config's controlSocket. */
   socket?: string;
+  /** Where the attached devices are recorded for a restart; default next to the socket (stateFileFor). */
+  stateFile?: string;
   logger?: Logger;
 }
 
 export class DeviceService {
   readonly socket: string;
   readonly images: ImageService;
+  readonly stateFile: string;
   #devices = new Map<string, { dev: AttachedDevice; info: DeviceInfo }>();
   #server: http.Server;
   #log: Logger;
@@ -57,9 +63,10 @@ export class DeviceService {
   #scanTimer: NodeJS.Timeout | undefined;
   #scanning: Promise<void> | undefined;
 
-  private constructor(images: ImageService, socket: string, server: http.Server, log: Logger) {
+  private constructor(images: ImageService, socket: string, stateFile: string, server: http.Server, log: Logger) {
     this.images = images;
     this.socket = socket;
+    this.stateFile = stateFile;
     this.#server = server;
     this.#log = log;
   }
@@ -69,7 +76,7 @@ export class DeviceService {
     const images = await ImageService.create({ ...(opts.global !== undefined ? { global: opts.global } : {}), logger: log });
     const socket = opts.socket ?? images.global.controlSocket;
     const server = http.createServer();
-    const svc = new DeviceService(images, socket, server, log);
+    const svc = new DeviceService(images, socket, opts.stateFile ?? stateFileFor(socket), server, log);
     server.on('request', (req, res) => void svc.#handle(req, res));
     try {
       await listen(server, socket);
@@ -90,6 +97,7 @@ export class DeviceService {
       await svc.scanTcmu();
       svc.#scanTimer = setInterval(() => void svc.scanTcmu(), TCMU_SCAN_MS).unref();
     }
+    await svc.#recover();
     log.info('service.started', { socket });
     return svc;
   }
@@ -123,10 +131,51 @@ export class DeviceService {
   async attach(config: string, frontend: Frontend = 'fuse'): Promise<DeviceInfo> {
     const abs = path.resolve(config);
     const dev = await attachDevice(abs, { frontend, service: this.images });
-    const info: DeviceInfo = { id: dev.id, path: dev.path, config: abs, frontend };
+    const info: DeviceInfo = { id: dev.id, path: dev.path, config: abs, frontend, ...(dev.devId !== undefined ? { devId: dev.devId } : {}) };
     this.#devices.set(dev.id, { dev, info });
+    this.#save();
     this.#log.info('device.attached', { ...info });
     return info;
+  }
+
+  /**
+   * Re-attaches the devices a previous service recorded and did not detach
+   * (it was killed): ublk devices are taken over from the kernel; the
+   * others cannot outlive their server and are dropped with an error log.
+   */
+  async #recover(): Promise<void> {
+    let records: DeviceRecord[];
+    try {
+      records = readDeviceState(this.stateFile);
+    } catch (e) {
+      this.#log.error('service.state_unreadable', { file: this.stateFile, error: String(e) });
+      records = [];
+    }
+    for (const r of records) {
+      if (r.frontend === 'tcmu') continue; // the UIO scan takes TCMU devices over
+      if (r.frontend !== 'ublk' || r.devId === undefined) {
+        this.#log.error('device.not_recovered', { ...r, error: `the ${r.frontend} frontend cannot take over a device after a restart` });
+        continue;
+      }
+      try {
+        const dev = await attachDevice(r.config, { frontend: 'ublk', service: this.images, ublk: { devId: r.devId, recover: true } });
+        const info: DeviceInfo = { id: dev.id, path: dev.path, config: r.config, frontend: 'ublk', devId: r.devId };
+        this.#devices.set(dev.id, { dev, info });
+        this.#log.info('device.recovered', { ...info });
+      } catch (e) {
+        this.#log.error('device.not_recovered', { ...r, error: String(e) });
+      }
+    }
+    this.#save();
+  }
+
+  /** Records the devices for a restart; a failure is logged (the devices still work). */
+  #save(): void {
+    try {
+      writeDeviceState(this.stateFile, this.list());
+    } catch (e) {
+      this.#log.error('service.state_unwritable', { file: this.stateFile, error: String(e) });
+    }
   }
 
   /** Detaches by id or block device path. */
@@ -135,12 +184,13 @@ export class DeviceService {
     if (!entry) throw new OverlaybdError('ENOENT', `no device ${which} in this service`);
     await entry.dev.detach();
     this.#devices.delete(entry.info.id);
+    this.#save();
     this.#log.info('device.detached', { ...entry.info });
   }
 
   /** A device by its id, block device path or upstream dev_id. */
   #find(which: string): { dev: AttachedDevice; info: DeviceInfo } | undefined {
-    return [...this.#devices.values()].find((d) => d.info.id === which || d.info.path === which || d.dev.devId === which);
+    return [...this.#devices.values()].find((d) => d.info.id === which || d.info.path === which || d.dev.upstreamId === which);
   }
 
   hasDevice(id: string): boolean {

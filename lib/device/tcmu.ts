@@ -143,7 +143,7 @@ function attached(s: Served, known: { path: string }): TcmuDevice {
     config: s.name.configPath,
     ringReset: s.dev.ringReset,
     image: s.image,
-    ...(s.name.devId ? { devId: s.name.devId } : {}),
+    ...(s.name.devId ? { upstreamId: s.name.devId } : {}),
     // A discovered device may get its LUN after discovery: looked up until found.
     get path() {
       if (!known.path) {
