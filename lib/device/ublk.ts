@@ -78,6 +78,7 @@ export async function attachUblk(configPath: string, opts: AttachOptions): Promi
     id: `ublk-${dev.devId}`,
     file: dev.path,
     devId: dev.devId,
+    image,
     async detach() {
       // A mounted filesystem would lose its disk: refuse, undo nothing.
       if (!detaching) assertNotClaimed(dev.path);
