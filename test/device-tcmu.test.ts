@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openImage } from '../lib/image.js';
 import { commitLayer, createLayer } from '../lib/layer.js';
 import { mergeLayers } from './helpers/convertor-tree.js';
-import { runInGuest, type GuestResult } from './helpers/qemu-guest.js';
+import { compileForGuest, runInGuest, type GuestResult } from './helpers/qemu-guest.js';
 import { localBookworm, writeGlobalConfig } from './helpers/remote-image.js';
 import { tempDir } from './helpers/vectors.js';
 
@@ -51,11 +51,7 @@ beforeAll(async () => {
   const g = writeGlobalConfig(path.join(share, 'global'), { controlSocket: '/tmp/obd.sock' }, '/tmp/obd-cache');
   fs.copyFileSync(g.file, path.join(share, 'overlaybd.json'));
   for (const file of ['tree-list.sh', 'sg_write.py']) fs.copyFileSync(path.join(here, 'guest', file), path.join(share, file));
-  // The guest runs the service compiled: tsx would cost a minute per node process under TCG.
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', 'build/guest-js', '--declaration', 'false', '--sourceMap', 'false'], {
-    cwd: path.join(here, '..'),
-    stdio: 'inherit',
-  });
+  compileForGuest();
   // The expected tree: the source tar extracted, listed as the guest lists the device.
   const expected = path.join(tmp.dir, 'expected');
   mergeLayers([bookworm.tar], expected, path.join(tmp.dir, 'scratch'));

@@ -1,6 +1,6 @@
 /**
  * The ublk frontend in the 6.12 qemu guest (ublk_drv), one boot running
- * test/helpers/ublk-guest.sh against one device service: (a) a converted
+ * test/guest/ublk.sh against one device service: (a) a converted
  * bookworm image attached over the control socket, its
  * ext4 mounted read-only, chroot, the tree equal to the source tar; (b) fio
  * crc32c-verified writes, commit of the upper, fio --verify_only of the
@@ -15,7 +15,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLayer } from '../lib/layer.js';
 import { mergeLayers } from './helpers/convertor-tree.js';
-import { runInGuest } from './helpers/qemu-guest.js';
+import { compileForGuest, runInGuest } from './helpers/qemu-guest.js';
 import { localBookworm } from './helpers/remote-image.js';
 import { tempDir } from './helpers/vectors.js';
 
@@ -26,8 +26,7 @@ let f: Record<string, string> = {};
 let out = '';
 let guestMs = 0;
 
-// The root directory's own mode and owner come from where it was made; its entries are compared.
-const listing = (text: string) => text.split('\n').filter((l) => l && !l.startsWith('.\t'));
+const listing = (text: string) => text.split('\n').filter((l) => l);
 
 function fields(stdout: string): Record<string, string> {
   return Object.fromEntries(stdout.split('\n').flatMap((l) => (/^\w+=/.test(l) ? [[l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]] : [])));
@@ -54,10 +53,11 @@ beforeAll(async () => {
   config('overlaybd', { cacheConfig: { cacheDir: path.join(sh, 'cache') }, enableAudit: false, controlSocket: '/run/obd/ctl.sock' });
   const expected = path.join(sh, 'expected');
   mergeLayers([bw.tar], expected, path.join(sh, 'scratch'));
-  want = listing(execFileSync('bash', ['test/helpers/tree-listing.sh', expected], { encoding: 'utf8', maxBuffer: 1 << 28 }));
+  want = listing(execFileSync('bash', ['-c', `. test/guest/tree-list.sh && tree_list "${expected}"`], { encoding: 'utf8', maxBuffer: 1 << 28 }));
   fs.rmSync(expected, { recursive: true, force: true });
   fs.rmSync(path.join(sh, 'scratch'), { recursive: true, force: true });
-  const script = fs.readFileSync(path.resolve('test/helpers/ublk-guest.sh'), 'utf8');
+  compileForGuest();
+  const script = fs.readFileSync(path.resolve('test/guest/ublk.sh'), 'utf8');
   const r = await runInGuest({ kernel: '6.12', script, timeoutMs: 1_200_000, shareDir: sh });
   guestMs = r.ms;
   out = r.stdout;

@@ -64,8 +64,9 @@ detach "$DEV"
 DEV=$(attach /tmp/img/rw2.json)
 echo "c_dev=$DEV"
 errors_before=$(dmesg | grep -c 'I/O error')
-# Random writes, then the verifying reads; the kill lands in the writes.
-fio --name=c --filename="$DEV" $fio_args --rw=randwrite --iodepth=16 --size=8m --do_verify=1 > "$S/fio-c.log" 2>&1 &
+# Random writes, then the verifying reads; the kill lands in the writes
+# (throttled to 200 IOPS, so they last 10 s however fast the guest runs).
+fio --name=c --filename="$DEV" $fio_args --rw=randwrite --iodepth=16 --size=8m --rate_iops=200 --do_verify=1 > "$S/fio-c.log" 2>&1 &
 FIO=$!
 sleep 3
 kill -9 $SVC; wait $SVC 2>/dev/null
@@ -117,7 +118,7 @@ rmdir /sys/kernel/config/target/core/user_999999999 2>/dev/null
 DEV=$(attach /tmp/img/ro.json); detach "$DEV"  # warm-up: the image service's lazy threads
 fds0=$(ls /proc/$SVC/fd | wc -l); thr0=$(ls /proc/$SVC/task | wc -l); cfg_base=$(cfg_entries)
 n=0; bad=0; t=$(date +%s)
-while [ $n -lt 200 ] && [ $(($(date +%s) - t)) -lt 45 ]; do
+while [ $n -lt 200 ] && [ $(($(date +%s) - t)) -lt ${OBD_GUEST_LOOP_S:-45} ]; do
   DEV=$(attach /tmp/img/ro.json)
   [ -b "$DEV" ] || bad=$((bad + 1))
   detach "$DEV"

@@ -7,7 +7,7 @@
  * Kernels and initramfs come from scripts/guest/prepare.sh (Debian packages,
  * cached); scripts/guest/README.md says what the guest provides.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -68,6 +68,25 @@ export function prepareGuest(kernel: GuestKernel): Promise<{ vmlinuz: string; in
   return p;
 }
 
+let compiled: string | undefined;
+
+/**
+ * The repo's lib compiled to JavaScript under build/guest-js (once per
+ * process): tsx costs a minute per node process under TCG. Returns the
+ * dir of the CLI scripts (overlaybd.js, overlaybd-tcmu.js).
+ */
+export function compileForGuest(): string {
+  const repo = path.resolve(guestDir, '../..');
+  if (!compiled) {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', 'build/guest-js', '--declaration', 'false', '--sourceMap', 'false'], {
+      cwd: repo,
+      stdio: 'inherit',
+    });
+    compiled = path.join(repo, 'build/guest-js/lib/cli');
+  }
+  return compiled;
+}
+
 function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
@@ -91,6 +110,10 @@ export async function runInGuest(o: GuestOptions): Promise<GuestResult> {
       [
         'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8',
         `export GUEST_SHARE=${shellQuote(share)}`,
+        // Knobs for guest scripts (say OBD_GUEST_LOOP_S for a longer leak loop) pass through.
+        ...Object.entries(process.env)
+          .filter(([k]) => /^OBD_GUEST_\w+$/.test(k))
+          .map(([k, v]) => `export ${k}=${shellQuote(v ?? '')}`),
         `cd ${shellQuote(process.cwd())} || exit 125`,
         `exec /bin/bash ${shellQuote(file('script.sh'))}`,
         '',

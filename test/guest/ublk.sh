@@ -8,12 +8,12 @@
 S=/run/obd/ctl.sock
 SH=$GUEST_SHARE
 LOOPS=${LOOPS:-200}
-LOOP_BUDGET_S=${LOOP_BUDGET_S:-60}
+LOOP_BUDGET_S=${OBD_GUEST_LOOP_S:-60}
 now() { date +%s%N | cut -c1-13; }
 api() { curl -sS --max-time 300 --unix-socket "$S" -X "$1" -H 'content-type: application/json' ${3:+-d "$3"} "http://obd$2"; }
 field() { sed -n "s/.*\"$1\":\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"; }
 start_service() { # $1: log name
-  node --import tsx lib/cli/overlaybd-tcmu.ts "$SH/overlaybd.json" >"$SH/$1.log" 2>&1 &
+  node build/guest-js/lib/cli/overlaybd-tcmu.js "$SH/overlaybd.json" >"$SH/$1.log" 2>&1 &
   SVC=$!
   for _ in $(seq 600); do api GET /list >/dev/null 2>&1 && return 0; kill -0 $SVC 2>/dev/null || return 1; sleep 0.2; done
   return 1
@@ -38,8 +38,7 @@ start_service svc1 && echo "svc1=ok"
 echo "svc1_start_ms=$(( $(now) - t0 ))"
 
 # (a) The bookworm image attached read-only; ext4 mounted, chroot, the tree.
-# (curl, as `overlaybd attach` would ask: one more node start costs 1-2 min here.)
-DEV=$(api POST /attach "{\"config\":\"$SH/ro.json\",\"frontend\":\"ublk\"}" | field path)
+DEV=$(node build/guest-js/lib/cli/overlaybd.js attach --frontend ublk --socket "$S" "$SH/ro.json")
 echo "ro_dev=$DEV"
 echo "ro_flag=$(blockdev --getro "$DEV")"
 echo "ro_size=$(blockdev --getsize64 "$DEV")"
@@ -47,7 +46,7 @@ echo "ro_list=$(api GET /list | field frontend)"
 mount -t ext4 -o ro "$DEV" /tmp/mnt-ro && echo "ro_mount=ok"
 echo "ro_chroot=$(chroot /tmp/mnt-ro cat /etc/debian_version)"
 t0=$(now)
-timeout 240 bash test/helpers/tree-listing.sh /tmp/mnt-ro >"$SH/tree.txt" && echo "ro_tree=ok"
+timeout 240 bash -c '. test/guest/tree-list.sh && tree_list /tmp/mnt-ro' >"$SH/tree.txt" && echo "ro_tree=ok"
 echo "ro_tree_ms=$(( $(now) - t0 ))"
 echo "ro_busy=$(api POST /detach "{\"device\":\"$DEV\"}" | field code)"
 umount /tmp/mnt-ro
@@ -69,7 +68,7 @@ echo "rw_fio_bw=$(sed -n 's/^ *WRITE: bw=\([^ ]*\).*/\1/p' "$SH/fio-write.log")"
 blkdiscard -f -o $((1536 << 20)) -l $((1 << 20)) "$RW" && echo "rw_discard=ok"
 sync; blockdev --flushbufs "$RW"
 echo "rw_detach=$(api POST /detach "{\"device\":\"$RW\"}" | field success)"
-node --import tsx lib/cli/overlaybd-commit.ts $UP/upper.data $UP/upper.index $UP/committed.lsmt >"$SH/commit.log" 2>&1
+node build/guest-js/lib/cli/overlaybd-commit.js $UP/upper.data $UP/upper.index $UP/committed.lsmt >"$SH/commit.log" 2>&1
 echo "commit=$?"
 RO2=$(api POST /attach "{\"config\":\"$SH/committed.json\",\"frontend\":\"ublk\"}" | field path)
 echo "verify_dev=$RO2"
@@ -84,7 +83,8 @@ echo "verify_detach=$(api POST /detach "{\"device\":\"$RO2\"}" | field success)"
 K=$(api POST /attach "{\"config\":\"$SH/kill.json\",\"frontend\":\"ublk\"}" | field path)
 echo "kill_dev=$K"
 dmesg -C
-fio_job "$K" --rw=randwrite --verify_backlog=64 --size=24M >"$SH/fio-kill.log" 2>&1 &
+# Throttled to 400 IOPS (15 s) so the kill lands in the workload however fast the guest runs.
+fio_job "$K" --rw=randwrite --verify_backlog=64 --size=24M --rate_iops=400 >"$SH/fio-kill.log" 2>&1 &
 FIO=$!
 sleep 4
 kill -0 $FIO 2>/dev/null && echo "kill_fio_running=yes"
