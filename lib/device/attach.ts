@@ -10,11 +10,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
-import { argument, filePath, parseWith } from '../config.js';
+import { argument, filePath, parseWith, resolveImageConfig } from '../config.js';
 import { OverlaybdError } from '../errors.js';
 import { nativeImageOf, type Image } from '../image.js';
 import { native } from '../native.js';
 import { openImageConfig } from '../service/open-config.js';
+import { writeResultFile } from '../service/result-file.js';
 import type { GlobalConfig } from '../service/global-config.js';
 import type { ImageService } from '../service/image-service.js';
 
@@ -82,6 +83,17 @@ function assertNotClaimed(dev: string): void {
   fs.closeSync(fd);
 }
 
+/** The FUSE mount point, with an error that names it (a run dir that is a file, no permission...). */
+function makeMountDir(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const known = code === 'ENOENT' || code === 'EPERM' || code === 'ENOSPC' || code === 'EROFS' || code === 'EEXIST';
+    throw new OverlaybdError(known ? code : 'EIO', `cannot make the FUSE mount point ${dir}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 /** Runs a command, failing with EIO that quotes its stderr. */
 async function sh(cmd: string, args: string[]): Promise<string> {
   try {
@@ -107,13 +119,15 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
   const unwind = async () => {
     for (const step of undo.reverse()) await step().catch(() => {});
   };
+  let opened = false;
   try {
     const image: Image = await openImageConfig(file, {
       ...(o.service ? { service: o.service } : {}),
       ...(o.global ? { global: o.global as string | GlobalConfig } : {}),
     });
+    opened = true;
     undo.push(() => image.close());
-    fs.mkdirSync(mountDir, { recursive: true, mode: 0o700 });
+    makeMountDir(mountDir);
     undo.push(async () => fs.rmdirSync(mountDir));
     const exp = (await native().fuseExport(nativeImageOf(image), mountDir)) as NativeFuseExport;
     undo.push(() => exp.close());
@@ -141,6 +155,18 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
     };
   } catch (e) {
     await unwind();
+    // Opening wrote `success` (or its own failure): a later step's failure replaces it.
+    if (opened) await reportFailure(file, e);
     throw e;
+  }
+}
+
+/** Writes failed:<reason> to the config's resultFile, if it names one; best effort. */
+async function reportFailure(configPath: string, e: unknown): Promise<void> {
+  try {
+    const r = await resolveImageConfig(configPath);
+    if (r.config.resultFile) await writeResultFile(r.abs(r.config.resultFile), { ok: false, reason: (e as Error).message });
+  } catch {
+    // The attach error is what the caller needs; the result file is advisory.
   }
 }

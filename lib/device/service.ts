@@ -13,6 +13,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { ImageService } from '../service/image-service.js';
 import type { GlobalConfig } from '../service/global-config.js';
 import { attachDevice, type AttachedDevice, type Frontend } from './attach.js';
+import { cleanStaleDevices } from './stale.js';
 
 export interface DeviceInfo {
   id: string;
@@ -26,20 +27,33 @@ export interface DeviceServiceOptions {
   global?: string | GlobalConfig;
   /** Control socket path; default the global config's controlSocket. */
   socket?: string;
+  /**
+   * Where FUSE mount points are made; owned by this service, which cleans up
+   * what a killed predecessor left there. Default: `<socket dir>/<socket
+   * name without .sock>.d` (/run/overlaybd/overlaybd.d), one per socket.
+   */
+  runDir?: string;
   logger?: Logger;
+}
+
+/** The run dir that belongs to a control socket. */
+export function defaultRunDir(socket: string): string {
+  return path.join(path.dirname(socket), `${path.basename(socket, '.sock')}.d`);
 }
 
 export class DeviceService {
   readonly socket: string;
+  readonly runDir: string;
   readonly images: ImageService;
   #devices = new Map<string, { dev: AttachedDevice; info: DeviceInfo }>();
   #server: http.Server;
   #log: Logger;
   #closing: Promise<void> | undefined;
 
-  private constructor(images: ImageService, socket: string, server: http.Server, log: Logger) {
+  private constructor(images: ImageService, socket: string, runDir: string, server: http.Server, log: Logger) {
     this.images = images;
     this.socket = socket;
+    this.runDir = runDir;
     this.#server = server;
     this.#log = log;
   }
@@ -47,17 +61,21 @@ export class DeviceService {
   static async start(opts: DeviceServiceOptions = {}): Promise<DeviceService> {
     const log = opts.logger ?? silentLogger;
     const images = await ImageService.create({ ...(opts.global !== undefined ? { global: opts.global } : {}), logger: log });
-    const socket = opts.socket ?? images.global.controlSocket;
+    const socket = path.resolve(opts.socket ?? images.global.controlSocket);
+    const runDir = path.resolve(opts.runDir ?? defaultRunDir(socket));
     const server = http.createServer();
-    const svc = new DeviceService(images, socket, server, log);
+    const svc = new DeviceService(images, socket, runDir, server, log);
     server.on('request', (req, res) => void svc.#handle(req, res));
     try {
+      // Whoever answers on the socket owns runDir: only a free socket lets us clean it.
+      await claimSocket(socket);
+      await cleanStaleDevices(runDir, log);
       await listen(server, socket);
     } catch (e) {
       await images.close();
       throw e;
     }
-    log.info('service.started', { socket });
+    log.info('service.started', { socket, runDir });
     return svc;
   }
 
@@ -67,7 +85,13 @@ export class DeviceService {
 
   async attach(config: string, frontend: Frontend = 'fuse'): Promise<DeviceInfo> {
     const abs = path.resolve(config);
-    const dev = await attachDevice(abs, { frontend, service: this.images });
+    let dev: AttachedDevice;
+    try {
+      dev = await attachDevice(abs, { frontend, service: this.images, runDir: this.runDir });
+    } catch (e) {
+      this.#log.error('device.attach_failed', { config: abs, frontend, code: isOverlaybdError(e) ? e.code : 'INTERNAL', error: (e as Error).message });
+      throw e;
+    }
     const info: DeviceInfo = { id: dev.id, path: dev.path, config: abs, frontend };
     this.#devices.set(dev.id, { dev, info });
     this.#log.info('device.attached', { ...info });
@@ -78,7 +102,12 @@ export class DeviceService {
   async detach(which: string): Promise<void> {
     const entry = [...this.#devices.values()].find((d) => d.info.id === which || d.info.path === which);
     if (!entry) throw new OverlaybdError('ENOENT', `no device ${which} in this service`);
-    await entry.dev.detach();
+    try {
+      await entry.dev.detach();
+    } catch (e) {
+      this.#log.warn('device.detach_failed', { ...entry.info, code: isOverlaybdError(e) ? e.code : 'INTERNAL', error: (e as Error).message });
+      throw e;
+    }
     this.#devices.delete(entry.info.id);
     this.#log.info('device.detached', { ...entry.info });
   }
@@ -89,7 +118,7 @@ export class DeviceService {
       await new Promise<void>((resolve) => this.#server.close(() => resolve()));
       fs.rmSync(this.socket, { force: true });
       for (const { info } of [...this.#devices.values()]) {
-        await this.detach(info.id).catch((e: unknown) => this.#log.error('device.detach_failed', { ...info, error: String(e) }));
+        await this.detach(info.id).catch(() => {}); // logged by detach
       }
       await this.images.close();
       this.#log.info('service.stopped', { socket: this.socket });
@@ -143,13 +172,16 @@ async function readJson(req: http.IncomingMessage): Promise<Record<string, unkno
   }
 }
 
-/** Listens on a unix socket; a stale socket file (no one answering) is replaced, a live one is EBUSY. */
-async function listen(server: http.Server, socket: string): Promise<void> {
+/** EBUSY when a live service answers on the socket; a stale socket file (no one answering) is removed. */
+async function claimSocket(socket: string): Promise<void> {
   fs.mkdirSync(path.dirname(socket), { recursive: true });
   if (fs.existsSync(socket)) {
     if (await answers(socket)) throw new OverlaybdError('EBUSY', `${socket}: another device service answers there`);
     fs.rmSync(socket, { force: true });
   }
+}
+
+async function listen(server: http.Server, socket: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(socket, () => {
