@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
-import { argument, filePath, parseWith, resolveImageConfig } from '../config.js';
+import { argument, filePath, parseWith, readJsonFile } from '../config.js';
 import { OverlaybdError } from '../errors.js';
 import { nativeImageOf, type Image } from '../image.js';
 import { native } from '../native.js';
@@ -119,13 +119,11 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
   const unwind = async () => {
     for (const step of undo.reverse()) await step().catch(() => {});
   };
-  let opened = false;
   try {
     const image: Image = await openImageConfig(file, {
       ...(o.service ? { service: o.service } : {}),
       ...(o.global ? { global: o.global as string | GlobalConfig } : {}),
     });
-    opened = true;
     undo.push(() => image.close());
     makeMountDir(mountDir);
     undo.push(async () => fs.rmdirSync(mountDir));
@@ -155,17 +153,22 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
     };
   } catch (e) {
     await unwind();
-    // Opening wrote `success` (or its own failure): a later step's failure replaces it.
-    if (opened) await reportFailure(file, e);
+    // Opening may have written `success` (or failed before it knew the config): this failure replaces it.
+    await reportFailure(file, e);
     throw e;
   }
 }
 
-/** Writes failed:<reason> to the config's resultFile, if it names one; best effort. */
+/**
+ * Writes failed:<reason> to the config's resultFile, if it names one; best
+ * effort. Only that field is read: the rest of the config may be what failed.
+ */
 async function reportFailure(configPath: string, e: unknown): Promise<void> {
   try {
-    const r = await resolveImageConfig(configPath);
-    if (r.config.resultFile) await writeResultFile(r.abs(r.config.resultFile), { ok: false, reason: (e as Error).message });
+    const raw = (await readJsonFile(configPath)) as { resultFile?: unknown };
+    if (typeof raw.resultFile !== 'string' || raw.resultFile === '') return;
+    const resultFile = path.resolve(path.dirname(configPath), raw.resultFile);
+    await writeResultFile(resultFile, { ok: false, reason: (e as Error).message });
   } catch {
     // The attach error is what the caller needs; the result file is advisory.
   }
