@@ -13,7 +13,8 @@
  *  --guest      also runs this bench in the qemu guest (scripts/guest):
  *               tcmu under Debian's 6.1 kernel, ublk under 6.12, on images
  *               prepared here and shared with the guest.
- * BENCH_DEVICE_SECONDS (default 5) sets each fio run's length;
+ * BENCH_DEVICE_SECONDS (default 3) sets each fio run's length and
+ * BENCH_DEVICE_ROUNDS (default 3) the interleaved rounds (medians shown);
  * BENCH_DEVICE_WORK names a dir of prepared images (the guest run uses it).
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -78,7 +79,7 @@ async function fio(dev: string, args: string[], seconds: number): Promise<FioJob
 
 /** The three fio figures of one block device (any frontend, or a plain loop device). */
 export async function measureDevice(dev: string, o: MeasureOptions = {}): Promise<DeviceFigures> {
-  const seconds = o.seconds ?? 5;
+  const seconds = o.seconds ?? 3;
   const size = o.span ? [`--size=${o.span}`] : [];
   const rand = (qd: number) => fio(dev, ['--rw=randread', '--bs=4k', `--iodepth=${qd}`, '--norandommap', '--randrepeat=0', ...size], seconds);
   const qd1 = await rand(1);
@@ -185,47 +186,68 @@ function options(): { frontends: Frontend[]; guest: boolean } {
 
 const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
 
-/** Measures every frontend against loop for each image kind, in this kernel. */
-async function measureHere(work: string, frontends: Frontend[], seconds: number): Promise<Record<string, number | string>> {
-  const out: Record<string, number | string> = { kernel: os.release() };
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Per-figure medians of several measurements. */
+function medians(ms: DeviceFigures[]): DeviceFigures {
+  return {
+    randQd1Iops: median(ms.map((m) => m.randQd1Iops)),
+    randQd32Iops: median(ms.map((m) => m.randQd32Iops)),
+    seqMBps: median(ms.map((m) => m.seqMBps)),
+  };
+}
+
+/**
+ * Measures every frontend against loop for each image kind, in this kernel:
+ * `rounds` rounds that take loop and each frontend in turn, so load from
+ * elsewhere on the machine falls on all of them alike; medians are printed.
+ */
+async function measureHere(work: string, frontends: Frontend[], seconds: number, rounds: number): Promise<Record<string, number | string>> {
+  const out: Record<string, number | string> = { kernel: os.release(), rounds, secondsPerRun: seconds };
   const runDir = path.join(work, 'run');
   for (const kind of IMAGES) {
     const p = await prepare(work, kind);
     out[`${kind}.dataMiB`] = p.span / 2 ** 20;
-    const loop = await withLoop(p.raw, async (dev, dio) => {
-      out[`${kind}.loop.directIo`] = dio ? 'on' : 'off (the kernel fell back to buffered)';
-      return measureDevice(dev, { seconds, span: p.span });
-    });
     // The layer files in the page cache, as the raw copy is in memory.
     for (const f of fs.readdirSync(path.dirname(p.config))) if (f.startsWith('layer')) fs.readFileSync(path.join(path.dirname(p.config), f));
-    for (const [k, v] of Object.entries(loop)) out[`${kind}.loop.${k}`] = v;
-    for (const f of frontends) {
-      let d;
+    await withLoop(p.raw, async (loopDev, dio) => {
+      out[`${kind}.loop.directIo`] = dio ? 'on' : 'off (the kernel fell back to buffered)';
+      const devices: { name: string; path: string; detach?: () => Promise<void> }[] = [{ name: 'loop', path: loopDev }];
       try {
-        d = await attachDevice(p.config, { frontend: f, runDir });
-      } catch (e) {
-        if (isOverlaybdError(e) && e.code === 'ENOTSUP') {
-          out[`${kind}.${f}`] = 'skipped (ENOTSUP)';
-          continue;
+        for (const f of frontends) {
+          try {
+            const d = await attachDevice(p.config, { frontend: f, runDir });
+            devices.push({ name: f, path: d.path, detach: () => d.detach() });
+          } catch (e) {
+            if (!(isOverlaybdError(e) && e.code === 'ENOTSUP')) throw e;
+            out[`${kind}.${f}`] = 'skipped (ENOTSUP)';
+          }
         }
-        throw e;
-      }
-      try {
-        const m = await measureDevice(d.path, { seconds, span: p.span });
-        for (const [k, v] of Object.entries(m)) {
-          out[`${kind}.${f}.${k}`] = v;
-          out[`${kind}.${f}.${k}.ratio`] = ratio(v, loop[k as keyof DeviceFigures]);
+        const runs = new Map<string, DeviceFigures[]>(devices.map((d) => [d.name, []]));
+        for (let r = 0; r < rounds; r++) {
+          for (const d of devices) runs.get(d.name)!.push(await measureDevice(d.path, { seconds, span: p.span }));
+        }
+        const loop = medians(runs.get('loop')!);
+        for (const [k, v] of Object.entries(loop)) out[`${kind}.loop.${k}`] = v;
+        for (const d of devices.slice(1)) {
+          for (const [k, v] of Object.entries(medians(runs.get(d.name)!))) {
+            out[`${kind}.${d.name}.${k}`] = v;
+            out[`${kind}.${d.name}.${k}.ratio`] = ratio(v, loop[k as keyof DeviceFigures]);
+          }
         }
       } finally {
-        await d.detach();
+        for (const d of devices) await d.detach?.();
       }
-    }
+    });
   }
   return out;
 }
 
 /** One guest boot per kernel, each running this bench for the frontend that kernel has. */
-async function measureInGuests(work: string, seconds: number): Promise<Record<string, number | string>> {
+async function measureInGuests(work: string, seconds: number, rounds: number): Promise<Record<string, number | string>> {
   const { runInGuest } = await import('../test/helpers/qemu-guest.js');
   const out: Record<string, number | string> = {};
   for (const [kernel, frontend] of [
@@ -236,7 +258,7 @@ async function measureInGuests(work: string, seconds: number): Promise<Record<st
     fs.rmSync(json, { force: true });
     const script = [
       `cd ${JSON.stringify(ROOT)}`,
-      `BENCH_DEVICE_WORK=${JSON.stringify(work)} BENCH_DEVICE_SECONDS=${seconds} BENCH_JSON=${JSON.stringify(json)} ` +
+      `BENCH_DEVICE_WORK=${JSON.stringify(work)} BENCH_DEVICE_SECONDS=${seconds} BENCH_DEVICE_ROUNDS=${rounds} BENCH_JSON=${JSON.stringify(json)} ` +
         `node --import tsx bench/run.ts device --frontends=${frontend}`,
     ].join('\n');
     const r = await runInGuest({ kernel, script, timeoutMs: 900_000, shareDir: work });
@@ -252,12 +274,13 @@ async function measureInGuests(work: string, seconds: number): Promise<Record<st
 
 export async function run(): Promise<Record<string, number | string>> {
   const { frontends, guest } = options();
-  const seconds = Number(process.env.BENCH_DEVICE_SECONDS ?? 5);
+  const seconds = Number(process.env.BENCH_DEVICE_SECONDS ?? 3);
+  const rounds = Number(process.env.BENCH_DEVICE_ROUNDS ?? 3);
   const given = process.env.BENCH_DEVICE_WORK;
   const work = given ?? fs.mkdtempSync(path.join(os.tmpdir(), 'obd-bench-device-'));
   try {
-    const out = await measureHere(work, frontends, seconds);
-    if (guest) Object.assign(out, await measureInGuests(work, seconds));
+    const out = await measureHere(work, frontends, seconds, rounds);
+    if (guest) Object.assign(out, await measureInGuests(work, seconds, rounds));
     return out;
   } finally {
     if (!given) fs.rmSync(work, { recursive: true, force: true });
