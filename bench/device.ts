@@ -250,13 +250,15 @@ async function measureHere(work: string, frontends: Frontend[], seconds: number,
 async function measureInGuests(work: string, seconds: number, rounds: number): Promise<Record<string, number | string>> {
   const { runInGuest } = await import('../test/helpers/qemu-guest.js');
   const out: Record<string, number | string> = {};
-  for (const [kernel, frontend] of [
-    ['6.1', 'tcmu'],
-    ['6.12', 'ublk'],
+  for (const [kernel, frontend, modules] of [
+    ['6.1', 'tcmu', 'loop target_core_user tcm_loop'],
+    ['6.12', 'ublk', 'loop ublk_drv'],
   ] as const) {
     const json = path.join(work, `guest-${kernel}.json`);
     fs.rmSync(json, { force: true });
     const script = [
+      // The guest's modules load on demand only through modprobe (scripts/guest/README.md).
+      `modprobe -a ${modules}`,
       `cd ${JSON.stringify(ROOT)}`,
       `BENCH_DEVICE_WORK=${JSON.stringify(work)} BENCH_DEVICE_SECONDS=${seconds} BENCH_DEVICE_ROUNDS=${rounds} BENCH_JSON=${JSON.stringify(json)} ` +
         `node --import tsx bench/run.ts device --frontends=${frontend}`,
