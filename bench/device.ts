@@ -2,10 +2,10 @@
  * Block-device figures with fio (direct I/O, io_uring, short time-based
  * runs): 4 KiB random reads at QD1 and QD32 and 1 MiB sequential reads,
  * through each frontend on a local bookworm image, uncompressed and LZ4,
- * against a loop device (direct I/O) on a raw image of the same content in
- * /dev/shm, measured in the same kernel: the raw image is the merged device
- * dumped to a sparse file. Random reads stay inside the range that holds
- * data.
+ * against a loop device (direct I/O) on a raw image of the same content,
+ * measured in the same kernel: the raw image is the merged device dumped to
+ * a sparse file; it and the layers are read from /dev/shm. Random reads
+ * stay inside the range that holds data.
  *
  * `npm run bench -- device [--frontends=fuse,tcmu,ublk] [--guest]`
  *  --frontends  the frontends to measure (default all; one whose attach is
@@ -151,23 +151,33 @@ async function prepare(work: string, kind: ImageKind): Promise<Prepared> {
 }
 
 /**
- * A loop device (direct I/O) on a copy of the raw image in /dev/shm: the
- * baseline reads memory, as the frontends' reads of the (cached) layer
- * files do, so the ratio shows the frontend's cost, not the disk's.
+ * The prepared image (layers, config, raw dump) copied to /dev/shm for the
+ * measurement: the loop baseline and the frontends both read memory, so the
+ * ratio shows the frontend's cost, not the disk's (or, in the guest, 9p's).
  */
-async function withLoop<T>(raw: string, fn: (dev: string, dio: boolean) => Promise<T>): Promise<T> {
-  const copy = path.join('/dev/shm', `obd-bench-${process.pid}-${path.basename(path.dirname(raw))}.img`);
-  execFileSync('cp', ['--sparse=always', raw, copy]);
+async function inMemory<T>(p: Prepared, fn: (staged: Prepared) => Promise<T>): Promise<T> {
+  const dir = path.join('/dev/shm', `obd-bench-${process.pid}-${path.basename(path.dirname(p.config))}`);
+  fs.mkdirSync(dir);
   try {
-    const dev = execFileSync('losetup', ['--find', '--show', '--direct-io=on', '--read-only', copy], { encoding: 'utf8' }).trim();
-    try {
-      const dio = execFileSync('losetup', ['-n', '-O', 'DIO', dev], { encoding: 'utf8' }).trim() === '1';
-      return await fn(dev, dio);
-    } finally {
-      execFileSync('losetup', ['-d', dev]);
+    for (const f of fs.readdirSync(path.dirname(p.config))) {
+      if (f === 'config.v1.json' || f === 'raw.img' || f.startsWith('layer')) {
+        execFileSync('cp', ['--sparse=always', path.join(path.dirname(p.config), f), dir]);
+      }
     }
+    return await fn({ config: path.join(dir, 'config.v1.json'), raw: path.join(dir, 'raw.img'), span: p.span });
   } finally {
-    fs.rmSync(copy, { force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A read-only loop device with direct I/O (reported: a kernel may fall back to buffered). */
+async function withLoop<T>(file: string, fn: (dev: string, dio: boolean) => Promise<T>): Promise<T> {
+  const dev = execFileSync('losetup', ['--find', '--show', '--direct-io=on', '--read-only', file], { encoding: 'utf8' }).trim();
+  try {
+    const dio = execFileSync('losetup', ['-n', '-O', 'DIO', dev], { encoding: 'utf8' }).trim() === '1';
+    return await fn(dev, dio);
+  } finally {
+    execFileSync('losetup', ['-d', dev]);
   }
 }
 
@@ -209,11 +219,9 @@ async function measureHere(work: string, frontends: Frontend[], seconds: number,
   const out: Record<string, number | string> = { kernel: os.release(), rounds, secondsPerRun: seconds };
   const runDir = path.join(work, 'run');
   for (const kind of IMAGES) {
-    const p = await prepare(work, kind);
-    out[`${kind}.dataMiB`] = p.span / 2 ** 20;
-    // The layer files in the page cache, as the raw copy is in memory.
-    for (const f of fs.readdirSync(path.dirname(p.config))) if (f.startsWith('layer')) fs.readFileSync(path.join(path.dirname(p.config), f));
-    await withLoop(p.raw, async (loopDev, dio) => {
+    const prepared = await prepare(work, kind);
+    out[`${kind}.dataMiB`] = prepared.span / 2 ** 20;
+    await inMemory(prepared, (p) => withLoop(p.raw, async (loopDev, dio) => {
       out[`${kind}.loop.directIo`] = dio ? 'on' : 'off (the kernel fell back to buffered)';
       const devices: { name: string; path: string; detach?: () => Promise<void> }[] = [{ name: 'loop', path: loopDev }];
       try {
@@ -241,7 +249,7 @@ async function measureHere(work: string, frontends: Frontend[], seconds: number,
       } finally {
         for (const d of devices) await d.detach?.();
       }
-    });
+    }));
   }
   return out;
 }
