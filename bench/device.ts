@@ -147,7 +147,10 @@ async function prepare(work: string, kind: ImageKind): Promise<Prepared> {
     }
     fs.renameSync(raw + '.tmp', raw);
   }
-  return { config, raw, span: dataSpan(raw) };
+  // Measured where the dump was made: 9p (the guest's view of it) has no SEEK_DATA.
+  const spanFile = path.join(dir, 'span');
+  if (!fs.existsSync(spanFile)) fs.writeFileSync(spanFile, String(dataSpan(raw)));
+  return { config, raw, span: Number(fs.readFileSync(spanFile, 'utf8')) };
 }
 
 /**
@@ -170,9 +173,15 @@ async function inMemory<T>(p: Prepared, fn: (staged: Prepared) => Promise<T>): P
   }
 }
 
-/** A read-only loop device with direct I/O (reported: a kernel may fall back to buffered). */
+/** A read-only loop device with direct I/O when the file's filesystem has it (6.1's tmpfs does not). */
 async function withLoop<T>(file: string, fn: (dev: string, dio: boolean) => Promise<T>): Promise<T> {
-  const dev = execFileSync('losetup', ['--find', '--show', '--direct-io=on', '--read-only', file], { encoding: 'utf8' }).trim();
+  const setup = (dio: string[]) => execFileSync('losetup', ['--find', '--show', ...dio, '--read-only', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  let dev: string;
+  try {
+    dev = setup(['--direct-io=on']);
+  } catch {
+    dev = setup([]);
+  }
   try {
     const dio = execFileSync('losetup', ['-n', '-O', 'DIO', dev], { encoding: 'utf8' }).trim() === '1';
     return await fn(dev, dio);
