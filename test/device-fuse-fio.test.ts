@@ -58,6 +58,7 @@ function fio(dev: string, extra: string[]): { status: number | null; out: string
     '--verify_fatal=1',
     '--randrepeat=1',
     '--randseed=4242',
+    '--verify_state_save=0', // no state file left in the cwd
     ...extra,
   ];
   const r = spawnSync('fio', args, { encoding: 'utf8', timeout: 300_000 });
