@@ -35,6 +35,7 @@ class ImageWrap final : public Napi::ObjectWrap<ImageWrap>, public Closable {
                         InstanceMethod<&ImageWrap::download_states>("downloadStates", kMethod),
                         InstanceMethod<&ImageWrap::wait_downloads>("waitDownloads", kMethod),
                         InstanceMethod<&ImageWrap::finish_recording>("finishRecording", kMethod),
+                        InstanceMethod<&ImageWrap::snapshot>("snapshot", kMethod),
                         InstanceAccessor<&ImageWrap::size>("size"),
                         InstanceAccessor<&ImageWrap::writable>("writable")});
   }
@@ -206,6 +207,17 @@ class ImageWrap final : public Napi::ObjectWrap<ImageWrap>, public Closable {
     auto img = service_image();
     return run_async(
         env, "obd.image.finishRecording", [img] { return img ? img->finish_recording() : obd::Status::ok(); }, life_);
+  }
+
+  // snapshot(data, index) -> Promise<void>: seals the upper under live I/O
+  // and continues on the new upper (§6.6); index is '' for a sparse upper.
+  Napi::Value snapshot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!check_open(env)) return env.Undefined();
+    obd::UpperSpec next{arg_string(info, 0, "data"), arg_string(info, 1, "index")};
+    if (env.IsExceptionPending()) return env.Undefined();
+    auto img = image_;
+    return run_async(env, "obd.image.snapshot", [img, next] { return img->snapshot(next); }, life_);
   }
 
   // close() -> Promise<void>: waits for the calls in flight, flushes a

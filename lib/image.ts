@@ -34,6 +34,7 @@ interface NativeImage {
   downloadStates(): DownloadState[];
   waitDownloads(ms: number): Promise<boolean>;
   finishRecording(): Promise<void>;
+  snapshot(data: string, index: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -133,6 +134,18 @@ export class Image {
   /** Ends a trace recording now: the trace file and `<trace>.ok` are written (close does it too). */
   async finishRecording(): Promise<void> {
     return this.#n.finishRecording();
+  }
+
+  /**
+   * Live snapshot (§6.6): seals the writable upper in place, stacks it as the
+   * top read-only layer and continues on `upper`, a fresh writable layer of
+   * the same virtual size. I/O keeps flowing: requests in flight finish in
+   * the old upper first. Refused (image unchanged) when `upper` cannot be
+   * opened for writing, has another size, or the image has no upper (EROFS).
+   */
+  async snapshot(upper: { data: string; index?: string }): Promise<void> {
+    const u = argument(z.object({ data: filePath, index: filePath.optional() }), upper, 'upper');
+    return this.#n.snapshot(u.data, u.index ?? '');
   }
 
   /**

@@ -3,7 +3,7 @@ export { OverlaybdError, isOverlaybdError, ERROR_CODES, type ErrorCode } from '.
 export { openImage, Image, type ImageSpec, type PrefetchStats, type DownloadState } from './image.js';
 export { ImageService, openImageConfig, type ServiceEvent, type ImageServiceOptions, type OpenConfigOptions } from './service/index.js';
 export * as service from './service/index.js';
-export { attachDevice, type AttachOptions, type AttachedDevice, type Frontend } from './device/index.js';
+export { attachDevice, resizeImage, type AttachOptions, type AttachedDevice, type Frontend, type ResizeOptions } from './device/index.js';
 export { createLayer, commitLayer, sealLayer, inspectLayer } from './layer.js';
 export type { CreateLayerOptions, CommitLayerOptions, LayerInspection, LayerEntry, LsmtRecord } from './layer.js';
 export * as zfile from './zfile.js';

@@ -9,10 +9,9 @@ cd "$(dirname "$0")/.."
 # GoogleTest for the native tests (cpp/tests).
 BUILD_PKGS=(g++ cmake ninja-build pkg-config zlib1g-dev liblz4-dev libzstd-dev liburing-dev libext2fs-dev comerr-dev libfuse3-dev libgtest-dev libcurl4-openssl-dev libssl-dev)
 # Run and test: ext4 tools, FUSE, a registry, an HTTP proxy (P2P tests),
-# image tools, MariaDB, TLS, fio (device tests and bench), and the qemu
-# guest for kernel-frontend tests (scripts/guest: busybox initramfs,
-# modules resolved with kmod).
-RUN_PKGS=(e2fsprogs fuse3 docker-registry nginx-light curl skopeo umoci mmdebstrap gpg libdpkg-perl mount debian-archive-keyring apache2-utils openssl mariadb-server python3 zstd fio qemu-system-x86 busybox-static cpio kmod xz-utils)
+# image tools, MariaDB, TLS, and the qemu guest for kernel-frontend tests
+# (scripts/guest: busybox initramfs, modules resolved with kmod).
+RUN_PKGS=(e2fsprogs fuse3 docker-registry nginx-light curl skopeo umoci mmdebstrap gpg libdpkg-perl mount debian-archive-keyring apache2-utils openssl mariadb-server python3 zstd qemu-system-x86 busybox-static cpio kmod xz-utils fio)
 
 missing=()
 for p in "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}"; do

@@ -61,7 +61,7 @@ Result<ImagePtr> open_image(const ImageSpec& spec) {
   } else if (!spec.lowers.empty()) {
     name = spec.lowers.back().label();
   }
-  OBD_ASSIGN_OR_RETURN(auto img, StackImage::create(std::move(lowers), std::move(upper), name));
+  OBD_ASSIGN_OR_RETURN(auto img, StackImage::create(std::move(lowers), std::move(upper), name, spec.engine));
   return ImagePtr(std::move(img));
 }
 

@@ -41,6 +41,13 @@ class Image : public File {
   // Makes [off, off+len) read as zeros (the block layer's WRITE_ZEROES).
   // `may_unmap` allows deallocating instead where that still reads as zeros.
   virtual Status write_zeroes(uint64_t off, uint64_t len, bool may_unmap) = 0;
+  // Live snapshot (§6.6): seals the writable upper in place, stacks it as the
+  // top read-only layer and goes on writing to `next`, a fresh upper of the
+  // same virtual size. I/O in flight finishes first; an error before the
+  // seal leaves the image as it was. Only a layer stack can do this.
+  virtual Status snapshot(const UpperSpec& next) {
+    return Status(Code::kENOTSUP, name() + ": this image has no layer stack to snapshot");
+  }
 };
 
 using ImagePtr = std::shared_ptr<Image>;

@@ -11,12 +11,14 @@ using lsmt::kSector;
 using lsmt::Segment;
 
 Result<std::shared_ptr<StackImage>> StackImage::create(std::vector<lsmt::RoLayerPtr> lowers,
-                                                       std::unique_ptr<lsmt::RwLayer> upper, std::string name) {
+                                                       std::unique_ptr<lsmt::RwLayer> upper, std::string name,
+                                                       IoEngine engine) {
   if (lowers.size() > lsmt::kMaxStackLayers)
     return Status(Code::kLSMT_TOO_MANY_LAYERS, name + ": " + std::to_string(lowers.size()) +
                                                    " read-only layers; a stack holds at most 255");
   std::shared_ptr<StackImage> img(new StackImage());
   img->name_ = std::move(name);
+  img->engine_ = engine;
   std::vector<const lsmt::RoIndex*> top_first;
   for (auto it = lowers.rbegin(); it != lowers.rend(); ++it) {
     top_first.push_back(&(*it)->index);
@@ -26,6 +28,7 @@ Result<std::shared_ptr<StackImage>> StackImage::create(std::vector<lsmt::RoLayer
   OBD_ASSIGN_OR_RETURN(img->merged_, lsmt::merge_indexes(top_first));
   if (upper && upper->virtual_size() != 0) img->vsize_ = upper->virtual_size();
   img->lowers_ = std::move(lowers);
+  img->writable_ = upper != nullptr;
   img->upper_ = std::move(upper);
   return img;
 }
@@ -91,6 +94,7 @@ Status StackImage::read_aligned(uint8_t* buf, uint64_t lba, uint64_t nsect) {
     zero_to(to);
     cursor = to;
   };
+  std::shared_lock stack(stack_mu_);
   std::shared_lock<RwMutex> lock;
   if (upper_) {
     lock = std::shared_lock(upper_->mutex());
@@ -108,7 +112,10 @@ Status StackImage::read_aligned(uint8_t* buf, uint64_t lba, uint64_t nsect) {
   fill_from_lowers(cursor, lba + nsect);
   if (pieces.empty()) return Status::ok();
   // Appended RW data never moves, so reads need not hold the index lock.
+  // Nor the stack lock: a snapshot only adds layers, and the sealed upper
+  // keeps its data file (the same File) as a lower.
   if (lock.owns_lock()) lock.unlock();
+  stack.unlock();
   return read_pieces(pieces);
 }
 
@@ -138,12 +145,16 @@ Status StackImage::check_write(uint64_t off, uint64_t len, const char* op) const
   return Status::ok();
 }
 
+// Writes hold the stack lock to the end, so a snapshot seals only after
+// they have landed in the old upper.
 Status StackImage::pwrite(const void* buf, size_t len, uint64_t off) {
+  std::shared_lock stack(stack_mu_);
   OBD_TRY(check_write(off, len, "write"));
   return upper_->write(buf, off / kSector, len / kSector);
 }
 
 Status StackImage::punch_hole(uint64_t off, uint64_t len) {
+  std::shared_lock stack(stack_mu_);
   OBD_TRY(check_write(off, len, "discard"));
   return upper_->discard(off / kSector, len / kSector);
 }
@@ -153,6 +164,7 @@ Status StackImage::punch_hole(uint64_t off, uint64_t len) {
 // upper's hole shows the lowers' bytes, so it stores real zeros unless there
 // are no lowers and unmapping is allowed.
 Status StackImage::write_zeroes(uint64_t off, uint64_t len, bool may_unmap) {
+  std::shared_lock stack(stack_mu_);
   OBD_TRY(check_write(off, len, "write zeroes"));
   if (!upper_->sparse() || (may_unmap && lowers_.empty())) return upper_->discard(off / kSector, len / kSector);
   static const uint8_t kZeros[256 << 10] = {};
@@ -164,7 +176,11 @@ Status StackImage::write_zeroes(uint64_t off, uint64_t len, bool may_unmap) {
   return Status::ok();
 }
 
-Status StackImage::sync() { return upper_ ? upper_->sync() : Status::ok(); }
+// A snapshot syncs the upper it seals, so syncing the current one suffices.
+Status StackImage::sync() {
+  std::shared_lock stack(stack_mu_);
+  return upper_ ? upper_->sync() : Status::ok();
+}
 
 Result<std::vector<Extent>> StackImage::data_extents(uint64_t from) {
   std::vector<Extent> ranges;
@@ -172,6 +188,7 @@ Result<std::vector<Extent>> StackImage::data_extents(uint64_t from) {
     if (!s.zeroed) ranges.push_back({s.offset * kSector, uint64_t(s.length) * kSector});
   };
   uint64_t first = from / kSector, n = vsize_ / kSector > first ? vsize_ / kSector - first : 0;
+  std::shared_lock stack(stack_mu_);
   merged_.lookup(first, n, add);
   if (upper_) {
     std::shared_lock lock(upper_->mutex());

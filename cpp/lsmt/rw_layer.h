@@ -67,6 +67,10 @@ class RwLayer {
   // Appends the index and a trailer to the data file, making it a read-only
   // layer in place (overlaybd-commit --seal). The layer is unusable after.
   Status seal();
+  // Sets the virtual size (overlaybd-resize, §6.7): both headers' field;
+  // a sparse data file is truncated to match. Shrinking drops what lies
+  // beyond the new end (rw_resize.cpp).
+  Status set_virtual_size(uint64_t vsize);
 
  private:
   RwLayer(FilePtr data, FilePtr index, Record header) : data_(std::move(data)), index_file_(std::move(index)),

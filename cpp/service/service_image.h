@@ -60,6 +60,7 @@ class ServiceImage final : public Image {
     return parts_.stack->write_zeroes(off, len, may_unmap);
   }
   Status sync() override { return parts_.stack->sync(); }
+  Status snapshot(const UpperSpec& next) override { return parts_.stack->snapshot(next); }
   Result<std::vector<Extent>> data_extents(uint64_t from) override { return parts_.stack->data_extents(from); }
 
  private:

@@ -5,6 +5,8 @@
 // cmd_id found in each entry up to cmd_tail). Plus the cfgstring parser.
 #include <gtest/gtest.h>
 
+#include <poll.h>
+
 #include <cstring>
 #include <map>
 #include <random>
@@ -14,6 +16,7 @@
 #include "frontend/tcmu/block_io.h"
 #include "frontend/tcmu/cfgstring.h"
 #include "frontend/tcmu/ring.h"
+#include "frontend/tcmu/ring_runner.h"
 #include "frontend/tcmu/scsi_wire.h"
 #include "frontend/tcmu/uapi.h"
 #include "tests/scsi_cdb.h"
@@ -332,6 +335,95 @@ TEST_F(TcmuRingTest, RestartResumesAtTail) {
     EXPECT_EQ(got[ids[i]].status, kStatusGood);
     EXPECT_EQ(0, std::memcmp(k.data(uint64_t(i) * 512), content_.data() + i * 512, 512));
   }
+}
+
+// Many commands through RingRunner on a queue with workers: never more than
+// `depth` in flight, completions in whatever order the workers finish,
+// writes (some FUA) then reads of the same blocks agree with the image, one
+// notification per pump at most; a closed device fails reads as MEDIUM ERROR.
+TEST_F(TcmuRingTest, RunnerKeepsManyInFlight) {
+  constexpr int kCmds = 100;
+  constexpr uint32_t kBlocks = 8, kBytes = kBlocks * 512;
+  KernelRing k(65536, kCmds * kBytes);
+  ASSERT_OBD_ASSIGN(Ring ring, Ring::attach(k.map(), k.map_len()));
+  ASSERT_OBD_ASSIGN(auto q, dev_->open_queue(1, {.workers = 4}));
+  int notified = 0, pumps = 0;
+  size_t max_in_flight = 0;
+  RingRunner runner(ring, disk_, *q, [&] { notified++; }, 32);
+  auto run_all = [&](std::map<uint16_t, KernelRing::Done>& got) {
+    while (got.size() < size_t(kCmds)) {
+      ASSERT_OBD_ASSIGN(size_t n, runner.pump());
+      (void)n;
+      pumps++;
+      max_in_flight = std::max(max_in_flight, runner.in_flight());
+      for (auto& [id, d] : k.reap()) got.emplace(id, d);
+      pollfd p{q->completion_fd(), POLLIN, 0};
+      if (got.size() < size_t(kCmds)) ::poll(&p, 1, 100);
+    }
+  };
+  std::mt19937_64 rng(9);
+  std::vector<uint8_t> pattern = test::random_bytes(rng, kCmds * kBytes);
+  std::vector<uint16_t> ids;
+  for (int i = 0; i < kCmds; i++) {
+    std::memcpy(k.data(uint64_t(i) * kBytes), &pattern[i * kBytes], kBytes);
+    auto cdb = cdb10(0x2a, uint32_t(i * kBlocks), uint16_t(kBlocks));
+    if (i % 3 == 0) cdb[1] |= 0x08;  // FUA
+    ids.push_back(k.queue(cdb, {{uint64_t(i) * kBytes, kBytes / 2}, {uint64_t(i) * kBytes + kBytes / 2, kBytes / 2}}));
+  }
+  k.publish();
+  std::map<uint16_t, KernelRing::Done> got;
+  run_all(got);
+  for (uint16_t id : ids) EXPECT_EQ(got[id].status, kStatusGood) << "write " << id;
+  EXPECT_EQ(image_bytes(0, kCmds * kBytes), pattern);
+  EXPECT_LE(max_in_flight, 32u);
+  EXPECT_GT(max_in_flight, 1u);
+
+  std::memset(k.data(0), 0, kCmds * kBytes);
+  ids.clear();
+  for (int i = 0; i < kCmds; i++)
+    ids.push_back(k.queue(cdb10(0x28, uint32_t(i * kBlocks), uint16_t(kBlocks)), {{uint64_t(i) * kBytes, kBytes}}));
+  k.publish();
+  got.clear();
+  run_all(got);
+  for (uint16_t id : ids) {
+    EXPECT_EQ(got[id].status, kStatusGood) << "read " << id;
+    EXPECT_EQ(got[id].read_len, kBytes);
+  }
+  EXPECT_EQ(0, std::memcmp(k.data(0), pattern.data(), pattern.size()));
+  EXPECT_GE(notified, 1);
+  EXPECT_LE(notified, pumps);
+  EXPECT_EQ(k.mb()->cmd_tail, k.head());
+
+  // A closed device: the reads complete with CHECK CONDITION, MEDIUM ERROR.
+  dev_->close();
+  uint16_t bad = k.queue(cdb10(0x28, 0, 1), {{0, 512}});
+  k.publish();
+  std::map<uint16_t, KernelRing::Done> failed;
+  while (failed.empty()) {
+    ASSERT_TRUE(runner.pump().is_ok());
+    for (auto& [id, d] : k.reap()) failed.emplace(id, d);
+    pollfd p{q->completion_fd(), POLLIN, 0};
+    if (failed.empty()) ::poll(&p, 1, 100);
+  }
+  EXPECT_EQ(failed[bad].status, kStatusCheckCondition);
+  EXPECT_EQ(failed[bad].key, 3);
+  EXPECT_EQ(failed[bad].asc, 0x11);
+}
+
+// Ring::pending tells a takeover that an earlier handler left commands.
+TEST_F(TcmuRingTest, PendingAfterAnEarlierHandler) {
+  KernelRing k(1024, 65536);
+  {
+    ASSERT_OBD_ASSIGN(Ring ring, Ring::attach(k.map(), k.map_len()));
+    EXPECT_FALSE(ring.pending());
+  }
+  k.queue(cdb10(0x28, 0, 1), {{0, 512}});
+  k.publish();
+  ASSERT_OBD_ASSIGN(Ring ring, Ring::attach(k.map(), k.map_len()));
+  EXPECT_TRUE(ring.pending());
+  ASSERT_OBD_ASSIGN(size_t done, process_ring(ring, disk_, *io_, nullptr));
+  EXPECT_EQ(done, 1u);
+  EXPECT_FALSE(ring.pending());
 }
 
 // Entries that point outside the mapping complete with HARDWARE ERROR; a

@@ -48,3 +48,18 @@ export const listCommand: Command = {
     process.stdout.write(JSON.stringify(await callService(await socketOf(values), 'GET', '/list'), null, 2) + '\n');
   },
 };
+
+export const snapshotCommand: Command = {
+  name: 'overlaybd snapshot',
+  summary: "live snapshot of a device: seal its upper, continue on a new config's upper",
+  usage: `usage: overlaybd snapshot [--socket PATH] DEV_ID NEW_CONFIG.json
+NEW_CONFIG keeps the device's lowers, adds its upper data file as the newest lower
+({"file": <upper data>}) and names a new, empty upper; it replaces the device's config.`,
+  async main(argv) {
+    const { values, positionals } = parse(argv, socketFlag);
+    if (positionals.length !== 2) throw usageError('expected DEV_ID and NEW_CONFIG arguments');
+    const [id, config] = positionals as [string, string];
+    const q = new URLSearchParams({ dev_id: id, config: path.resolve(config) });
+    await callService(await socketOf(values), 'GET', `/snapshot?${q}`);
+  },
+};

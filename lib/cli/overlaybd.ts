@@ -7,8 +7,9 @@ import { createCommand } from './create.js';
 import { dumpCommand } from './dump.js';
 import { inspectCommand } from './inspect.js';
 import { prefetchCommand } from './prefetch.js';
+import { resizeCommand } from './resize.js';
 import { serveCommand } from './serve.js';
-import { attachCommand, detachCommand, listCommand } from './device.js';
+import { attachCommand, detachCommand, listCommand, snapshotCommand } from './device.js';
 import { runCli, usageError, type Command } from './run.js';
 import { zfileCommand } from './zfile.js';
 
@@ -19,10 +20,12 @@ const commands: Record<string, Command> = {
   attach: attachCommand,
   detach: detachCommand,
   list: listCommand,
+  snapshot: snapshotCommand,
   inspect: inspectCommand,
   create: createCommand,
   commit: commitCommand,
   apply: applyCommand,
+  resize: resizeCommand,
   zfile: zfileCommand,
   convert: convertorCommand,
 };

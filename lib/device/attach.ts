@@ -2,7 +2,9 @@
  * An overlaybd image as a kernel block device, embedded in this process.
  * The FUSE frontend (the one this kernel offers) exports the image as one
  * file on a FUSE mount, served on native threads, and the loop driver
- * attaches it with direct I/O. TCMU and ublk come later.
+ * attaches it with direct I/O. TCMU (tcmu.ts) makes a SCSI disk through
+ * target_core_user and tcm_loop; ublk (ublk.ts) serves /dev/ublkbN where
+ * the kernel has ublk_drv.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,13 +20,16 @@ import { openImageConfig } from '../service/open-config.js';
 import { writeResultFile } from '../service/result-file.js';
 import type { GlobalConfig } from '../service/global-config.js';
 import type { ImageService } from '../service/image-service.js';
+import { assertNotClaimed } from './claim.js';
+import { attachTcmu } from './tcmu.js';
+import { attachUblk, type UblkServeOptions } from './ublk.js';
 
 const run = promisify(execFile);
 
 export type Frontend = 'fuse' | 'tcmu' | 'ublk';
 
 export interface AttachOptions {
-  /** Default fuse (the only one built so far). */
+  /** Default fuse. */
   frontend?: Frontend;
   /** overlaybd.json path or parsed config, for a private image service. */
   global?: string | GlobalConfig;
@@ -32,14 +37,22 @@ export interface AttachOptions {
   service?: ImageService;
   /** Where FUSE mount points are made, one per device (default /run/overlaybd/fuse). */
   runDir?: string;
+  /** ublk: the device number, recovery of a device left by a dead service, queue shape. */
+  ublk?: UblkServeOptions;
 }
 
 export interface AttachedDevice {
-  /** The block device: /dev/loopN. */
-  path: string;
+  /** The block device: /dev/loopN (FUSE), /dev/sdX (TCMU), /dev/ublkbN (ublk). */
+  readonly path: string;
+  /** ublk: the device number (N of /dev/ublkbN). */
+  devId?: number;
   id: string;
-  /** The exported file the loop device reads (on the FUSE mount). */
+  /** FUSE: the exported file the loop device reads (on the FUSE mount); TCMU: the UIO device served. */
   file: string;
+  /** The image the device serves (the live snapshot API acts on it). */
+  image?: Image;
+  /** Upstream's dev_id for the snapshot API: the TCMU cfgstring's `;<dev_id>` suffix, when it has one. */
+  upstreamId?: string;
   /** Detaches the loop device, unmounts and closes the image; resolves once all is gone. */
   detach(): Promise<void>;
 }
@@ -55,33 +68,6 @@ const OptionsSchema = z.object({
   service: z.custom<ImageService>((v) => typeof v === 'object' && v !== null).optional(),
   runDir: filePath.default('/run/overlaybd/fuse'),
 });
-
-/** ENOTSUP naming what the kernel lacks for a frontend not built yet. */
-function unsupported(frontend: 'tcmu' | 'ublk'): OverlaybdError {
-  const need = frontend === 'tcmu' ? '/sys/module/target_core_user' : '/dev/ublk-control';
-  const what = frontend === 'tcmu' ? 'target_core_user (TCMU)' : 'ublk_drv';
-  const has = fs.existsSync(need);
-  return new OverlaybdError(
-    'ENOTSUP',
-    has
-      ? `the ${frontend} frontend is not built yet (the kernel has ${what}); use frontend 'fuse'`
-      : `this kernel has no ${what} (${need} is missing); use frontend 'fuse'`,
-  );
-}
-
-/** EBUSY when something holds the block device exclusively (a mount, another claim). */
-function assertNotClaimed(dev: string): void {
-  let fd: number;
-  try {
-    fd = fs.openSync(dev, fs.constants.O_RDONLY | fs.constants.O_EXCL);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'EBUSY') throw new OverlaybdError('EBUSY', `${dev} is in use (mounted?): unmount it before detach`);
-    if (err.code === 'ENOENT' || err.code === 'ENXIO') return;
-    throw new OverlaybdError('EIO', `cannot open ${dev}: ${err.message}`, { cause: e });
-  }
-  fs.closeSync(fd);
-}
 
 /** The FUSE mount point, with an error that names it (a run dir that is a file, no permission...). */
 function makeMountDir(dir: string): void {
@@ -112,7 +98,12 @@ async function sh(cmd: string, args: string[]): Promise<string> {
 export async function attachDevice(configPath: string, opts: AttachOptions = {}): Promise<AttachedDevice> {
   const file = argument(filePath, configPath, 'configPath');
   const o = parseWith(OptionsSchema, opts, 'attachDevice options');
-  if (o.frontend !== 'fuse') throw unsupported(o.frontend);
+  const openOpts = {
+    ...(o.service ? { service: o.service } : {}),
+    ...(o.global ? { global: o.global as string | GlobalConfig } : {}),
+  };
+  if (o.frontend === 'tcmu') return attachTcmu(file, (cfg) => openImageConfig(cfg, openOpts));
+  if (o.frontend === 'ublk') return attachUblk(file, opts);
   const id = `fuse-${randomBytes(6).toString('hex')}`;
   const mountDir = path.join(o.runDir, id);
   const undo: (() => Promise<void>)[] = [];
@@ -120,10 +111,7 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
     for (const step of undo.reverse()) await step().catch(() => {});
   };
   try {
-    const image: Image = await openImageConfig(file, {
-      ...(o.service ? { service: o.service } : {}),
-      ...(o.global ? { global: o.global as string | GlobalConfig } : {}),
-    });
+    const image: Image = await openImageConfig(file, openOpts);
     undo.push(() => image.close());
     makeMountDir(mountDir);
     undo.push(async () => fs.rmdirSync(mountDir));
@@ -137,6 +125,7 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
       path: loop,
       id,
       file: exp.file,
+      image,
       async detach() {
         // A mounted filesystem would lose its device (the kernel detaches a
         // busy loop lazily, then the FUSE file goes away): refuse, undone nothing.

@@ -4,6 +4,16 @@
  * frontend, all sharing one image service (registry connections, cache,
  * exporter). It answers on a control socket: HTTP with JSON bodies over a
  * unix socket, so `overlaybd attach/detach/list` (and curl) can drive it.
+ *
+ * TCMU devices are also found rather than asked for: at start (the
+ * takeover after a restart: the kernel devices stayed) and every second
+ * after, the service serves every overlaybd UIO device nobody serves, as
+ * upstream's snapshotter makes them through configfs. A scan of
+ * /sys/class/uio was chosen over TCMU's netlink "config" group: it needs
+ * no native netlink code, it also covers the restart, and a group member is
+ * expected to answer the kernel's requests (tcmu-runner does), which a
+ * listener that only watches would not. On close, TCMU devices stay in the
+ * kernel for the next start, as upstream's overlaybd-tcmu leaves them.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -12,14 +22,24 @@ import { ERROR_CODES, OverlaybdError, isOverlaybdError, type ErrorCode } from '.
 import { silentLogger, type Logger } from '../log.js';
 import { ImageService } from '../service/image-service.js';
 import type { GlobalConfig } from '../service/global-config.js';
+import { openImageConfig } from '../service/open-config.js';
 import { attachDevice, type AttachedDevice, type Frontend } from './attach.js';
+import { snapshotDevice } from './snapshot.js';
+import { answerSnapshot, isSnapshotPath, replyJson, startSnapshotApi } from './snapshot-api.js';
+import { discoverTcmu, pruneTcmu, type TcmuDevice } from './tcmu.js';
+
+/** How often overlaybd UIO devices made by others are looked for. */
+const TCMU_SCAN_MS = 1000;
 import { cleanStaleDevices } from './stale.js';
+import { readDeviceState, stateFileFor, writeDeviceState, type DeviceRecord } from './state.js';
 
 export interface DeviceInfo {
   id: string;
   path: string;
   config: string;
   frontend: Frontend;
+  /** ublk: N of /dev/ublkbN. */
+  devId?: number;
 }
 
 export interface DeviceServiceOptions {
@@ -33,6 +53,8 @@ export interface DeviceServiceOptions {
    * name without .sock>.d` (/run/overlaybd/overlaybd.d), one per socket.
    */
   runDir?: string;
+  /** Where the attached devices are recorded for a restart; default next to the socket (stateFileFor). */
+  stateFile?: string;
   logger?: Logger;
 }
 
@@ -45,15 +67,20 @@ export class DeviceService {
   readonly socket: string;
   readonly runDir: string;
   readonly images: ImageService;
+  readonly stateFile: string;
   #devices = new Map<string, { dev: AttachedDevice; info: DeviceInfo }>();
   #server: http.Server;
   #log: Logger;
   #closing: Promise<void> | undefined;
+  #api: http.Server | undefined;
+  #scanTimer: NodeJS.Timeout | undefined;
+  #scanning: Promise<void> | undefined;
 
-  private constructor(images: ImageService, socket: string, runDir: string, server: http.Server, log: Logger) {
+  private constructor(images: ImageService, socket: string, runDir: string, stateFile: string, server: http.Server, log: Logger) {
     this.images = images;
     this.socket = socket;
     this.runDir = runDir;
+    this.stateFile = stateFile;
     this.#server = server;
     this.#log = log;
   }
@@ -64,7 +91,7 @@ export class DeviceService {
     const socket = path.resolve(opts.socket ?? images.global.controlSocket);
     const runDir = path.resolve(opts.runDir ?? defaultRunDir(socket));
     const server = http.createServer();
-    const svc = new DeviceService(images, socket, runDir, server, log);
+    const svc = new DeviceService(images, socket, runDir, opts.stateFile ?? stateFileFor(socket), server, log);
     server.on('request', (req, res) => void svc.#handle(req, res));
     try {
       // Whoever answers on the socket owns runDir: only a free socket lets us clean it.
@@ -75,12 +102,48 @@ export class DeviceService {
       await images.close();
       throw e;
     }
+    const api = images.global.serviceConfig;
+    if (api.enable) {
+      try {
+        svc.#api = await startSnapshotApi(api.address, svc);
+      } catch (e) {
+        await svc.close();
+        throw e;
+      }
+    }
+    if (fs.existsSync('/sys/module/target_core_user')) {
+      await svc.scanTcmu();
+      svc.#scanTimer = setInterval(() => void svc.scanTcmu(), TCMU_SCAN_MS).unref();
+    }
+    await svc.#recover();
     log.info('service.started', { socket, runDir });
     return svc;
   }
 
   list(): DeviceInfo[] {
-    return [...this.#devices.values()].map((d) => d.info);
+    return [...this.#devices.values()].map((d) => {
+      if (!d.info.path) d.info.path = d.dev.path; // a found TCMU device whose LUN came later
+      return d.info;
+    });
+  }
+
+  /** Serves overlaybd UIO devices nobody serves, forgets the ones the kernel removed. */
+  scanTcmu(): Promise<void> {
+    this.#scanning ??= (async () => {
+      for (const id of await pruneTcmu()) {
+        const d = this.#devices.get(id);
+        this.#devices.delete(id);
+        if (d) this.#log.info('device.removed', { ...d.info });
+      }
+      const open = (config: string) => openImageConfig(config, { service: this.images });
+      const found = await discoverTcmu(open, (uio, name, e) => this.#log.error('device.serve_failed', { uio, name, error: String(e) }));
+      for (const dev of found) {
+        const info: DeviceInfo = { id: dev.id, path: dev.path, config: dev.config, frontend: 'tcmu' };
+        this.#devices.set(dev.id, { dev, info });
+        this.#log.info('device.found', { ...info, ringReset: dev.ringReset });
+      }
+    })().finally(() => (this.#scanning = undefined));
+    return this.#scanning;
   }
 
   async attach(config: string, frontend: Frontend = 'fuse'): Promise<DeviceInfo> {
@@ -92,15 +155,56 @@ export class DeviceService {
       this.#log.error('device.attach_failed', { config: abs, frontend, code: isOverlaybdError(e) ? e.code : 'INTERNAL', error: (e as Error).message });
       throw e;
     }
-    const info: DeviceInfo = { id: dev.id, path: dev.path, config: abs, frontend };
+    const info: DeviceInfo = { id: dev.id, path: dev.path, config: abs, frontend, ...(dev.devId !== undefined ? { devId: dev.devId } : {}) };
     this.#devices.set(dev.id, { dev, info });
+    this.#save();
     this.#log.info('device.attached', { ...info });
     return info;
   }
 
+  /**
+   * Re-attaches the devices a previous service recorded and did not detach
+   * (it was killed): ublk devices are taken over from the kernel; the
+   * others cannot outlive their server and are dropped with an error log.
+   */
+  async #recover(): Promise<void> {
+    let records: DeviceRecord[];
+    try {
+      records = readDeviceState(this.stateFile);
+    } catch (e) {
+      this.#log.error('service.state_unreadable', { file: this.stateFile, error: String(e) });
+      records = [];
+    }
+    for (const r of records) {
+      if (r.frontend === 'tcmu') continue; // the UIO scan takes TCMU devices over
+      if (r.frontend !== 'ublk' || r.devId === undefined) {
+        this.#log.error('device.not_recovered', { ...r, error: `the ${r.frontend} frontend cannot take over a device after a restart` });
+        continue;
+      }
+      try {
+        const dev = await attachDevice(r.config, { frontend: 'ublk', service: this.images, ublk: { devId: r.devId, recover: true } });
+        const info: DeviceInfo = { id: dev.id, path: dev.path, config: r.config, frontend: 'ublk', devId: r.devId };
+        this.#devices.set(dev.id, { dev, info });
+        this.#log.info('device.recovered', { ...info });
+      } catch (e) {
+        this.#log.error('device.not_recovered', { ...r, error: String(e) });
+      }
+    }
+    this.#save();
+  }
+
+  /** Records the devices for a restart; a failure is logged (the devices still work). */
+  #save(): void {
+    try {
+      writeDeviceState(this.stateFile, this.list());
+    } catch (e) {
+      this.#log.error('service.state_unwritable', { file: this.stateFile, error: String(e) });
+    }
+  }
+
   /** Detaches by id or block device path. */
   async detach(which: string): Promise<void> {
-    const entry = [...this.#devices.values()].find((d) => d.info.id === which || d.info.path === which);
+    const entry = this.#find(which);
     if (!entry) throw new OverlaybdError('ENOENT', `no device ${which} in this service`);
     try {
       await entry.dev.detach();
@@ -109,15 +213,42 @@ export class DeviceService {
       throw e;
     }
     this.#devices.delete(entry.info.id);
+    this.#save();
     this.#log.info('device.detached', { ...entry.info });
+  }
+
+  /** A device by its id, block device path or upstream dev_id. */
+  #find(which: string): { dev: AttachedDevice; info: DeviceInfo } | undefined {
+    return [...this.#devices.values()].find((d) => d.info.id === which || d.info.path === which || d.dev.upstreamId === which);
+  }
+
+  hasDevice(id: string): boolean {
+    return this.#find(id) !== undefined;
+  }
+
+  /** Live snapshot of a device (§6.6): see snapshotDevice. */
+  async snapshot(id: string, config: string): Promise<void> {
+    const entry = this.#find(id);
+    if (!entry) throw new OverlaybdError('ENOENT', `no device ${id} in this service`);
+    if (!entry.dev.image) throw new OverlaybdError('ENOTSUP', `device ${id} (${entry.info.frontend}) does not expose its image for snapshots`);
+    await snapshotDevice({ config: entry.info.config, image: entry.dev.image }, config);
+    this.#log.info('device.snapshot', { ...entry.info, next: config });
   }
 
   /** Detaches every device, stops the socket and the image service. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      if (this.#api) await new Promise<void>((resolve) => this.#api!.close(() => resolve()));
       fs.rmSync(this.socket, { force: true });
-      for (const { info } of [...this.#devices.values()]) {
+      clearInterval(this.#scanTimer);
+      await this.#scanning;
+      for (const { dev, info } of [...this.#devices.values()]) {
+        if (info.frontend === 'tcmu') {
+          await (dev as TcmuDevice).release().catch((e: unknown) => this.#log.error('device.release_failed', { ...info, error: String(e) }));
+          this.#devices.delete(info.id);
+          continue;
+        }
         await this.detach(info.id).catch(() => {}); // logged by detach
       }
       await this.images.close();
@@ -131,6 +262,10 @@ export class DeviceService {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
+    if (isSnapshotPath(req.url)) {
+      req.resume();
+      return replyJson(res, await answerSnapshot(req.method, req.url, this));
+    }
     try {
       const body = req.method === 'POST' ? await readJson(req) : {};
       if (req.method === 'GET' && req.url === '/list') return reply(200, this.list());

@@ -59,6 +59,10 @@ class Ring {
   // Fetched commands not completed yet.
   size_t in_flight() const { return in_flight_; }
 
+  // The kernel has entries past cmd_tail: right after attach, ones an
+  // earlier handler left in a state we cannot know (see above).
+  bool pending() const { return head() != tail(); }
+
  private:
   Ring(uint8_t* map, size_t map_len, uint32_t cmdr_off, uint32_t cmdr_size, uint32_t tail);
   uint32_t head() const;

@@ -72,36 +72,16 @@ Extent decode_extent(std::span<const uint8_t> cdb) {
   }
 }
 
-ScsiResult read_write(std::span<const uint8_t> cdb, std::span<const iovec> data, const DiskInfo& disk, BlockIo& io,
-                      bool write) {
-  if (write && disk.read_only) return write_protected();
-  Extent e = decode_extent(cdb);
-  if (!in_range(disk, e.lba, e.blocks)) return lba_out_of_range();
-  if (e.blocks == 0) return {};
-  uint64_t bytes = e.blocks * kBlockSize;
-  // The buffers the kernel mapped must hold the transfer; use exactly that much.
-  std::vector<iovec> trimmed;
-  uint64_t total = iov_total(data.data(), uint32_t(data.size()));
-  if (total < bytes) return invalid_field_in_cdb();
-  if (total > bytes) {
-    for (uint64_t left = bytes; const iovec& v : data) {
-      if (left == 0) break;
-      trimmed.push_back({v.iov_base, std::min<uint64_t>(v.iov_len, left)});
-      left -= trimmed.back().iov_len;
-    }
-    data = trimmed;
+ScsiResult read_write(std::span<const uint8_t> cdb, std::span<const iovec> data, const DiskInfo& disk, BlockIo& io) {
+  RwPlan plan;
+  ScsiResult res;
+  if (plan_read_write(cdb, data, disk, plan, res) != RwStep::kSubmit) return res;
+  Status s = io.run(plan.req);
+  if (s && plan.fua) {
+    IoRequest f{.op = IoOp::kFlush};
+    s = io.run(f);
   }
-  IoRequest req{.op = write ? IoOp::kWrite : IoOp::kRead,
-                .offset = e.lba * kBlockSize,
-                .length = bytes,
-                .iov = data.data(),
-                .iovcnt = uint32_t(data.size())};
-  ScsiResult r = run(io, req);
-  if (r.status != kStatusGood) return r;
-  bool fua = cdb.size() > 6 && (cdb[1] & 0x08);
-  if (write && fua) return flush(io);
-  if (!write) r.data_in = uint32_t(bytes);
-  return r;
+  return read_write_result(plan, s);
 }
 
 ScsiResult synchronize_cache(std::span<const uint8_t> cdb, const DiskInfo& disk, BlockIo& io) {
@@ -234,12 +214,12 @@ ScsiResult execute_cdb(std::span<const uint8_t> cdb, std::span<const iovec> data
     case 0x28:
     case 0xa8:
     case 0x88:  // READ (6/10/12/16)
-      return read_write(cdb, data, disk, io, false);
+      return read_write(cdb, data, disk, io);
     case 0x0a:
     case 0x2a:
     case 0xaa:
     case 0x8a:  // WRITE (6/10/12/16)
-      return read_write(cdb, data, disk, io, true);
+      return read_write(cdb, data, disk, io);
     case 0x35:
     case 0x91:  // SYNCHRONIZE CACHE (10/16)
       return synchronize_cache(cdb, disk, io);
@@ -251,6 +231,59 @@ ScsiResult execute_cdb(std::span<const uint8_t> cdb, std::span<const iovec> data
     default:
       return invalid_opcode();
   }
+}
+
+RwStep plan_read_write(std::span<const uint8_t> cdb, std::span<const iovec> data, const DiskInfo& disk, RwPlan& plan,
+                       ScsiResult& res) {
+  if (cdb.empty()) return RwStep::kNotRw;
+  switch (cdb[0]) {
+    case 0x08: case 0x28: case 0xa8: case 0x88: plan.write = false; break;  // READ (6/10/12/16)
+    case 0x0a: case 0x2a: case 0xaa: case 0x8a: plan.write = true; break;   // WRITE (6/10/12/16)
+    default: return RwStep::kNotRw;
+  }
+  size_t len = cdb_length(cdb);
+  if (cdb.size() < len) {
+    res = invalid_opcode();
+    return RwStep::kDone;
+  }
+  cdb = cdb.first(len);
+  res = {};
+  if (plan.write && disk.read_only) {
+    res = write_protected();
+    return RwStep::kDone;
+  }
+  Extent e = decode_extent(cdb);
+  if (!in_range(disk, e.lba, e.blocks)) {
+    res = lba_out_of_range();
+    return RwStep::kDone;
+  }
+  if (e.blocks == 0) return RwStep::kDone;
+  uint64_t bytes = e.blocks * kBlockSize;
+  // The buffers the kernel mapped must hold the transfer; use exactly that much.
+  if (iov_total(data.data(), uint32_t(data.size())) < bytes) {
+    res = invalid_field_in_cdb();
+    return RwStep::kDone;
+  }
+  plan.iov.clear();
+  for (uint64_t left = bytes; const iovec& v : data) {
+    if (left == 0) break;
+    plan.iov.push_back({v.iov_base, std::min<uint64_t>(v.iov_len, left)});
+    left -= plan.iov.back().iov_len;
+  }
+  plan.fua = plan.write && cdb.size() > 6 && (cdb[1] & 0x08);
+  plan.req = IoRequest{.op = plan.write ? IoOp::kWrite : IoOp::kRead,
+                       .offset = e.lba * kBlockSize,
+                       .length = bytes,
+                       .iov = plan.iov.data(),
+                       .iovcnt = uint32_t(plan.iov.size())};
+  return RwStep::kSubmit;
+}
+
+ScsiResult read_write_result(const RwPlan& plan, const Status& s) {
+  if (!s) return io_failure(s, plan.write);
+  ScsiResult r;
+  if (!plan.write) r.data_in = uint32_t(plan.req.length);
+  return r;
 }
 
 }  // namespace obd::frontend::tcmu

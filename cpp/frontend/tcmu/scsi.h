@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "device/block_device.h"
 
@@ -81,5 +82,27 @@ size_t cdb_length(std::span<const uint8_t> cdb);
 // data-in bytes. Never fails otherwise than through the result.
 ScsiResult execute_cdb(std::span<const uint8_t> cdb, std::span<const iovec> data, const DiskInfo& disk,
                        BlockIo& io);
+
+// READ/WRITE (6/10/12/16) as one block request, for a handler that keeps
+// several commands in flight: plan it, run `req` (and, when `fua`, a flush
+// after it) however it likes, then turn the outcome into the result.
+struct RwPlan {
+  IoRequest req;
+  std::vector<iovec> iov;  // the command's buffers, trimmed to the transfer
+  bool write = false;
+  bool fua = false;  // a flush must follow the write
+};
+
+enum class RwStep {
+  kNotRw,   // not a READ/WRITE: use execute_cdb
+  kDone,    // `res` is the final result (bad CDB, out of range, zero length)
+  kSubmit,  // run plan.req; its iov points into plan.iov, so keep the plan in place
+};
+
+RwStep plan_read_write(std::span<const uint8_t> cdb, std::span<const iovec> data, const DiskInfo& disk, RwPlan& plan,
+                       ScsiResult& res);
+
+// The result of a planned READ/WRITE whose request (and flush) ended with `s`.
+ScsiResult read_write_result(const RwPlan& plan, const Status& s);
 
 }  // namespace obd::frontend::tcmu

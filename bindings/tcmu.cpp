@@ -1,0 +1,146 @@
+// The TCMU device object: an open image served on a target_core_user UIO
+// ring (cpp/frontend/tcmu) by a native thread, never by this event loop;
+// close() stops the thread and unmaps the ring on the pool. Also the
+// cfgstring and UIO name parsers, so TypeScript does not repeat them.
+#include "common.h"
+#include "device/image_device.h"
+#include "frontend/tcmu/cfgstring.h"
+#include "frontend/tcmu/device.h"
+#include "image_wrap.h"
+
+namespace obdjs {
+namespace {
+
+namespace ft = obd::frontend::tcmu;
+using DevicePtr = std::shared_ptr<ft::Device>;
+
+class TcmuDeviceWrap final : public Napi::ObjectWrap<TcmuDeviceWrap>, public Closable {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "NativeTcmuDevice",
+                       {InstanceMethod<&TcmuDeviceWrap::close>("close", kMethod),
+                        InstanceAccessor<&TcmuDeviceWrap::uio_name>("uioName"),
+                        InstanceAccessor<&TcmuDeviceWrap::running>("running"),
+                        InstanceAccessor<&TcmuDeviceWrap::ring_reset>("ringReset"),
+                        InstanceAccessor<&TcmuDeviceWrap::error>("error")});
+  }
+
+  explicit TcmuDeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TcmuDeviceWrap>(info), Closable(info.Env()) {
+    if (info.Length() == 1 && info[0].IsExternal()) {
+      dev_ = *info[0].As<Napi::External<DevicePtr>>().Data();
+      name_ = dev_->uio_name();
+      ring_reset_ = dev_->ring_reset();
+    } else {
+      life_->mark_closed();
+    }
+  }
+
+  void release() override {
+    life_->mark_closed();
+    if (dev_) dev_->close();
+    dev_.reset();
+  }
+
+ private:
+  Napi::Value uio_name(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
+
+  // False once the kernel removed the device or the ring broke (see error).
+  Napi::Value running(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), dev_ && dev_->running());
+  }
+
+  // Whether serving began with a ring reset (a takeover with commands left).
+  Napi::Value ring_reset(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), ring_reset_); }
+
+  // Why the device stopped by itself, or null.
+  Napi::Value error(const Napi::CallbackInfo& info) {
+    if (!dev_) return info.Env().Null();
+    obd::Status s = dev_->error();
+    if (s) return info.Env().Null();
+    return make_error(info.Env(), s).Value();
+  }
+
+  // close() -> Promise<void>: joins the ring thread, unmaps, closes the UIO fd.
+  Napi::Value close(const Napi::CallbackInfo& info) {
+    DevicePtr d = std::move(dev_);
+    return life_->close(info.Env(), "obd.tcmu.close", [d]() mutable -> obd::Status {
+      if (d) d->close();
+      d.reset();
+      return obd::Status::ok();
+    });
+  }
+
+  DevicePtr dev_;
+  std::string name_;
+  bool ring_reset_ = false;
+};
+
+// tcmuServe(nativeImage, uio, {serial?, depth?, workers?}) -> Promise<NativeTcmuDevice>
+Napi::Value tcmu_serve(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  obd::ImagePtr img = unwrap_image(info[0]);
+  if (!img) {
+    throw_status(env, obd::Status(obd::Code::kEINVAL, "argument 0 (image) must be an open NativeImage"));
+    return env.Undefined();
+  }
+  ft::DeviceOptions o;
+  o.uio = arg_string(info, 1, "uio");
+  if (env.IsExceptionPending()) return env.Undefined();
+  if (info.Length() > 2 && info[2].IsObject()) {
+    Napi::Object opts = info[2].As<Napi::Object>();
+    o.serial = opt_string(opts, "serial");
+    o.depth = unsigned(opt_u64(opts, "depth", o.depth));
+    o.workers = unsigned(opt_u64(opts, "workers", o.workers));
+    if (env.IsExceptionPending()) return env.Undefined();
+  }
+  auto result = std::make_shared<DevicePtr>();
+  return run_async(
+      env, "obd.tcmuServe",
+      [img, o, result]() mutable -> obd::Status {
+        std::shared_ptr<obd::BlockDevice> dev = obd::make_image_device(std::move(img));
+        OBD_ASSIGN_OR_RETURN(auto d, ft::start_device(std::move(dev), o));
+        *result = std::move(d);
+        return obd::Status::ok();
+      },
+      [result](Napi::Env env) -> Napi::Value {
+        auto ext = Napi::External<DevicePtr>::New(env, result.get());
+        return get_ctor(env, "NativeTcmuDevice").New({ext});
+      });
+}
+
+// tcmuParseUioName(name) -> {hba, device, cfgstring, configPath, devId}; EINVAL
+// when the UIO device is not target_core_user's or not an overlaybd one.
+Napi::Value tcmu_parse_uio_name(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = arg_string(info, 0, "name");
+  if (env.IsExceptionPending()) return env.Undefined();
+  auto parts = ft::parse_uio_name(name);
+  if (!parts) {
+    throw_status(env, parts.status());
+    return env.Undefined();
+  }
+  auto cfg = ft::parse_cfgstring(parts->cfgstring);
+  if (!cfg) {
+    throw_status(env, cfg.status());
+    return env.Undefined();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("hba", parts->hba);
+  o.Set("device", parts->device);
+  o.Set("cfgstring", parts->cfgstring);
+  o.Set("configPath", cfg->config_path);
+  o.Set("devId", cfg->dev_id);
+  return o;
+}
+
+void init_tcmu(Napi::Env env, Napi::Object exports) {
+  set_ctor(env, "NativeTcmuDevice", TcmuDeviceWrap::define(env));
+  exports.Set("tcmuServe", Napi::Function::New(env, tcmu_serve, "tcmuServe"));
+  exports.Set("tcmuParseUioName", Napi::Function::New(env, tcmu_parse_uio_name, "tcmuParseUioName"));
+  exports.Set("NativeTcmuDevice", get_ctor(env, "NativeTcmuDevice"));
+}
+
+Registrar reg("tcmu", init_tcmu);
+
+}  // namespace
+}  // namespace obdjs

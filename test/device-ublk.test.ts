@@ -1,0 +1,131 @@
+/**
+ * The ublk frontend in the 6.12 qemu guest (ublk_drv), one boot running
+ * test/helpers/ublk-guest.sh against one device service: (a) a converted
+ * bookworm image attached over the control socket, its
+ * ext4 mounted read-only, chroot, the tree equal to the source tar; (b) fio
+ * crc32c-verified writes, commit of the upper, fio --verify_only of the
+ * committed layer; (c) SIGKILL of the service under a verifying write
+ * workload, restart, the device taken over and fio ending without errors;
+ * (d) attach/detach in a loop leaving no device, fd or thread behind.
+ * Images, configs and the expected tree are made on the host first.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLayer } from '../lib/layer.js';
+import { mergeLayers } from './helpers/convertor-tree.js';
+import { runInGuest } from './helpers/qemu-guest.js';
+import { localBookworm } from './helpers/remote-image.js';
+import { tempDir } from './helpers/vectors.js';
+
+const GiB = 1024 ** 3;
+let tmp: ReturnType<typeof tempDir>;
+let want: string[];
+let f: Record<string, string> = {};
+let out = '';
+let guestMs = 0;
+
+// The root directory's own mode and owner come from where it was made; its entries are compared.
+const listing = (text: string) => text.split('\n').filter((l) => l && !l.startsWith('.\t'));
+
+function fields(stdout: string): Record<string, string> {
+  return Object.fromEntries(stdout.split('\n').flatMap((l) => (/^\w+=/.test(l) ? [[l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]] : [])));
+}
+
+beforeAll(async () => {
+  tmp = tempDir('obd-ublk-');
+  const sh = tmp.dir;
+  const bw = await localBookworm('lz4');
+  // The guest's /tmp is its own tmpfs: the script copies the layer and the
+  // uppers made here from the share to /tmp/obd-up, where the configs point.
+  const up = '/tmp/obd-up';
+  const layer = `${up}/layer0`;
+  fs.copyFileSync(bw.layers[0]!, path.join(sh, 'layer0'));
+  const upper = async (name: string) => {
+    await createLayer({ data: path.join(sh, `${name}.data`), index: path.join(sh, `${name}.index`), virtualSize: 2 * GiB });
+    return { data: `${up}/${name}.data`, index: `${up}/${name}.index` };
+  };
+  const config = (name: string, c: object) => fs.writeFileSync(path.join(sh, `${name}.json`), JSON.stringify(c));
+  config('ro', { lowers: [{ file: layer }] });
+  config('rw', { lowers: [{ file: layer }], upper: await upper('upper') });
+  config('committed', { lowers: [{ file: layer }, { file: `${up}/committed.lsmt` }], upper: await upper('upper2') });
+  config('kill', { lowers: [{ file: layer }], upper: await upper('upper3') });
+  config('overlaybd', { cacheConfig: { cacheDir: path.join(sh, 'cache') }, enableAudit: false, controlSocket: '/run/obd/ctl.sock' });
+  const expected = path.join(sh, 'expected');
+  mergeLayers([bw.tar], expected, path.join(sh, 'scratch'));
+  want = listing(execFileSync('bash', ['test/helpers/tree-listing.sh', expected], { encoding: 'utf8', maxBuffer: 1 << 28 }));
+  fs.rmSync(expected, { recursive: true, force: true });
+  fs.rmSync(path.join(sh, 'scratch'), { recursive: true, force: true });
+  const script = fs.readFileSync(path.resolve('test/helpers/ublk-guest.sh'), 'utf8');
+  const r = await runInGuest({ kernel: '6.12', script, timeoutMs: 1_200_000, shareDir: sh });
+  guestMs = r.ms;
+  out = r.stdout;
+  f = fields(r.stdout);
+  console.log(`ublk guest: ${r.ms} ms wall; fio write ${f.rw_fio_bw}, verify read ${f.verify_fio_bw}; ` +
+    `${f.loop_n} attach/detach cycles in ${f.loop_ms} ms; service start ${f.svc1_start_ms}/${f.svc2_start_ms} ms`);
+}, 1_500_000);
+
+afterAll(() => tmp?.cleanup());
+
+describe('ublk devices (6.12 guest)', () => {
+  it('ran the guest script to its end', () => {
+    expect(guestMs).toBeGreaterThan(0);
+    expect(f.svc1, out).toBe('ok');
+    expect(f.svc_exit, out).toBe('0');
+  });
+
+  it('attaches bookworm read-only: ext4 mounts, chroot works, the tree equals the tar', () => {
+    expect(f.ro_dev, out).toMatch(/^\/dev\/ublkb\d+$/);
+    expect(f.ro_flag).toBe('1');
+    expect(f.ro_size).toBe(String(2 * GiB));
+    expect(f.ro_list).toBe('ublk');
+    expect(f.ro_mount).toBe('ok');
+    expect(f.ro_chroot).toMatch(/^12\.\d+$/);
+    expect(f.ro_tree).toBe('ok');
+    const got = listing(fs.readFileSync(path.join(tmp.dir, 'tree.txt'), 'utf8'));
+    expect(got.length).toBeGreaterThan(1000);
+    const missing = want.filter((l) => !got.includes(l));
+    const extra = got.filter((l) => !want.includes(l));
+    expect({ missing: missing.slice(0, 20), extra: extra.slice(0, 20) }).toEqual({ missing: [], extra: [] });
+    // Mounted: detach refused; unmounted: the device is gone.
+    expect(f.ro_busy).toBe('EBUSY');
+    expect(f.ro_detach).toBe('true');
+    expect(f.ro_gone).toBe('0');
+  });
+
+  it('takes a fio verify workload; the committed upper verifies with fio --verify_only', () => {
+    expect(f.rw_dev, out).toMatch(/^\/dev\/ublkb\d+$/);
+    expect(f.rw_flag).toBe('0');
+    expect([f.rw_fio, f.rw_fio_err], out).toEqual(['0', 'err=0']);
+    expect(f.rw_discard).toBe('ok');
+    expect(f.rw_detach).toBe('true');
+    expect(f.commit, out).toBe('0');
+    expect(f.verify_dev).toMatch(/^\/dev\/ublkb\d+$/);
+    expect([f.verify_fio, f.verify_fio_err], out).toEqual(['0', 'err=0']);
+    expect(f.verify_detach).toBe('true');
+  });
+
+  it('survives SIGKILL of the service under fio: the restarted service takes the device over', () => {
+    expect(f.kill_dev, out).toMatch(/^\/dev\/ublkb\d+$/);
+    expect(f.kill_fio_running, out).toBe('yes');
+    expect(f.kill_dev_kept).toBe('yes');
+    expect(f.svc2, out).toBe('ok');
+    expect(f.kill_list).toBe(f.kill_dev);
+    expect([f.kill_fio, f.kill_fio_err], out).toEqual(['0', 'err=0']);
+    expect(f.kill_io_errors).toBe('0');
+    expect(f.kill_detach).toBe('true');
+  });
+
+  it('attaches and detaches in a loop leaving no device, fd or thread behind', () => {
+    const n = Number(f.loop_n);
+    expect(n, out).toBeGreaterThanOrEqual(10); // 200 do not fit in the guest's time: ~2.5 s a cycle under TCG
+    expect(f.loop_fails).toBe('0');
+    const [before, after] = (f.loop_counts ?? '').split(' ');
+    expect(after, out).toBe(before);
+    expect(f.loop_left).toBe('0');
+    expect(f.loop_list).toBe('[]');
+    // SIGTERM left nothing recorded for a restart.
+    expect(f.state).toBe('{"version":1,"devices":[]}');
+  });
+});

@@ -1,0 +1,124 @@
+#!/bin/bash
+# The ublk checks of test/device-ublk.test.ts, run once inside the 6.12
+# guest (cwd = the repo, $GUEST_SHARE = the host dir with the images and
+# configs the test prepared). One device service for the whole run (node
+# is slow under TCG); devices are asked for over its control socket with
+# curl, except one `overlaybd attach` to check the CLI. Every result is a
+# `name=value` line; `set -e` is off so one failure doesn't hide the rest.
+S=/run/obd/ctl.sock
+SH=$GUEST_SHARE
+LOOPS=${LOOPS:-200}
+LOOP_BUDGET_S=${LOOP_BUDGET_S:-60}
+now() { date +%s%N | cut -c1-13; }
+api() { curl -sS --max-time 300 --unix-socket "$S" -X "$1" -H 'content-type: application/json' ${3:+-d "$3"} "http://obd$2"; }
+field() { sed -n "s/.*\"$1\":\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"; }
+start_service() { # $1: log name
+  node --import tsx lib/cli/overlaybd-tcmu.ts "$SH/overlaybd.json" >"$SH/$1.log" 2>&1 &
+  SVC=$!
+  for _ in $(seq 600); do api GET /list >/dev/null 2>&1 && return 0; kill -0 $SVC 2>/dev/null || return 1; sleep 0.2; done
+  return 1
+}
+# fds/threads of the service; io_uring's own workers (iou-wrk-*, kernel
+# threads that come and go with the load) are not the service's.
+counts() { echo "$(ls /proc/$SVC/fd | wc -l)/$(cat /proc/$SVC/task/*/comm | grep -vc '^iou-')"; }
+fio_job() { # fio with the options every run here shares; $1 = device, rest = extra options
+  local dev=$1; shift
+  timeout 300 fio --name=obd --filename="$dev" --offset=1G --size=16M --bs=4k --ioengine=libaio --iodepth=16 --direct=1 \
+    --verify=crc32c --verify_fatal=1 --verify_state_save=0 --randseed=1234 "$@"
+}
+
+modprobe -a ublk_drv ext4 crc32c_generic
+mkdir -p /run/obd /tmp/mnt-ro
+# Writable uppers on the guest's tmpfs (writes over 9p cost ~10 ms each under TCG).
+UP=/tmp/obd-up
+# The lower too: reads from RAM rather than 9p.
+mkdir -p $UP && cp "$SH"/upper*.data "$SH"/upper*.index "$SH/layer0" $UP/
+t0=$(now)
+start_service svc1 && echo "svc1=ok"
+echo "svc1_start_ms=$(( $(now) - t0 ))"
+
+# (a) The bookworm image attached read-only; ext4 mounted, chroot, the tree.
+# (curl, as `overlaybd attach` would ask: one more node start costs 1-2 min here.)
+DEV=$(api POST /attach "{\"config\":\"$SH/ro.json\",\"frontend\":\"ublk\"}" | field path)
+echo "ro_dev=$DEV"
+echo "ro_flag=$(blockdev --getro "$DEV")"
+echo "ro_size=$(blockdev --getsize64 "$DEV")"
+echo "ro_list=$(api GET /list | field frontend)"
+mount -t ext4 -o ro "$DEV" /tmp/mnt-ro && echo "ro_mount=ok"
+echo "ro_chroot=$(chroot /tmp/mnt-ro cat /etc/debian_version)"
+t0=$(now)
+timeout 240 bash test/helpers/tree-listing.sh /tmp/mnt-ro >"$SH/tree.txt" && echo "ro_tree=ok"
+echo "ro_tree_ms=$(( $(now) - t0 ))"
+echo "ro_busy=$(api POST /detach "{\"device\":\"$DEV\"}" | field code)"
+umount /tmp/mnt-ro
+echo "ro_detach=$(api POST /detach "{\"device\":\"$DEV\"}" | field success)"
+echo "ro_gone=$(ls /dev/ublkb* /dev/ublkc* 2>/dev/null | wc -l)"
+
+# (b) fio writes with crc32c headers on a writable device, flush, detach;
+# the upper is committed and the committed layer (under a fresh upper, so
+# fio may open the device read-write) verifies.
+RW=$(api POST /attach "{\"config\":\"$SH/rw.json\",\"frontend\":\"ublk\"}" | field path)
+echo "rw_dev=$RW"
+echo "rw_flag=$(blockdev --getro "$RW")"
+t0=$(now)
+fio_job "$RW" --rw=randwrite --do_verify=1 >"$SH/fio-write.log" 2>&1
+echo "rw_fio=$?"
+echo "rw_fio_ms=$(( $(now) - t0 ))"
+echo "rw_fio_err=$(grep -o 'err= *[0-9]*' "$SH/fio-write.log" | head -1 | tr -d ' ')"
+echo "rw_fio_bw=$(sed -n 's/^ *WRITE: bw=\([^ ]*\).*/\1/p' "$SH/fio-write.log")"
+blkdiscard -f -o $((1536 << 20)) -l $((1 << 20)) "$RW" && echo "rw_discard=ok"
+sync; blockdev --flushbufs "$RW"
+echo "rw_detach=$(api POST /detach "{\"device\":\"$RW\"}" | field success)"
+node --import tsx lib/cli/overlaybd-commit.ts $UP/upper.data $UP/upper.index $UP/committed.lsmt >"$SH/commit.log" 2>&1
+echo "commit=$?"
+RO2=$(api POST /attach "{\"config\":\"$SH/committed.json\",\"frontend\":\"ublk\"}" | field path)
+echo "verify_dev=$RO2"
+fio_job "$RO2" --rw=randwrite --verify_only >"$SH/fio-verify.log" 2>&1
+echo "verify_fio=$?"
+echo "verify_fio_err=$(grep -o 'err= *[0-9]*' "$SH/fio-verify.log" | head -1 | tr -d ' ')"
+echo "verify_fio_bw=$(sed -n 's/^ *READ: bw=\([^ ]*\).*/\1/p' "$SH/fio-verify.log")"
+echo "verify_detach=$(api POST /detach "{\"device\":\"$RO2\"}" | field success)"
+
+# (c) SIGKILL of the service under a read/write workload with verification;
+# the restarted service takes the device over and fio ends without errors.
+K=$(api POST /attach "{\"config\":\"$SH/kill.json\",\"frontend\":\"ublk\"}" | field path)
+echo "kill_dev=$K"
+dmesg -C
+fio_job "$K" --rw=randwrite --verify_backlog=64 --size=24M >"$SH/fio-kill.log" 2>&1 &
+FIO=$!
+sleep 4
+kill -0 $FIO 2>/dev/null && echo "kill_fio_running=yes"
+kill -9 $SVC; wait $SVC 2>/dev/null
+echo "kill_dev_kept=$(test -b "$K" && echo yes)"
+t0=$(now)
+start_service svc2 && echo "svc2=ok"
+echo "svc2_start_ms=$(( $(now) - t0 ))"
+echo "kill_list=$(api GET /list | field path)"
+wait $FIO
+echo "kill_fio=$?"
+echo "kill_fio_err=$(grep -o 'err= *[0-9]*' "$SH/fio-kill.log" | head -1 | tr -d ' ')"
+echo "kill_io_errors=$(dmesg | grep -c -i 'I/O error')"
+echo "kill_detach=$(api POST /detach "{\"device\":\"$K\"}" | field success)"
+
+# (d) attach/detach in a loop: nothing left behind, service fds and threads back to the baseline.
+api POST /detach "{\"device\":\"$(api POST /attach "{\"config\":\"$SH/ro.json\",\"frontend\":\"ublk\"}" | field path)\"}" >/dev/null
+base=$(counts)
+n=0; t0=$(now); fails=0
+while [ $n -lt "$LOOPS" ] && [ $(( ($(now) - t0) / 1000 )) -lt "$LOOP_BUDGET_S" ]; do
+  D=$(api POST /attach "{\"config\":\"$SH/ro.json\",\"frontend\":\"ublk\"}" | field path)
+  case "$D" in /dev/ublkb*) ;; *) fails=$((fails + 1)) ;; esac
+  [ "$(api POST /detach "{\"device\":\"$D\"}" | field success)" = true ] || fails=$((fails + 1))
+  n=$((n + 1))
+done
+echo "loop_n=$n"
+echo "loop_ms=$(( $(now) - t0 ))"
+echo "loop_fails=$fails"
+# Threads may take a moment to be joined after the last detach answered.
+for _ in $(seq 20); do [ "$(counts)" = "$base" ] && break; sleep 1; done
+echo "loop_counts=$base $(counts)"
+echo "loop_left=$(ls /dev/ublkb* /dev/ublkc* 2>/dev/null | wc -l)"
+echo "loop_list=$(api GET /list)"
+
+kill -TERM $SVC; wait $SVC
+echo "svc_exit=$?"
+echo "state=$(tr -d ' \n' <"/run/obd/ctl.devices.json")"
