@@ -11,7 +11,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 type Bench = { run: () => Promise<Record<string, number | string>> };
 
 const dir = path.dirname(fileURLToPath(import.meta.url));
-const only = process.argv.slice(2);
+// Names select benches; --options are for the benches themselves (bench/device.ts).
+const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const names = fs
   .readdirSync(dir)
   .filter((f) => f.endsWith('.ts') && f !== 'run.ts')

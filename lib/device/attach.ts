@@ -12,11 +12,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
-import { argument, filePath, parseWith } from '../config.js';
+import { argument, filePath, parseWith, readJsonFile } from '../config.js';
 import { OverlaybdError } from '../errors.js';
 import { nativeImageOf, type Image } from '../image.js';
 import { native } from '../native.js';
 import { openImageConfig } from '../service/open-config.js';
+import { writeResultFile } from '../service/result-file.js';
 import type { GlobalConfig } from '../service/global-config.js';
 import type { ImageService } from '../service/image-service.js';
 import { assertNotClaimed } from './claim.js';
@@ -68,6 +69,17 @@ const OptionsSchema = z.object({
   runDir: filePath.default('/run/overlaybd/fuse'),
 });
 
+/** The FUSE mount point, with an error that names it (a run dir that is a file, no permission...). */
+function makeMountDir(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const known = code === 'ENOENT' || code === 'EPERM' || code === 'ENOSPC' || code === 'EROFS' || code === 'EEXIST';
+    throw new OverlaybdError(known ? code : 'EIO', `cannot make the FUSE mount point ${dir}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 /** Runs a command, failing with EIO that quotes its stderr. */
 async function sh(cmd: string, args: string[]): Promise<string> {
   try {
@@ -101,7 +113,7 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
   try {
     const image: Image = await openImageConfig(file, openOpts);
     undo.push(() => image.close());
-    fs.mkdirSync(mountDir, { recursive: true, mode: 0o700 });
+    makeMountDir(mountDir);
     undo.push(async () => fs.rmdirSync(mountDir));
     const exp = (await native().fuseExport(nativeImageOf(image), mountDir)) as NativeFuseExport;
     undo.push(() => exp.close());
@@ -130,6 +142,23 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
     };
   } catch (e) {
     await unwind();
+    // Opening may have written `success` (or failed before it knew the config): this failure replaces it.
+    await reportFailure(file, e);
     throw e;
+  }
+}
+
+/**
+ * Writes failed:<reason> to the config's resultFile, if it names one; best
+ * effort. Only that field is read: the rest of the config may be what failed.
+ */
+async function reportFailure(configPath: string, e: unknown): Promise<void> {
+  try {
+    const raw = (await readJsonFile(configPath)) as { resultFile?: unknown };
+    if (typeof raw.resultFile !== 'string' || raw.resultFile === '') return;
+    const resultFile = path.resolve(path.dirname(configPath), raw.resultFile);
+    await writeResultFile(resultFile, { ok: false, reason: (e as Error).message });
+  } catch {
+    // The attach error is what the caller needs; the result file is advisory.
   }
 }

@@ -30,6 +30,7 @@ import { discoverTcmu, pruneTcmu, type TcmuDevice } from './tcmu.js';
 
 /** How often overlaybd UIO devices made by others are looked for. */
 const TCMU_SCAN_MS = 1000;
+import { cleanStaleDevices } from './stale.js';
 import { readDeviceState, stateFileFor, writeDeviceState, type DeviceRecord } from './state.js';
 
 export interface DeviceInfo {
@@ -46,13 +47,25 @@ export interface DeviceServiceOptions {
   global?: string | GlobalConfig;
   /** Control socket path; default the global config's controlSocket. */
   socket?: string;
+  /**
+   * Where FUSE mount points are made; owned by this service, which cleans up
+   * what a killed predecessor left there. Default: `<socket dir>/<socket
+   * name without .sock>.d` (/run/overlaybd/overlaybd.d), one per socket.
+   */
+  runDir?: string;
   /** Where the attached devices are recorded for a restart; default next to the socket (stateFileFor). */
   stateFile?: string;
   logger?: Logger;
 }
 
+/** The run dir that belongs to a control socket. */
+export function defaultRunDir(socket: string): string {
+  return path.join(path.dirname(socket), `${path.basename(socket, '.sock')}.d`);
+}
+
 export class DeviceService {
   readonly socket: string;
+  readonly runDir: string;
   readonly images: ImageService;
   readonly stateFile: string;
   #devices = new Map<string, { dev: AttachedDevice; info: DeviceInfo }>();
@@ -63,9 +76,10 @@ export class DeviceService {
   #scanTimer: NodeJS.Timeout | undefined;
   #scanning: Promise<void> | undefined;
 
-  private constructor(images: ImageService, socket: string, stateFile: string, server: http.Server, log: Logger) {
+  private constructor(images: ImageService, socket: string, runDir: string, stateFile: string, server: http.Server, log: Logger) {
     this.images = images;
     this.socket = socket;
+    this.runDir = runDir;
     this.stateFile = stateFile;
     this.#server = server;
     this.#log = log;
@@ -74,11 +88,15 @@ export class DeviceService {
   static async start(opts: DeviceServiceOptions = {}): Promise<DeviceService> {
     const log = opts.logger ?? silentLogger;
     const images = await ImageService.create({ ...(opts.global !== undefined ? { global: opts.global } : {}), logger: log });
-    const socket = opts.socket ?? images.global.controlSocket;
+    const socket = path.resolve(opts.socket ?? images.global.controlSocket);
+    const runDir = path.resolve(opts.runDir ?? defaultRunDir(socket));
     const server = http.createServer();
-    const svc = new DeviceService(images, socket, opts.stateFile ?? stateFileFor(socket), server, log);
+    const svc = new DeviceService(images, socket, runDir, opts.stateFile ?? stateFileFor(socket), server, log);
     server.on('request', (req, res) => void svc.#handle(req, res));
     try {
+      // Whoever answers on the socket owns runDir: only a free socket lets us clean it.
+      await claimSocket(socket);
+      await cleanStaleDevices(runDir, log);
       await listen(server, socket);
     } catch (e) {
       await images.close();
@@ -98,7 +116,7 @@ export class DeviceService {
       svc.#scanTimer = setInterval(() => void svc.scanTcmu(), TCMU_SCAN_MS).unref();
     }
     await svc.#recover();
-    log.info('service.started', { socket });
+    log.info('service.started', { socket, runDir });
     return svc;
   }
 
@@ -130,7 +148,13 @@ export class DeviceService {
 
   async attach(config: string, frontend: Frontend = 'fuse'): Promise<DeviceInfo> {
     const abs = path.resolve(config);
-    const dev = await attachDevice(abs, { frontend, service: this.images });
+    let dev: AttachedDevice;
+    try {
+      dev = await attachDevice(abs, { frontend, service: this.images, runDir: this.runDir });
+    } catch (e) {
+      this.#log.error('device.attach_failed', { config: abs, frontend, code: isOverlaybdError(e) ? e.code : 'INTERNAL', error: (e as Error).message });
+      throw e;
+    }
     const info: DeviceInfo = { id: dev.id, path: dev.path, config: abs, frontend, ...(dev.devId !== undefined ? { devId: dev.devId } : {}) };
     this.#devices.set(dev.id, { dev, info });
     this.#save();
@@ -182,7 +206,12 @@ export class DeviceService {
   async detach(which: string): Promise<void> {
     const entry = this.#find(which);
     if (!entry) throw new OverlaybdError('ENOENT', `no device ${which} in this service`);
-    await entry.dev.detach();
+    try {
+      await entry.dev.detach();
+    } catch (e) {
+      this.#log.warn('device.detach_failed', { ...entry.info, code: isOverlaybdError(e) ? e.code : 'INTERNAL', error: (e as Error).message });
+      throw e;
+    }
     this.#devices.delete(entry.info.id);
     this.#save();
     this.#log.info('device.detached', { ...entry.info });
@@ -220,7 +249,7 @@ export class DeviceService {
           this.#devices.delete(info.id);
           continue;
         }
-        await this.detach(info.id).catch((e: unknown) => this.#log.error('device.detach_failed', { ...info, error: String(e) }));
+        await this.detach(info.id).catch(() => {}); // logged by detach
       }
       await this.images.close();
       this.#log.info('service.stopped', { socket: this.socket });
@@ -278,13 +307,16 @@ async function readJson(req: http.IncomingMessage): Promise<Record<string, unkno
   }
 }
 
-/** Listens on a unix socket; a stale socket file (no one answering) is replaced, a live one is EBUSY. */
-async function listen(server: http.Server, socket: string): Promise<void> {
+/** EBUSY when a live service answers on the socket; a stale socket file (no one answering) is removed. */
+async function claimSocket(socket: string): Promise<void> {
   fs.mkdirSync(path.dirname(socket), { recursive: true });
   if (fs.existsSync(socket)) {
     if (await answers(socket)) throw new OverlaybdError('EBUSY', `${socket}: another device service answers there`);
     fs.rmSync(socket, { force: true });
   }
+}
+
+async function listen(server: http.Server, socket: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(socket, () => {

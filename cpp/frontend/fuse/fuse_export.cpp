@@ -92,7 +92,7 @@ class FuseExport final : public Export {
  public:
   FuseExport(std::shared_ptr<BlockDevice> dev, std::string mount_dir, const ExportOptions& opts)
       : dev_(std::move(dev)), pool_(dev_), mount_dir_(std::move(mount_dir)), name_(opts.file_name),
-        file_(mount_dir_ + "/" + opts.file_name), max_threads_(std::max(1u, opts.max_threads)) {}
+        file_(mount_dir_ + "/" + opts.file_name), max_threads_(std::max(1u, opts.max_threads)), clone_fd_(opts.clone_fd) {}
   ~FuseExport() override { close(); }
 
   const std::string& file() const override { return file_; }
@@ -134,6 +134,7 @@ class FuseExport final : public Export {
   QueuePool pool_;
   std::string mount_dir_, name_, file_;
   unsigned max_threads_;
+  bool clone_fd_;
 
  private:
   void abort_connection();
@@ -358,6 +359,7 @@ Status FuseExport::start() {
   }
   cfg_ = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg_, max_threads_);
+  fuse_loop_cfg_set_clone_fd(cfg_, clone_fd_ ? 1 : 0);
   fuse_loop_cfg_set_idle_threads(cfg_, max_threads_);  // keep them: each holds a queue's worth of state
   loop_ = std::thread([this] {
     fuse_session_loop_mt(se_, cfg_);
