@@ -11,10 +11,11 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { attachDevice, type AttachedDevice } from '../lib/device/index.js';
+import { type AttachedDevice } from '../lib/device/index.js';
 import { createLayer } from '../lib/layer.js';
 import { runTool } from './helpers/cli.js';
 import { localBookworm } from './helpers/remote-image.js';
+import { FuseDevices, writeConfig as writeTestConfig } from './helpers/fuse-devices.js';
 import { tempDir } from './helpers/vectors.js';
 
 const MiB = 1 << 20;
@@ -23,24 +24,10 @@ const GiB = 1024 * MiB;
 let tmp: ReturnType<typeof tempDir>;
 let runDir: string;
 let lower: string;
-const attached = new Set<AttachedDevice>();
-
-function writeConfig(name: string, config: object): string {
-  const file = path.join(tmp.dir, `${name}.json`);
-  fs.writeFileSync(file, JSON.stringify(config));
-  return file;
-}
-
-async function attach(configPath: string): Promise<AttachedDevice> {
-  const d = await attachDevice(configPath, { runDir });
-  attached.add(d);
-  return d;
-}
-
-async function detach(d: AttachedDevice): Promise<void> {
-  await d.detach();
-  attached.delete(d);
-}
+const devices = new FuseDevices(() => runDir);
+const attach = (cfg: string) => devices.attach(cfg);
+const detach = (d: AttachedDevice) => devices.detach(d);
+const writeConfig = (name: string, config: object) => writeTestConfig(tmp.dir, name, config);
 
 /** One fio job over [1 GiB, 1 GiB + 96 MiB): the same arguments write and verify (same seed, same block list). */
 function fio(dev: string, extra: string[]): { status: number | null; out: string } {
@@ -80,8 +67,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterEach(async () => {
-  for (const d of attached) await d.detach().catch(() => {});
-  attached.clear();
+  await devices.detachAll();
 });
 
 afterAll(() => {

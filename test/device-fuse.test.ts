@@ -15,6 +15,7 @@ import { native } from '../lib/native.js';
 import { commitLayer, createLayer } from '../lib/layer.js';
 import { compareTrees, mergeLayers } from './helpers/convertor-tree.js';
 import { localBookworm } from './helpers/remote-image.js';
+import { FuseDevices, writeConfig as writeTestConfig } from './helpers/fuse-devices.js';
 import { tempDir } from './helpers/vectors.js';
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -23,7 +24,10 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 let tmp: ReturnType<typeof tempDir>;
 let runDir: string;
 let bookworm: { tar: string; layers: string[] };
-const attached = new Set<AttachedDevice>();
+const devices = new FuseDevices(() => runDir);
+const attach = (cfg: string) => devices.attach(cfg);
+const detach = (d: AttachedDevice) => devices.detach(d);
+const writeConfig = (name: string, config: object) => writeTestConfig(tmp.dir, name, config);
 const mounted = new Set<string>();
 
 /** What this test file holds: loop devices backed by files under runDir, mounts under tmp. */
@@ -37,23 +41,6 @@ function holdings() {
     threads: fs.readdirSync('/proc/self/task').length,
     runDirs: fs.readdirSync(runDir).length,
   };
-}
-
-function writeConfig(name: string, config: object): string {
-  const file = path.join(tmp.dir, `${name}.json`);
-  fs.writeFileSync(file, JSON.stringify(config));
-  return file;
-}
-
-async function attach(configPath: string): Promise<AttachedDevice> {
-  const d = await attachDevice(configPath, { runDir });
-  attached.add(d);
-  return d;
-}
-
-async function detach(d: AttachedDevice): Promise<void> {
-  await d.detach();
-  attached.delete(d);
 }
 
 function mountRo(dev: string, name: string): string {
@@ -80,8 +67,7 @@ beforeAll(async () => {
 afterEach(async () => {
   for (const dir of mounted) spawnSync('umount', ['-l', dir]);
   mounted.clear();
-  for (const d of attached) await d.detach().catch(() => {});
-  attached.clear();
+  await devices.detachAll();
 });
 
 afterAll(() => {
