@@ -11,7 +11,8 @@
  *  --frontends  the frontends to measure (default all; one whose attach is
  *               ENOTSUP on this kernel is reported as skipped);
  *  --guest      also runs this bench in the qemu guest (scripts/guest):
- *               tcmu under Debian's 6.1 kernel, ublk under 6.12, on images
+ *               tcmu under Debian's 6.1 kernel, ublk under 6.12 (those of
+ *               --frontends), on images
  *               prepared here and shared with the guest.
  * BENCH_DEVICE_SECONDS (default 3) sets each fio run's length and
  * BENCH_DEVICE_ROUNDS (default 3) the interleaved rounds (medians shown);
@@ -264,13 +265,14 @@ async function measureHere(work: string, frontends: Frontend[], seconds: number,
 }
 
 /** One guest boot per kernel, each running this bench for the frontend that kernel has. */
-async function measureInGuests(work: string, seconds: number, rounds: number): Promise<Record<string, number | string>> {
+async function measureInGuests(work: string, seconds: number, rounds: number, frontends: Frontend[]): Promise<Record<string, number | string>> {
   const { runInGuest } = await import('../test/helpers/qemu-guest.js');
   const out: Record<string, number | string> = {};
   for (const [kernel, frontend, modules] of [
-    ['6.1', 'tcmu', 'loop target_core_user tcm_loop'],
+    ['6.1', 'tcmu', 'loop target_core_user tcm_loop sd_mod'],
     ['6.12', 'ublk', 'loop ublk_drv'],
   ] as const) {
+    if (!frontends.includes(frontend)) continue;
     const json = path.join(work, `guest-${kernel}.json`);
     fs.rmSync(json, { force: true });
     const script = [
@@ -299,7 +301,7 @@ export async function run(): Promise<Record<string, number | string>> {
   const work = given ?? fs.mkdtempSync(path.join(os.tmpdir(), 'obd-bench-device-'));
   try {
     const out = await measureHere(work, frontends, seconds, rounds);
-    if (guest) Object.assign(out, await measureInGuests(work, seconds, rounds));
+    if (guest) Object.assign(out, await measureInGuests(work, seconds, rounds, frontends));
     return out;
   } finally {
     if (!given) fs.rmSync(work, { recursive: true, force: true });

@@ -37,6 +37,9 @@ function fields(stdout: string): Record<string, string> {
 
 const upper = (name: string) => ({ data: path.join(share, `${name}.data`), index: path.join(share, `${name}.index`) });
 
+// OBD_GUEST_LOOP_S lengthens the guest's attach/detach loop (a soak run): more time for it.
+const loopMs = Number(process.env.OBD_GUEST_LOOP_S ?? 0) * 1000;
+
 beforeAll(async () => {
   tmp = tempDir('obd-tcmu-');
   share = path.join(tmp.dir, 'share');
@@ -60,10 +63,10 @@ beforeAll(async () => {
   fs.rmSync(expected, { recursive: true, force: true });
 
   const script = fs.readFileSync(path.join(here, 'guest/tcmu.sh'), 'utf8');
-  guest = await runInGuest({ kernel: '6.1', script, timeoutMs: 600_000, shareDir: share });
+  guest = await runInGuest({ kernel: '6.1', script, timeoutMs: 600_000 + loopMs, shareDir: share });
   f = fields(guest.stdout);
   console.log(`guest 6.1: ${guest.ms} ms wall; fields: ${JSON.stringify(f)}`);
-}, 900_000);
+}, 900_000 + loopMs);
 
 afterAll(() => tmp?.cleanup());
 

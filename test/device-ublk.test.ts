@@ -32,6 +32,9 @@ function fields(stdout: string): Record<string, string> {
   return Object.fromEntries(stdout.split('\n').flatMap((l) => (/^\w+=/.test(l) ? [[l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]] : [])));
 }
 
+// OBD_GUEST_LOOP_S lengthens the guest's attach/detach loop (a soak run): more time for it.
+const loopMs = Number(process.env.OBD_GUEST_LOOP_S ?? 0) * 1000;
+
 beforeAll(async () => {
   tmp = tempDir('obd-ublk-');
   const sh = tmp.dir;
@@ -58,13 +61,13 @@ beforeAll(async () => {
   fs.rmSync(path.join(sh, 'scratch'), { recursive: true, force: true });
   compileForGuest();
   const script = fs.readFileSync(path.resolve('test/guest/ublk.sh'), 'utf8');
-  const r = await runInGuest({ kernel: '6.12', script, timeoutMs: 1_200_000, shareDir: sh });
+  const r = await runInGuest({ kernel: '6.12', script, timeoutMs: 1_200_000 + loopMs, shareDir: sh });
   guestMs = r.ms;
   out = r.stdout;
   f = fields(r.stdout);
   console.log(`ublk guest: ${r.ms} ms wall; fio write ${f.rw_fio_bw}, verify read ${f.verify_fio_bw}; ` +
     `${f.loop_n} attach/detach cycles in ${f.loop_ms} ms; service start ${f.svc1_start_ms}/${f.svc2_start_ms} ms`);
-}, 1_500_000);
+}, 1_500_000 + loopMs);
 
 afterAll(() => tmp?.cleanup());
 
