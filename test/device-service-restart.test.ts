@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callService, type DeviceInfo } from '../lib/device/index.js';
 import { spawnTool, waitFor } from './helpers/cli.js';
-import { localBookworm } from './helpers/remote-image.js';
+import { localBookworm, writeGlobalConfig } from './helpers/remote-image.js';
 import { tempDir } from './helpers/vectors.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -64,8 +64,7 @@ beforeAll(async () => {
   fs.writeFileSync(config, JSON.stringify({ lowers: bw.layers.map((file) => ({ file })) }));
   socket = path.join(tmp.dir, 'ctl.sock');
   runDir = path.join(tmp.dir, 'ctl.d');
-  global = path.join(tmp.dir, 'overlaybd.json');
-  fs.writeFileSync(global, JSON.stringify({ cacheConfig: { cacheDir: path.join(tmp.dir, 'cache') }, enableAudit: false, controlSocket: socket }));
+  global = writeGlobalConfig(tmp.dir, { enableAudit: false, controlSocket: socket }).file;
   fs.mkdirSync(mnt());
 }, 600_000);
 

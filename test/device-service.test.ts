@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTool, spawnTool, waitFor } from './helpers/cli.js';
-import { localBookworm } from './helpers/remote-image.js';
+import { localBookworm, writeGlobalConfig } from './helpers/remote-image.js';
 import { tempDir } from './helpers/vectors.js';
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -25,8 +25,7 @@ beforeAll(async () => {
   config = path.join(tmp.dir, 'config.v1.json');
   fs.writeFileSync(config, JSON.stringify({ lowers: bw.layers.map((file) => ({ file })) }));
   socket = path.join(tmp.dir, 'ctl.sock');
-  global = path.join(tmp.dir, 'overlaybd.json');
-  fs.writeFileSync(global, JSON.stringify({ cacheConfig: { cacheDir: path.join(tmp.dir, 'cache') }, enableAudit: false, controlSocket: socket }));
+  global = writeGlobalConfig(tmp.dir, { enableAudit: false, controlSocket: socket }).file;
 }, 600_000);
 
 afterAll(() => {
