@@ -10,11 +10,13 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
 import { OverlaybdError } from './errors.js';
+import { isSea, requireSeaAddon, seaRoot } from './sea.js';
 
 const require = createRequire(import.meta.url);
 
-/** The package root: the folder holding package.json (lib/ or dist/lib/ sit below it). */
+/** The package root: the folder holding package.json (lib/ or dist/lib/ sit below it; in a single executable, its extracted files). */
 export function packageRoot(): string {
+  if (isSea()) return seaRoot();
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!fs.existsSync(path.join(dir, 'package.json'))) {
     const up = path.dirname(dir);
@@ -36,7 +38,9 @@ export function native(): NativeAddon {
   try {
     // OBD_ADDON_PATH: a developer's private build (e.g. with modules left out).
     const override = process.env.OBD_ADDON_PATH;
-    loaded = (override ? require(path.resolve(override)) : require('node-gyp-build')(root)) as NativeAddon;
+    if (override) loaded = require(path.resolve(override)) as NativeAddon;
+    else if (isSea()) loaded = requireSeaAddon('overlaybd.node') as NativeAddon;
+    else loaded = require('node-gyp-build')(root) as NativeAddon;
   } catch (e) {
     throw new OverlaybdError(
       'ENOTSUP',
