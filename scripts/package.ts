@@ -45,6 +45,7 @@ export async function packageBinaries(opts: { out: string; names?: string[] }): 
   const assets = collectAssets(work);
   await bundle(entries, work);
   const node = nodeIdentity();
+  const base = strippedNode(work, node);
   const out: PackagedBinary[] = [];
   for (const e of entries) {
     const t0 = Date.now();
@@ -55,7 +56,7 @@ export async function packageBinaries(opts: { out: string; names?: string[] }): 
     const built = !isCurrent(file, stamp, key);
     if (built) {
       const blob = makeBlob(e.name, script, assets.files, work);
-      injectBlob(blob, file);
+      injectBlob(base, blob, file);
       fs.writeFileSync(stamp, `${key} ${fs.statSync(file).size}\n`);
     }
     out.push({ name: e.name, file, bytes: fs.statSync(file).size, built, ms: Date.now() - t0 });
@@ -169,14 +170,28 @@ function makeBlob(name: string, script: string, assets: Record<string, string>, 
   return blob;
 }
 
-/** A stripped copy of node with the blob injected, renamed into place when whole. */
-function injectBlob(blob: string, file: string): void {
+/**
+ * This node without its debug info and static symbols (99 -> 86 MB), made
+ * once per node binary; the dynamic symbols that addons link against
+ * (napi_*) stay. Without binutils' strip, node as it is.
+ */
+function strippedNode(work: string, identity: string): string {
+  if (spawnSync('strip', ['--version']).status !== 0) return process.execPath;
+  const file = path.join(work, 'node');
+  const idFile = `${file}.id`;
+  if (fs.existsSync(file) && fs.existsSync(idFile) && fs.readFileSync(idFile, 'utf8') === identity) return file;
+  fs.rmSync(idFile, { force: true });
+  fs.copyFileSync(process.execPath, file);
+  execFileSync('strip', [file]);
+  fs.writeFileSync(idFile, identity);
+  return file;
+}
+
+/** A copy of `base` with the blob injected, renamed into place when whole. */
+function injectBlob(base: string, blob: string, file: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
-    fs.copyFileSync(process.execPath, tmp);
-    // Drops node's debug info and static symbols (99 -> 86 MB); the dynamic
-    // symbols that addons link against (napi_*) stay. Skipped without binutils.
-    if (spawnSync('strip', ['--version']).status === 0) execFileSync('strip', [tmp]);
+    fs.copyFileSync(base, tmp);
     // postject's CLI in a child: LIEF prints a warning per ELF note of node's
     // (hundreds), shown only if the injection fails.
     const cli = path.join(path.dirname(require.resolve('postject')), 'cli.js');

@@ -112,7 +112,26 @@ describe('npm run package', () => {
     // The addon came out of the binary into HOME's cache, not from the checkout.
     const sea = path.join(env.HOME!, '.cache/overlaybd/sea');
     const [key] = fs.readdirSync(sea);
-    expect(fs.existsSync(path.join(sea, key!, 'build/Release/overlaybd.node'))).toBe(true);
+    const addon = path.join(sea, key!, 'build/Release/overlaybd.node');
+    const size = fs.statSync(addon).size;
+    // A damaged extraction is replaced, not loaded.
+    fs.truncateSync(addon, 4096);
+    expect(runBin('overlaybd', ['inspect', vector('lsmt/A.commit')]).code).toBe(0);
+    expect(fs.statSync(addon).size).toBe(size);
+    expect(fs.readdirSync(sea)).toEqual([key]);
+  });
+
+  it('binaries starting at once into an empty cache share one extraction', async () => {
+    const cache = path.join(tmp.dir, 'xdg-cache');
+    const runs = Array.from({ length: 3 }, () =>
+      new Promise<number | null>((resolve) => {
+        const c = spawn(path.join(bin, 'overlaybd'), ['inspect', vector('lsmt/A.commit')], { cwd: tmp.dir, env: { ...env, XDG_CACHE_HOME: cache }, stdio: 'ignore' });
+        c.once('exit', resolve);
+      }),
+    );
+    expect(await Promise.all(runs)).toEqual([0, 0, 0]);
+    // No half-written folder is left beside the one that won.
+    expect(fs.readdirSync(path.join(cache, 'overlaybd/sea'))).toHaveLength(1);
   });
 
   it('overlaybd-tcmu serves a vector stack that overlaybd attach asks for through FUSE', async () => {
