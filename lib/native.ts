@@ -42,6 +42,10 @@ export function native(): NativeAddon {
     else if (isSea()) loaded = requireSeaAddon('overlaybd.node') as NativeAddon;
     else loaded = require('node-gyp-build')(root) as NativeAddon;
   } catch (e) {
+    if (isSea()) {
+      // Most likely a shared library of the addon missing on this host (libcurl, libext2fs, libfuse3, OpenSSL).
+      throw new OverlaybdError('ENOTSUP', `cannot load the native addon this executable carries (${root}/build/Release/overlaybd.node): ${(e as Error).message}`, { cause: e });
+    }
     throw new OverlaybdError(
       'ENOTSUP',
       `cannot load the native addon from ${root}/prebuilds or ${root}/build/Release: ${(e as Error).message}. ` +

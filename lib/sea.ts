@@ -22,7 +22,7 @@ export interface SeaManifest {
   /** sha256 over every file's path and content: names the extraction folder. */
   key: string;
   /** Files of the package root, each carried as the asset named by its relative path. */
-  files: { path: string; size: number }[];
+  files: { path: string; size: number; sha256: string }[];
 }
 
 export function isSea(): boolean {
@@ -68,11 +68,15 @@ function privateTmp(): string {
   return dir;
 }
 
-/** The folder only ever appears by renaming a finished one, so sizes catch damage done later, not half-written files. */
+/**
+ * Every file there with its content (hashing the ~6 MB costs ~15 ms a
+ * start): a folder damaged or edited since is replaced, never loaded.
+ */
 function isComplete(dir: string, manifest: SeaManifest): boolean {
   return manifest.files.every((f) => {
     try {
-      return fs.statSync(path.join(dir, f.path)).size === f.size;
+      const data = fs.readFileSync(path.join(dir, f.path));
+      return data.length === f.size && crypto.createHash('sha256').update(data).digest('hex') === f.sha256;
     } catch {
       return false;
     }
@@ -94,7 +98,7 @@ function extract(dir: string, manifest: SeaManifest): void {
     } catch (e) {
       if (isComplete(dir, manifest)) return; // another process won
       if (!fs.existsSync(dir)) throw e;
-      // A damaged folder (sizes differ): move it aside, then take its place.
+      // A damaged folder: move it aside, then take its place.
       const stale = `${tmp}.stale`;
       fs.renameSync(dir, stale);
       fs.rmSync(stale, { recursive: true, force: true });

@@ -100,7 +100,7 @@ function collectAssets(work: string): { manifest: SeaManifest; files: Record<str
   for (const [rel, src] of Object.entries(files).sort(([a], [b]) => a.localeCompare(b))) {
     const data = fs.readFileSync(src);
     hash.update(`${rel}\0${data.length}\0`).update(data);
-    list.push({ path: rel, size: data.length });
+    list.push({ path: rel, size: data.length, sha256: crypto.createHash('sha256').update(data).digest('hex') });
   }
   const manifest: SeaManifest = { key: hash.digest('hex').slice(0, 16), files: list };
   const manifestFile = path.join(work, SEA_MANIFEST_ASSET);
