@@ -15,10 +15,10 @@ import { serviceClient } from '../lib/containerd/proto.js';
 import { runTool, toolArgs, waitFor } from './helpers/cli.js';
 import { ROOT, tempDir, vector } from './helpers/vectors.js';
 
-const BINARIES = ['overlaybd', 'overlaybd-tcmu', 'overlaybd-snapshotter'];
 /** The system tools the device service runs, linked into the PATH the binaries get. */
 const SYSTEM_TOOLS = ['losetup', 'mount', 'umount', 'fusermount3'];
 const hasSnapshotter = fs.existsSync(path.join(ROOT, 'lib/cli/overlaybd-snapshotter.ts'));
+const BINARIES = ['overlaybd', 'overlaybd-tcmu', ...(hasSnapshotter ? ['overlaybd-snapshotter'] : [])];
 
 let tmp: ReturnType<typeof tempDir>;
 let bin: string;
@@ -60,10 +60,7 @@ beforeAll(() => {
   const tools = path.join(tmp.dir, 'tools');
   fs.mkdirSync(bin);
   fs.mkdirSync(tools);
-  for (const name of BINARIES) {
-    const built = path.join(ROOT, 'dist-bin', name);
-    if (fs.existsSync(built)) fs.copyFileSync(built, path.join(bin, name));
-  }
+  for (const name of BINARIES) fs.copyFileSync(path.join(ROOT, 'dist-bin', name), path.join(bin, name));
   for (const t of SYSTEM_TOOLS) {
     const where = execFileSync('/bin/sh', ['-c', `command -v ${t}`], { encoding: 'utf8' }).trim();
     fs.symlinkSync(where, path.join(tools, t));
@@ -86,10 +83,8 @@ afterAll(async () => {
 });
 
 describe('npm run package', () => {
-  it('makes one executable per entry, which runs with no node on PATH and outside the checkout', () => {
-    const expected = ['overlaybd', 'overlaybd-tcmu', ...(hasSnapshotter ? ['overlaybd-snapshotter'] : [])];
-    expect(fs.readdirSync(bin).sort()).toEqual(expected.sort());
-    for (const name of expected) console.log(`${name}: ${(fs.statSync(path.join(bin, name)).size / 1e6).toFixed(1)} MB`);
+  it('makes executables that run with no node on PATH and outside the checkout', () => {
+    for (const name of BINARIES) console.log(`${name}: ${(fs.statSync(path.join(bin, name)).size / 1e6).toFixed(1)} MB`);
     expect(spawnSync('/bin/sh', ['-c', 'command -v node'], { env }).status).not.toBe(0);
 
     const help = runBin('overlaybd', ['--help']);
