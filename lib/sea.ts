@@ -37,8 +37,9 @@ export function seaRoot(): string {
   const manifest = JSON.parse(sea.getAsset(SEA_MANIFEST_ASSET, 'utf8')) as SeaManifest;
   const tried: string[] = [];
   for (const base of cacheBases()) {
-    const dir = path.join(base, manifest.key);
+    let dir = manifest.key;
     try {
+      dir = path.join(base(), manifest.key);
       if (!isComplete(dir, manifest)) extract(dir, manifest);
       root = dir;
       return dir;
@@ -49,11 +50,11 @@ export function seaRoot(): string {
   throw new OverlaybdError('EIO', `cannot write this binary's native files to a cache folder (${tried.join('; ')})`);
 }
 
-/** Where the package roots go, best first. */
-function cacheBases(): string[] {
+/** Where the package roots go, best first (the temp folder is made only when needed). */
+function cacheBases(): (() => string)[] {
   const xdg = process.env.XDG_CACHE_HOME;
   const cache = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache');
-  return [path.join(cache, 'overlaybd', 'sea'), privateTmp()];
+  return [() => path.join(cache, 'overlaybd', 'sea'), privateTmp];
 }
 
 /** `$TMPDIR/overlaybd-sea-<uid>`, only if this user owns it and nobody else may write to it. */

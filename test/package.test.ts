@@ -131,6 +131,23 @@ describe('npm run package', () => {
     expect(fs.readdirSync(path.join(cache, 'overlaybd/sea'))).toHaveLength(1);
   });
 
+  it('falls back to a private folder in TMPDIR when the cache folder cannot be written', () => {
+    const blocker = path.join(tmp.dir, 'not-a-dir');
+    fs.writeFileSync(blocker, '');
+    const tmpdir = path.join(tmp.dir, 'tmpdir');
+    fs.mkdirSync(tmpdir);
+    const r = spawnSync(path.join(bin, 'overlaybd'), ['inspect', vector('lsmt/A.commit')], {
+      cwd: tmp.dir,
+      env: { ...env, XDG_CACHE_HOME: blocker, TMPDIR: tmpdir },
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const priv = path.join(tmpdir, `overlaybd-sea-${process.getuid!()}`);
+    expect(fs.statSync(priv).mode & 0o777).toBe(0o700);
+    expect(fs.readdirSync(priv)).toHaveLength(1);
+  });
+
   it('overlaybd-tcmu serves a vector stack that overlaybd attach asks for through FUSE', async () => {
     const socket = path.join(tmp.dir, 'ctl.sock');
     const global = path.join(tmp.dir, 'overlaybd.json');
