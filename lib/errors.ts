@@ -74,11 +74,11 @@ export const TS_ERROR_CODES = {
   REGISTRY_RATE_LIMITED: 'transient',
   REGISTRY_ERROR: 'io',
   REGISTRY_UNREACHABLE: 'transient',
+  CONTAINERD_ERROR: 'io',
+  CONTAINERD_UNREACHABLE: 'transient',
   DIGEST_MISMATCH: 'corrupt',
   CONVERT_FAILED: 'internal',
   DB_ERROR: 'io',
-  CONTAINERD_ERROR: 'io',
-  CONTAINERD_UNREACHABLE: 'transient',
 } as const satisfies Record<string, ErrorCategory>;
 
 const CATEGORY_OF: Record<string, ErrorCategory> = { ...NATIVE_ERROR_CODES, ...TS_ERROR_CODES };
