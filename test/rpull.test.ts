@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerdConnection } from '../lib/containerd/index.js';
 import { startContainerd, type TestContainerd } from './helpers/containerd.js';
 import { runTool } from './helpers/cli.js';
-import { buildImage, buildIndex, writeOciLayout, type BuiltImage, type TarEntry } from './helpers/oci-layout.js';
+import { blob, buildImage, buildIndex, writeOciLayout, type BuiltImage, type TarEntry } from './helpers/oci-layout.js';
 import { skopeoCopy, startRegistry, type TestRegistry } from './helpers/registry.js';
 
 /** busybox-static with a few applets, and a second layer with /etc/motd. */
@@ -26,6 +26,13 @@ function busyboxImage(): BuiltImage {
     { path: 'etc/motd', content: 'second layer\n' },
   ];
   return buildImage({ layers: [base, top], env: ['PATH=/bin'], cmd: ['/bin/sh'] });
+}
+
+/** The image with `annotations` on every layer descriptor of its manifest (as the convertor writes overlaybd's). */
+function annotated(img: BuiltImage, annotations: (i: number) => Record<string, string>): BuiltImage {
+  const m = JSON.parse(img.manifest.data.toString('utf8')) as { layers: { annotations?: Record<string, string> }[] };
+  m.layers.forEach((l, i) => (l.annotations = annotations(i)));
+  return { ...img, manifest: blob(img.manifest.mediaType, JSON.stringify(m)) };
 }
 
 /** The registry requests our client made since `from` (a log offset): `GET manifests/latest`, `GET blobs/sha256:..`. */
@@ -153,6 +160,39 @@ describe('overlaybd rpull', () => {
     const snaps = (await c.ctr(['snapshots', '--snapshotter', 'overlayfs', 'ls'], { namespace: 'other' })).stdout;
     // A one-layer image's chainID is its diffID.
     expect(snaps).toContain(arm64.diffIds[0]);
+  });
+
+  it('gives each layer snapshot its inherited annotations, image-ref and download-remote-blob', async () => {
+    const img = annotated(busyboxImage(), (i) => ({
+      'containerd.io/snapshot/overlaybd/blob-digest': `sha256:${String(i).repeat(64)}`,
+      'containerd.io/snapshot/overlaybd/blob-size': '4096',
+      'org.opencontainers.image.title': 'not inherited',
+    }));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-rpull-annotated-'));
+    try {
+      writeOciLayout(dir, { v1: img });
+      await skopeoCopy(dir, 'v1', `${reg.host}/demo/annotated:v1`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const aref = `${reg.host}/demo/annotated:v1`;
+    const r = rpull('--plain-http', '--snapshotter', 'overlayfs', '-n', 'labels', '--download-blobs', aref);
+    expect(r.code).toBe(0);
+    // The same layers as busybox's, in another namespace: the snapshots are this namespace's own.
+    const chain1 = img.diffIds[0]!;
+    const info = JSON.parse((await c.ctr(['snapshots', '--snapshotter', 'overlayfs', 'info', chain1], { namespace: 'labels' })).stdout) as {
+      Labels: Record<string, string>;
+    };
+    expect(info.Labels).toMatchObject({
+      'containerd.io/snapshot.ref': chain1,
+      'containerd.io/snapshot/image-ref': aref,
+      'containerd.io/snapshot/overlaybd/download-remote-blob': 'download',
+      'containerd.io/snapshot/overlaybd/blob-digest': `sha256:${'0'.repeat(64)}`,
+      'containerd.io/snapshot/overlaybd/blob-size': '4096',
+    });
+    expect(info.Labels['org.opencontainers.image.title']).toBeUndefined();
+    const run = await c.ctr(['run', '--rm', '--snapshotter', 'overlayfs', aref, 'c4', 'cat', '/etc/motd'], { namespace: 'labels' });
+    expect(run.stdout).toBe('second layer\n');
   });
 
   it('fails with the registry error for an unknown tag or repository, writing nothing', async () => {
