@@ -29,8 +29,8 @@ export class ContainerdError extends OverlaybdError {
   /** `service.Method`, e.g. `content.Write`. */
   readonly call: string;
 
-  constructor(call: string, grpcCode: grpc.status, message: string, options?: { cause?: unknown }) {
-    super(grpcCode === grpc.status.UNAVAILABLE ? 'CONTAINERD_UNREACHABLE' : 'CONTAINERD_ERROR', message, options);
+  constructor(call: string, grpcCode: grpc.status, message: string, options?: { cause?: unknown; unreachable?: boolean }) {
+    super(options?.unreachable ? 'CONTAINERD_UNREACHABLE' : 'CONTAINERD_ERROR', message, options);
     this.grpcCode = grpcCode;
     this.call = call;
   }
@@ -98,14 +98,13 @@ export class ContainerdConnection {
   error(call: string, subject: string, e: unknown): ContainerdError {
     const se = e as Partial<grpc.ServiceError>;
     const code = typeof se.code === 'number' ? se.code : grpc.status.UNKNOWN;
-    const detail = se.details || (e as Error)?.message || String(e);
+    const detail = (se.details || (e as Error)?.message || String(e)).replace(/\s*Resolution note:\s*$/, '');
     const status = `${grpc.status[code] ?? code}: ${detail}`;
     const what = `containerd ${call}${subject ? ' ' + subject : ''}`;
-    const msg =
-      code === grpc.status.UNAVAILABLE
-        ? `${what}: containerd at ${this.socketPath} is not reachable (is it running?): ${status}`
-        : `${what}: ${status}`;
-    return new ContainerdError(call, code, msg, { cause: e });
+    // UNAVAILABLE is also containerd's answer for a locked ingest ref: only a failed connection is "not reachable".
+    const unreachable = code === grpc.status.UNAVAILABLE && /No connection established|connect E[A-Z]+|ECONNRESET|Connection dropped/.test(detail);
+    const msg = unreachable ? `${what}: containerd at ${this.socketPath} is not reachable (is it running?): ${status}` : `${what}: ${status}`;
+    return new ContainerdError(call, code, msg, { cause: e, unreachable });
   }
 
   /** One unary call: `service.Method(req)`; `subject` names what it is about in errors. */
