@@ -2,6 +2,7 @@
  * `overlaybd rpull`: upstream's `ctr rpull`, a pull through containerd that
  * leaves overlaybd layers to the snapshotter (no layer blob download).
  */
+import { constants } from 'node:os';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_SNAPSHOTTER, parsePlatform, rpull } from '../containerd/index.js';
 import { RegistryClient } from '../registry/index.js';
 import { parse, usageError, type Command } from './run.js';
@@ -64,8 +65,18 @@ record. Progress goes to stderr.
       },
       credentials: v.user !== undefined ? { userPass: v.user } : {},
     });
+    // SIGINT/SIGTERM: cancel what is in flight, remove the extraction snapshot and the lease, then exit 128+n.
+    const abort = new AbortController();
+    let stoppedBy: NodeJS.Signals | undefined;
+    const onSignal = (sig: NodeJS.Signals) => {
+      stoppedBy ??= sig;
+      abort.abort(new Error(`interrupted by ${sig}`));
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     try {
       await rpull({
+        signal: abort.signal,
         ref: positionals[0]!,
         registry,
         address: v.address ?? (env.CONTAINERD_ADDRESS || DEFAULT_ADDRESS),
@@ -77,7 +88,13 @@ record. Progress goes to stderr.
         progress: (line) => process.stderr.write(line + '\n'),
       });
       process.stderr.write('done\n');
+    } catch (e) {
+      if (!stoppedBy) throw e;
+      process.stderr.write(`overlaybd rpull: interrupted by ${stoppedBy}\n`);
+      process.exitCode = 128 + constants.signals[stoppedBy];
     } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       await registry.close();
     }
   },

@@ -20,6 +20,8 @@ export interface ConnectionOptions {
   namespace?: string;
   /** Deadline of each unary call (default 10 min: an Apply of a large layer takes a while). */
   callTimeoutMs?: number;
+  /** Cancels the calls in flight when it aborts; later calls (cleanup) still go out. */
+  signal?: AbortSignal;
 }
 
 /** A failed containerd call; `grpcCode` is the gRPC status (grpc.status.NOT_FOUND ...). */
@@ -56,6 +58,11 @@ export class ContainerdConnection {
   private readonly callTimeoutMs: number;
   private readonly clients = new Map<ServiceName, grpc.Client>();
   private lease: string | undefined;
+  private readonly inFlight = new Set<{ cancel(): void }>();
+  private readonly onAbort = () => {
+    for (const c of this.inFlight) c.cancel();
+  };
+  private readonly signal: AbortSignal | undefined;
 
   constructor(opts: ConnectionOptions = {}) {
     const address = opts.address ?? DEFAULT_ADDRESS;
@@ -67,6 +74,14 @@ export class ContainerdConnection {
       throw new OverlaybdError('CONFIG_INVALID', `containerd namespace "${this.namespace}": want letters, digits and . _ - inside`);
     }
     this.callTimeoutMs = opts.callTimeoutMs ?? 600_000;
+    this.signal = opts.signal;
+    this.signal?.addEventListener('abort', this.onAbort);
+  }
+
+  private track<C extends { cancel(): void; once(ev: 'status' | 'close', f: () => void): unknown }>(c: C): C {
+    this.inFlight.add(c);
+    c.once('status', () => this.inFlight.delete(c));
+    return c;
   }
 
   /** Sends `containerd-lease: id` on the calls that follow (undefined stops it). */
@@ -113,10 +128,12 @@ export class ContainerdConnection {
     const name = `${service}.${method}`;
     if (typeof fn !== 'function') return Promise.reject(new OverlaybdError('INTERNAL', `containerd API has no call ${name}`));
     return new Promise<T>((resolve, reject) => {
-      fn.call(this.client(service), req, this.metadata(), { deadline: Date.now() + this.callTimeoutMs }, (err, res) => {
+      const c = fn.call(this.client(service), req, this.metadata(), { deadline: Date.now() + this.callTimeoutMs }, (err, res) => {
+        this.inFlight.delete(c);
         if (err) reject(this.error(name, subject, err));
         else resolve(res as T);
       });
+      this.track(c);
     });
   }
 
@@ -124,10 +141,11 @@ export class ContainerdConnection {
   duplex(service: ServiceName, method: string): grpc.ClientDuplexStream<unknown, unknown> {
     const fn = (this.client(service) as unknown as Record<string, DuplexMethod>)[lowerFirst(method)];
     if (typeof fn !== 'function') throw new OverlaybdError('INTERNAL', `containerd API has no call ${service}.${method}`);
-    return fn.call(this.client(service), this.metadata(), { deadline: Date.now() + this.callTimeoutMs });
+    return this.track(fn.call(this.client(service), this.metadata(), { deadline: Date.now() + this.callTimeoutMs }));
   }
 
   close(): void {
+    this.signal?.removeEventListener('abort', this.onAbort);
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }

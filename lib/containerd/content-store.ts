@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { OverlaybdError } from '../errors.js';
-import { isGrpcStatus, type ContainerdConnection } from './connection.js';
+import { isGrpcStatus, type ContainerdConnection, type ContainerdError } from './connection.js';
 
 export interface ContentInfo {
   digest: string;
@@ -84,6 +84,7 @@ class WriteSession {
   /** Ends a finished stream; cancels an abandoned one so containerd drops its lock on the ref. */
   close(finished: boolean): void {
     if (this.ended) return;
+    this.ended = true;
     if (finished) this.stream.end();
     else this.stream.cancel();
   }
@@ -115,7 +116,6 @@ export async function writeContent(
 ): Promise<'written' | 'exists'> {
   const session = new WriteSession(conn.duplex('content', 'Write'));
   let offset = 0;
-  let finished = false;
   try {
     await session.request({ action: 'STAT', ref, total: blob.size, expected: blob.digest });
     const data = typeof source === 'function' ? await source() : source;
@@ -127,14 +127,16 @@ export async function writeContent(
       throw new OverlaybdError('DIGEST_MISMATCH', `content ${blob.digest}: source gave ${offset} bytes, want ${blob.size}`);
     }
     await session.request({ action: 'COMMIT', ref, offset, total: blob.size, expected: blob.digest });
-    finished = true;
+    session.close(true);
     return 'written';
   } catch (e) {
-    if (e instanceof OverlaybdError) throw e;
-    const err = conn.error('content.Write', blob.digest, e);
-    if (err.grpcCode === grpc.status.ALREADY_EXISTS) return 'exists';
+    session.close(false);
+    // The source's own failures (a registry error, an abort) pass through as they are.
+    const grpcFailure = typeof (e as { code?: unknown })?.code === 'number';
+    const err = grpcFailure ? conn.error('content.Write', blob.digest, e) : e;
+    if (grpcFailure && (err as ContainerdError).grpcCode === grpc.status.ALREADY_EXISTS) return 'exists';
+    // Drop the partial ingest: a later pull starts over rather than resuming.
+    await conn.call('content', 'Abort', { ref }, ref).catch(() => {});
     throw err;
-  } finally {
-    session.close(finished);
   }
 }

@@ -35,7 +35,6 @@ export interface PullOptions extends ConnectionOptions {
   platform?: Platform;
   /** One line per step (fetched, unpacked, ...). */
   progress?: (line: string) => void;
-  signal?: AbortSignal;
 }
 
 export interface PullResult {
@@ -106,6 +105,7 @@ export async function rpull(o: PullOptions): Promise<PullResult> {
     });
     if (chainTop) say(`snapshotter ${snapshotter} holds the image's top layer already`);
 
+    o.signal?.throwIfAborted();
     const lease = await takeLease(conn);
     const written: string[] = [];
     try {
@@ -124,8 +124,10 @@ export async function rpull(o: PullOptions): Promise<PullResult> {
         diffIds: img.diffIds,
         extraLabels,
         progress: say,
-        fetchLayer: (layer) =>
-          storeBlob(conn, img, 'layer', layer, () => o.registry.fetchBlob(img.ref, layer, sig), {}, say, written),
+        fetchLayer: (layer) => {
+          o.signal?.throwIfAborted();
+          return storeBlob(conn, img, 'layer', layer, () => o.registry.fetchBlob(img.ref, layer, sig), {}, say, written);
+        },
       }).catch((e: unknown) => {
         throw snapshotterError(e, snapshotter);
       });
