@@ -4,7 +4,8 @@
  * are not remote, so containerd downloads and unpacks each blob (a tar
  * holding overlaybd.commit) and the snapshotter commits them as local
  * overlaybd layers; `ctr run` then runs on an overlay over the image's
- * block device, attached through the device service.
+ * block device, attached through the device service and (autoRemoveDev)
+ * detached when the container goes.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -37,7 +38,7 @@ describe('ctr image pull + ctr run of an overlaybd image', () => {
     device = spawnTool('overlaybd', ['serve', '--global', global]);
     trackChild(device.child);
     await waitFor(() => fs.existsSync(deviceSocket), 'the device service socket');
-    snap = await startSnapshotter({ deviceSocket, deviceFrontend: 'fuse' });
+    snap = await startSnapshotter({ deviceSocket, deviceFrontend: 'fuse', autoRemoveDev: true });
     cd = await startContainerd({ proxySnapshotters: { obd: snap.socket }, plainHttpRegistries: [image.registry.host] });
   }, 600_000);
 
@@ -61,7 +62,10 @@ describe('ctr image pull + ctr run of an overlaybd image', () => {
 
     const run = await cd.ctr(['run', '--rm', '--snapshotter', 'obd', ref, 'c1', '/bin/sh', '-c', 'cat /etc/debian_version; echo x > /tmp/y && cat /tmp/y']);
     expect(run.stdout).toMatch(/^12\.\d+\nx\n$/);
-    expect(await devices()).toHaveLength(1);
+    // autoRemoveDev: containerd's GC removes the container's snapshot, and the image's device goes with it.
+    for (let i = 0; i < 100 && (await devices()).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await devices()).toEqual([]);
+    expect(mountsUnder(snap.dir)).toEqual([]);
   });
 
   it('detaches and removes everything when the image goes', async () => {

@@ -198,10 +198,16 @@ export class Snapshotter {
 
   async remove(key: string): Promise<void> {
     await this.store.tx(async () => {
-      const type = this.#typeOf(this.store.getInfo(key).id);
+      const before = this.store.getInfo(key);
+      const type = this.#typeOf(before.id);
       // First in the transaction: a snapshot with children stays, device and all.
       const { id } = this.store.remove(key);
       if (type !== 'normal' && fs.existsSync(path.join(this.layout.block(id), 'backstore_mark'))) await this.devices.unmountAndDetach(id);
+      // autoRemoveDev: the image's device goes with its last container.
+      const parentId = before.parentIds[0];
+      if (this.config.autoRemoveDev && before.info.kind === 'ACTIVE' && parentId !== undefined && this.store.childrenOf(before.info.parent).length === 0) {
+        if (this.#typeOf(parentId) !== 'normal' && this.devices.devicePath(parentId) !== undefined) await this.devices.unmountAndDetach(parentId);
+      }
       if (isMountPoint(this.layout.mountpoint(id))) throw new OverlaybdError('FAILED_PRECONDITION', `snapshot ${key}: ${this.layout.mountpoint(id)} is still mounted`);
       this.log.debug('snapshot.removed', { key, id });
     });
