@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSnapshotterConfig } from '../lib/snapshotter/config.js';
 import { parseFilter } from '../lib/snapshotter/filters.js';
 import { infoAdaptor, type Info } from '../lib/snapshotter/metastore.js';
 import { runTool } from './helpers/cli.js';
@@ -32,6 +33,8 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
   });
 
   it('prepares, commits and chains with decimal ids and overlay mounts', async () => {
+    expect(fs.statSync(path.dirname(s.socket)).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(s.root).mode & 0o777).toBe(0o700);
     const m1 = await s.call<{ mounts: { type: string; source: string; options: string[] }[] }>('Prepare', { key: 'a-active', labels: { x: '1' } });
     expect(m1.mounts).toEqual([{ type: 'bind', source: `${s.root}/snapshots/1/fs`, target: '', options: ['rw', 'rbind'] }]);
     fs.writeFileSync(`${s.root}/snapshots/1/fs/f`, 'x'.repeat(10000));
@@ -126,12 +129,17 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
     fs.mkdirSync(`${s.root}/snapshots/new-123/fs`, { recursive: true });
     fs.mkdirSync(`${s.root}/snapshots/99`);
     expect(s.stderr()).toContain('snapshotter.stopped');
-    const again = await startSnapshotter({}, s.dir);
+    const again = await startSnapshotter({ asyncRemove: true }, s.dir);
     try {
       expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['5']);
       expect((await again.list()).map((i) => i.name)).toEqual(['keep']);
       await again.call('Prepare', { key: 'next' });
       expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['5', '6']);
+      // asyncRemove: Remove drops the metadata only; Cleanup removes the dir.
+      await again.call('Remove', { key: 'next' });
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['5', '6']);
+      await again.call('Cleanup', {});
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['5']);
     } finally {
       await again.kill();
     }
@@ -141,22 +149,46 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
 describe('overlaybd-snapshotter config', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-snap-cfg-'));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const run = (cfg: unknown) => {
+  const write = (cfg: unknown) => {
     const f = path.join(dir, 'c.json');
     fs.writeFileSync(f, typeof cfg === 'string' ? cfg : JSON.stringify(cfg));
-    return runTool('overlaybd-snapshotter', ['--config', f]);
+    return f;
   };
+  const load = (cfg: unknown) => () => loadSnapshotterConfig(write(cfg));
 
-  it('names the bad field and exits 1', () => {
-    const r1 = run({ root: dir, address: '' });
-    expect(r1.code).toBe(1);
-    expect(r1.stderr).toMatch(/CONFIG_INVALID: .*address: must be set/);
-    const r2 = run({ root: dir, address: `${dir}/s.sock`, exporterConfig: { port: 'x' } });
-    expect(r2.stderr).toMatch(/exporterConfig\.port/);
-    const r3 = run({ root: dir, address: `${dir}/s.sock`, writableLayerType: 'dense' });
-    expect(r3.stderr).toMatch(/writableLayerType/);
-    expect(run('{').stderr).toMatch(/not JSON/);
-    expect(runTool('overlaybd-snapshotter', [`${dir}/missing.json`]).stderr).toMatch(/missing\.json: cannot read/);
+  it("fills upstream's defaults and forces ext4 and erofs into turboFsType", () => {
+    const c = loadSnapshotterConfig(write({ root: `${dir}/r`, address: `${dir}/s.sock`, turboFsType: ['erofs'], someFutureKey: 1 }));
+    expect(c).toMatchObject({
+      verbose: 'info',
+      rwMode: 'overlayfs',
+      autoRemoveDev: false,
+      asyncRemove: false,
+      writableLayerType: 'append',
+      mirrorRegistry: null,
+      defaultFsType: 'ext4',
+      rootfsQuota: '',
+      tenant: -1,
+      turboFsType: ['erofs', 'ext4'],
+      runtimeType: 'containerd',
+      exporterConfig: { enable: false, uriPrefix: '/metrics', port: 9863 },
+      deviceSocket: '/run/overlaybd/overlaybd.sock',
+      deviceFrontend: 'fuse',
+    });
+  });
+
+  it('names the bad field', () => {
+    expect(load({ root: dir, address: '' })).toThrow(/address: must be set/);
+    expect(load({ root: dir, address: `${dir}/s.sock`, exporterConfig: { port: 'x' } })).toThrow(/exporterConfig\.port/);
+    expect(load({ root: dir, address: `${dir}/s.sock`, writableLayerType: 'dense' })).toThrow(/writableLayerType/);
+    expect(load({ root: dir, address: `${dir}/s.sock`, mirrorRegistry: [{ insecure: true }] })).toThrow(/mirrorRegistry\.0\.host/);
+    expect(load('{')).toThrow(/not JSON/);
+    expect(() => loadSnapshotterConfig(`${dir}/missing.json`)).toThrow(/missing\.json: cannot read/);
+  });
+
+  it('exits 1 naming the error, 2 on bad usage', () => {
+    const r = runTool('overlaybd-snapshotter', ['--config', write({ root: dir })]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/CONFIG_INVALID: .*address/);
     expect(runTool('overlaybd-snapshotter', ['a', 'b']).code).toBe(2);
   });
 });
