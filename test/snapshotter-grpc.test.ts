@@ -26,7 +26,11 @@ const code = async (p: Promise<unknown>) => {
 describe('overlaybd-snapshotter gRPC semantics', () => {
   let s: TestSnapshotter;
   beforeAll(async () => {
-    s = await startSnapshotter({ exporterConfig: { enable: true, port: 0 } });
+    s = await startSnapshotter({
+      exporterConfig: { enable: true, port: 0 },
+      deviceSocket: path.join(os.tmpdir(), `obd-no-device-service-${process.pid}.sock`),
+      mirrorRegistry: [{ host: 'mirror.test:5000', insecure: true }],
+    });
   });
   afterAll(async () => {
     await s?.stop();
@@ -114,6 +118,30 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
     expect(fs.readdirSync(`${s.root}/snapshots`)).toEqual([]);
   });
 
+  it('commits a remote layer with its config.v1.json; a failed attach leaves nothing', async () => {
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const labels = {
+      'containerd.io/snapshot.ref': 'chain-1',
+      'containerd.io/snapshot/image-ref': 'mirror.test:5000/lib/app:v1',
+      'containerd.io/snapshot/overlaybd/blob-digest': digest,
+      'containerd.io/snapshot/overlaybd/blob-size': '4096',
+    };
+    expect(await code(s.call('Prepare', { key: 'extract-1', labels }))).toBe('ALREADY_EXISTS');
+    const cfg = JSON.parse(fs.readFileSync(`${s.root}/snapshots/5/block/config.v1.json`, 'utf8'));
+    expect(cfg).toEqual({ repoBlobUrl: 'http://mirror.test:5000/v2/lib/app/blobs', lowers: [{ digest, size: 4096, dir: `${s.root}/snapshots/5/fs` }], upper: {}, resultFile: `${s.root}/snapshots/5/block/init-debug.log` });
+    expect(fs.readFileSync(`${s.root}/snapshots/5/image_ref`, 'utf8')).toBe('mirror.test:5000/lib/app:v1');
+    expect(await code(s.call('Prepare', { key: 'extract-2', labels }))).toBe('ALREADY_EXISTS');
+    expect((await s.list()).map((i) => i.name)).toEqual(['chain-1']);
+
+    // No device service answers: the rootfs Prepare fails and is rolled back, dir and all.
+    const err = await s.call('Prepare', { key: 'rootfs', parent: 'chain-1' }).catch((e: grpc.ServiceError) => e);
+    expect((err as grpc.ServiceError).code).toBe(grpc.status.UNKNOWN);
+    expect((err as grpc.ServiceError).details).toMatch(/no device service answers/);
+    expect((await s.list()).map((i) => i.name)).toEqual(['chain-1']);
+    expect(fs.readdirSync(`${s.root}/snapshots`)).toEqual(['5']);
+    await s.call('Remove', { key: 'chain-1' });
+  });
+
   it('exports upstream metric names', async () => {
     const url = /"url":"([^"]+)"/.exec(s.stderr())![1]!.replace('0.0.0.0', '127.0.0.1');
     const body = await (await fetch(url)).text();
@@ -131,15 +159,15 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
     expect(s.stderr()).toContain('snapshotter.stopped');
     const again = await startSnapshotter({ asyncRemove: true }, s.dir);
     try {
-      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['5']);
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['6']);
       expect((await again.list()).map((i) => i.name)).toEqual(['keep']);
       await again.call('Prepare', { key: 'next' });
-      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['5', '6']);
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['6', '7']);
       // asyncRemove: Remove drops the metadata only; Cleanup removes the dir.
       await again.call('Remove', { key: 'next' });
-      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['5', '6']);
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['6', '7']);
       await again.call('Cleanup', {});
-      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['5']);
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['6']);
     } finally {
       await again.kill();
     }

@@ -1,9 +1,10 @@
 /**
  * The snapshot metadata store: containerd 1.6's snapshots/storage semantics
  * (bolt.go) in SQLite at `<root>/metadata.db`. Ids are decimal and
- * auto-incrementing, never reused. A parent is referenced by id, so a
- * Commit that renames a key keeps its children's links. Calls run one at a
- * time inside `tx()`, which commits before the caller answers.
+ * auto-incrementing; once committed, an id is never reused. A parent is
+ * referenced by id, so a Commit that renames a key keeps its children's
+ * links. Calls run one at a time inside `tx()`, which commits before the
+ * caller answers.
  */
 import Database from 'better-sqlite3';
 import { OverlaybdError } from '../errors.js';
