@@ -99,7 +99,7 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
   });
 
   it('parses quoted fields, regexes and dotted label keys', () => {
-    const info: Info = { name: 'n', parent: '', kind: 'ACTIVE', labels: { 'containerd.io/snapshot.ref': 'sha256:ab', a: 'x y' }, created: new Date(), updated: new Date() };
+    const info: Info = { name: 'n', parent: '', kind: 'ACTIVE', labels: { 'containerd.io/snapshot.ref': 'sha256:ab', a: 'x y' }, createdUs: 0, updatedUs: 0 };
     const a = infoAdaptor(info);
     expect(parseFilter('labels."containerd.io/snapshot.ref"==sha256:ab')(a)).toBe(true);
     expect(parseFilter('labels.a=="x y"')(a)).toBe(true);
