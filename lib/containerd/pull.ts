@@ -79,7 +79,8 @@ async function storeBlob(
   } else {
     const r = await writeContent(conn, refKey(kind, desc.digest), desc, source);
     if (r === 'written') written.push(desc.digest);
-    say(`${kind} ${desc.digest}: ${r === 'written' ? `fetched ${humanSize(desc.size)}` : 'in content store already'}`);
+    const how = kind === 'layer' ? 'fetched into content' : 'written to content';
+    say(`${kind} ${desc.digest}: ${r === 'written' ? `${how} (${humanSize(desc.size)})` : 'in content store already'}`);
   }
   const labels = had?.labels ?? (await contentInfo(conn, desc.digest))?.labels ?? {};
   const [key, repos] = distributionSourceLabel(img.ref.registry, img.ref.repository, labels);
