@@ -56,7 +56,9 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
     expect(m3.mounts[0]!.type).toBe('overlay');
     expect(m3.mounts[0]!.options).toContain(`lowerdir=${s.root}/snapshots/2/fs:${s.root}/snapshots/1/fs`);
     expect(m3.mounts[0]!.options).toContain(`upperdir=${s.root}/snapshots/3/fs`);
-    const v1 = await s.call<{ mounts: { type: string; options: string[] }[] }>('View', { key: 'v1', parent: 'a' });
+    const v1 = await s.call<{ mounts: { type: string; options: string[] }[] }>('View', { key: 'v1', parent: 'a', labels: { 'containerd.io/snapshot/overlaybd.writable': 'dir', keep: 'me' } });
+    // An OCI parent never gets a writable device, and the label goes (upstream's buildkit compatibility).
+    expect((await s.call<{ info: { labels: Record<string, string> } }>('Stat', { key: 'v1' })).info.labels).toEqual({ keep: 'me' });
     expect(v1.mounts).toEqual([{ type: 'bind', source: `${s.root}/snapshots/1/fs`, target: '', options: ['ro', 'rbind'] }]);
     expect(fs.existsSync(`${s.root}/snapshots/4/work`)).toBe(false);
     const mm = await s.call<{ mounts: unknown[] }>('Mounts', { key: 'c' });

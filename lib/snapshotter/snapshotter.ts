@@ -88,9 +88,12 @@ export class Snapshotter {
             this.log.info('snapshot.remote', { key, ref, id: s.id });
             return { exists: `target snapshot ${JSON.stringify(ref)}` };
           }
+          this.#dropWritableLabel(key, labels);
           return { mounts: this.#normalMounts(s.id, kind, s.parentIds) };
         }
-        return { mounts: await this.#rootfsMounts(s.id, kind, s.parentIds, labels, true) };
+        const { mounts, block } = await this.#rootfsMounts(s.id, kind, s.parentIds, labels, true);
+        if (!block) this.#dropWritableLabel(key, labels);
+        return { mounts };
       } catch (e) {
         fs.rmSync(placed ?? td, { recursive: true, force: true });
         throw e;
@@ -98,6 +101,14 @@ export class Snapshotter {
     });
     if ('exists' in out) throw new OverlaybdError('EEXIST', `${out.exists}: already exists`);
     return out.mounts;
+  }
+
+  /** A normal (OCI) snapshot loses the overlaybd.writable label, as upstream does for buildkit. */
+  #dropWritableLabel(key: string, labels: Record<string, string>): void {
+    if (labels[LABELS.writable] === undefined) return;
+    const next = { ...labels };
+    delete next[LABELS.writable];
+    this.store.updateInfo(key, next, ['labels']);
   }
 
   /** The type of a snapshot from its labels and files. */
@@ -127,23 +138,23 @@ export class Snapshotter {
    * device when the parent is an overlaybd layer. dir/dev: a writable
    * overlaybd device of its own (created on Prepare).
    */
-  async #rootfsMounts(id: string, kind: Kind, parentIds: string[], labels: Record<string, string>, create: boolean): Promise<Mount[]> {
+  async #rootfsMounts(id: string, kind: Kind, parentIds: string[], labels: Record<string, string>, create: boolean): Promise<{ mounts: Mount[]; block: boolean }> {
     const parentId = parentIds[0];
     const mode = this.#writeType(parentId, labels);
     if (mode !== 'overlayfs') {
       if (create) writeBsConfig(this.layout, id, await constructWritableSpec(this.layout, this.config, id, parentId, labels));
       await this.devices.attachAndMount(id, mode, labels[LABELS.blobFsType] ?? this.config.defaultFsType);
-      if (mode === 'dir') return [bind(this.layout.mountpoint(id), false)];
-      return [{ type: 'ext4', source: this.devices.devicePath(id)!, options: [kind === 'VIEW' ? 'ro' : 'rw', 'discard'] }];
+      if (mode === 'dir') return { mounts: [bind(this.layout.mountpoint(id), false)], block: true };
+      return { mounts: [{ type: 'ext4', source: this.devices.devicePath(id)!, options: [kind === 'VIEW' ? 'ro' : 'rw', 'discard'] }], block: true };
     }
     if (parentId !== undefined) {
       const type = this.#typeOf(parentId);
       if (type === 'remoteBlock' || type === 'localBlock') {
         await this.devices.attachAndMount(parentId, 'overlayfs', this.#fsTypeOf(parentId));
-        return overlayOnBlock(kind, this.layout.fs(id), this.layout.work(id), this.layout.mountpoint(parentId));
+        return { mounts: overlayOnBlock(kind, this.layout.fs(id), this.layout.work(id), this.layout.mountpoint(parentId)), block: true };
       }
     }
-    return this.#normalMounts(id, kind, parentIds);
+    return { mounts: this.#normalMounts(id, kind, parentIds), block: false };
   }
 
   #normalMounts(id: string, kind: Kind, parentIds: string[]): Mount[] {
@@ -151,12 +162,12 @@ export class Snapshotter {
   }
 
   mounts(key: string): Promise<Mount[]> {
-    return this.store.tx(() => {
+    return this.store.tx(async () => {
       const s = this.store.getSnapshot(key);
       const { labels } = this.store.getInfo(key).info;
       if (labels[LABELS.targetSnapshotRef] !== undefined) return this.#normalMounts(s.id, s.kind, s.parentIds);
       // Re-attaches the device when needed (after a reboot or a detach).
-      return this.#rootfsMounts(s.id, s.kind, s.parentIds, labels, false);
+      return (await this.#rootfsMounts(s.id, s.kind, s.parentIds, labels, false)).mounts;
     });
   }
 
