@@ -141,6 +141,20 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
     expect((err as grpc.ServiceError).details).toMatch(/no device service answers/);
     expect((await s.list()).map((i) => i.name)).toEqual(['chain-1']);
     expect(fs.readdirSync(`${s.root}/snapshots`)).toEqual(['5']);
+
+    // An acceleration (trace) layer is unpacked into fs/ and added as the top lower; a rootfs on it replays it.
+    const accel = await s.call<{ mounts: unknown[] }>('Prepare', {
+      key: 'extract-accel',
+      parent: 'chain-1',
+      labels: { 'containerd.io/snapshot.ref': 'chain-accel', 'containerd.io/snapshot/overlaybd/acceleration-layer': 'yes' },
+    });
+    expect(accel.mounts).toEqual([{ type: 'bind', source: `${s.root}/snapshots/6/fs`, target: '', options: ['rw', 'rbind'] }]);
+    await s.call('Commit', { name: 'chain-accel', key: 'extract-accel', labels: { 'containerd.io/snapshot/overlaybd/acceleration-layer': 'yes' } });
+    const accelCfg = () => JSON.parse(fs.readFileSync(`${s.root}/snapshots/6/block/config.v1.json`, 'utf8'));
+    expect(accelCfg().lowers).toEqual([...cfg.lowers, { dir: `${s.root}/snapshots/6/fs` }]);
+    await s.call('Prepare', { key: 'rootfs', parent: 'chain-accel' }).catch(() => {});
+    expect(accelCfg().accelerationLayer).toBe(true);
+    await s.call('Remove', { key: 'chain-accel' });
     await s.call('Remove', { key: 'chain-1' });
   });
 
@@ -161,15 +175,15 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
     expect(s.stderr()).toContain('snapshotter.stopped');
     const again = await startSnapshotter({ asyncRemove: true }, s.dir);
     try {
-      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['6']);
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['7']);
       expect((await again.list()).map((i) => i.name)).toEqual(['keep']);
       await again.call('Prepare', { key: 'next' });
-      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['6', '7']);
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['7', '8']);
       // asyncRemove: Remove drops the metadata only; Cleanup removes the dir.
       await again.call('Remove', { key: 'next' });
-      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['6', '7']);
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['7', '8']);
       await again.call('Cleanup', {});
-      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['6']);
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['7']);
     } finally {
       await again.kill();
     }

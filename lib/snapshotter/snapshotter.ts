@@ -78,9 +78,14 @@ export class Snapshotter {
         if (imageRef) fs.writeFileSync(path.join(placed, 'image_ref'), imageRef);
         this.log.debug('snapshot.created', { key, id: s.id, kind, parent });
         const ref = labels[LABELS.targetSnapshotRef];
-        if (ref !== undefined) {
+        if (ref !== undefined && labels[LABELS.accelerationLayer] === 'yes') {
+          // A trace (acceleration) layer: the parent's lowers plus this dir; containerd unpacks the trace into fs/.
+          writeBsConfig(this.layout, s.id, constructSpec(this.layout, this.config, s.id, s.parentIds[0], 'localBlock', labels));
+          return { mounts: [bind(this.layout.fs(s.id), false)] };
+        }
+        if (ref !== undefined || labels[LABELS.snapshotType] === 'image') {
           const type = identifyStorageType(this.layout, s.id, labels);
-          if (type === 'remoteBlock' && labels[LABELS.turboOciTargetDigest] === undefined && labels[LABELS.downloadRemoteBlob] !== 'download') {
+          if (ref !== undefined && type === 'remoteBlock' && labels[LABELS.turboOciTargetDigest] === undefined && labels[LABELS.downloadRemoteBlob] !== 'download') {
             // containerd's remote-snapshot protocol: commit under the chainID and answer AlreadyExists.
             const committed = { ...labels, [LABELS.remote]: REMOTE_SNAPSHOT };
             this.store.commitActive(key, ref, { size: 0, inodes: 0 }, committed);
@@ -101,6 +106,20 @@ export class Snapshotter {
     });
     if ('exists' in out) throw new OverlaybdError('EEXIST', `${out.exists}: already exists`);
     return out.mounts;
+  }
+
+  /**
+   * The trace settings a rootfs gives its image's config: replay the
+   * parent's acceleration layer, or record/replay the record-trace path
+   * the rootfs asks for, or neither (a previous rootfs's settings go).
+   */
+  #traceSettings(parentId: string, labels: Record<string, string>): { accelerationLayer?: true; recordTracePath?: string } {
+    const key = this.store.idMap().get(parentId);
+    const parentLabels = key !== undefined ? this.store.getInfo(key).info.labels : {};
+    if (parentLabels[LABELS.accelerationLayer] === 'yes') return { accelerationLayer: true, recordTracePath: undefined };
+    const tracePath = labels[LABELS.recordTracePath];
+    if (labels[LABELS.recordTrace] === 'yes' && tracePath) return { accelerationLayer: undefined, recordTracePath: tracePath };
+    return { accelerationLayer: undefined, recordTracePath: undefined };
   }
 
   /** A normal (OCI) snapshot loses the overlaybd.writable label, as upstream does for buildkit. */
@@ -142,7 +161,11 @@ export class Snapshotter {
     const parentId = parentIds[0];
     const mode = this.#writeType(parentId, labels);
     if (mode !== 'overlayfs') {
-      if (create) writeBsConfig(this.layout, id, await constructWritableSpec(this.layout, this.config, id, parentId, labels));
+      if (create) {
+        const spec = await constructWritableSpec(this.layout, this.config, id, parentId, labels);
+        if (parentId !== undefined) Object.assign(spec, this.#traceSettings(parentId, labels));
+        writeBsConfig(this.layout, id, spec);
+      }
       await this.devices.attachAndMount(id, mode, labels[LABELS.blobFsType] ?? this.config.defaultFsType);
       if (mode === 'dir') return { mounts: [bind(this.layout.mountpoint(id), false)], block: true };
       return { mounts: [{ type: 'ext4', source: this.devices.devicePath(id)!, options: [kind === 'VIEW' ? 'ro' : 'rw', 'discard'] }], block: true };
@@ -150,6 +173,10 @@ export class Snapshotter {
     if (parentId !== undefined) {
       const type = this.#typeOf(parentId);
       if (type === 'remoteBlock' || type === 'localBlock') {
+        if (create) {
+          const spec = readBsConfig(this.layout, parentId);
+          if (spec) writeBsConfig(this.layout, parentId, { ...spec, ...this.#traceSettings(parentId, labels) });
+        }
         await this.devices.attachAndMount(parentId, 'overlayfs', this.#fsTypeOf(parentId));
         return { mounts: overlayOnBlock(kind, this.layout.fs(id), this.layout.work(id), this.layout.mountpoint(parentId)), block: true };
       }
