@@ -127,6 +127,9 @@ func startProcess(ctx context.Context, configPath string) (*process, error) {
 		return nil, fmt.Errorf("start snapshotter %q: %w", os.Getenv("OBD_SNAPSHOTTER_CMD"), err)
 	}
 	p := &process{cmd: cmd, exited: make(chan struct{})}
+	// The test's logger is per test (logtest.WithT): dropping the caller only
+	// shortens the forwarded lines, which all come from the copier below.
+	log.G(ctx).Logger.SetReportCaller(false)
 	logger := log.G(ctx).WithField("snapshotter", cmd.Process.Pid)
 	p.drained.Add(2)
 	for _, r := range []io.Reader{stdout, stderr} {
