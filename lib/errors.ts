@@ -77,6 +77,8 @@ export const TS_ERROR_CODES = {
   DIGEST_MISMATCH: 'corrupt',
   CONVERT_FAILED: 'internal',
   DB_ERROR: 'io',
+  // A snapshot in the wrong state for the call (containerd's ErrFailedPrecondition).
+  FAILED_PRECONDITION: 'invalid_argument',
 } as const satisfies Record<string, ErrorCategory>;
 
 const CATEGORY_OF: Record<string, ErrorCategory> = { ...NATIVE_ERROR_CODES, ...TS_ERROR_CODES };
