@@ -208,6 +208,10 @@ func dialWhenReady(ctx context.Context, p *process, socket string, timeout time.
 	defer cancel()
 	return grpc.DialContext(dialCtx, socket,
 		grpc.WithInsecure(),
+		// The default :authority would be the socket path; HTTP/2 servers such
+		// as Node's reject a '/' there (RST_STREAM PROTOCOL_ERROR), so send
+		// what containerd's own dialer sends.
+		grpc.WithAuthority("localhost"),
 		grpc.WithBlock(),
 		grpc.WithContextDialer(dialer),
 	)
