@@ -85,6 +85,13 @@ export interface RunOptions {
   parallel?: number;
   /** Seconds to wait for each snapshotter's socket. */
   startTimeout?: number;
+  /** Only these cases (default: all). */
+  cases?: string[];
+}
+
+/** Escapes a case name for go test's -run regexp. */
+function goRegexpQuote(s: string): string {
+  return s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
 }
 
 /** Runs the whole suite once; resolves with each case's result. */
@@ -96,7 +103,8 @@ export function runSuite(opts: RunOptions): Promise<SuiteRun> {
     OBD_SNAPSHOTTER_CONFIG: JSON.stringify(opts.config ?? {}),
     OBD_SNAPSHOTTER_START_TIMEOUT: String(opts.startTimeout ?? 60),
   };
-  const args = ['-test.root', '-test.v', `-test.parallel=${opts.parallel ?? 2}`, '-test.timeout=15m', `-test.run=^${TOP}$`];
+  const only = opts.cases ? `/^(${opts.cases.map(goRegexpQuote).join('|')})$` : '';
+  const args = ['-test.root', '-test.v', `-test.parallel=${opts.parallel ?? 2}`, '-test.timeout=15m', `-test.run=^${TOP}$${only}`];
   const child = spawn('nice', [SUITE_BIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   child.stdout.on('data', (b: Buffer) => (text += b.toString()));
