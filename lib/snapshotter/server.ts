@@ -107,7 +107,8 @@ export function snapshotsHandlers(sn: Snapshotter, log: Logger, metrics?: Snapsh
         },
         (e: unknown) => {
           end?.(true);
-          call.destroy(Object.assign(new Error((e as Error).message), { code: grpcStatusOf(e), details: (e as Error).message }));
+          log.debug('grpc.error', { function: 'Walk', code: grpc.status[grpcStatusOf(e)], error: (e as Error).message });
+          call.emit('error', { code: grpcStatusOf(e), details: (e as Error).message });
         },
       );
     },
@@ -139,9 +140,14 @@ export async function serveSnapshots(sn: Snapshotter, address: string, opts: { l
   log.info('snapshotter.listening', { address });
   return {
     address,
+    // Calls in flight may finish; a client that holds a stream open past 10 s is cut.
     stop: () =>
       new Promise<void>((resolve) => {
-        server.tryShutdown(() => resolve());
+        const force = setTimeout(() => server.forceShutdown(), 10_000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
       }),
   };
 }

@@ -10,9 +10,13 @@ import path from 'node:path';
 import { OverlaybdError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { SnapshotterConfig } from './config.js';
+import { BlockDevices, isMountPoint } from './block-device.js';
+import { constructSpec, writeBsConfig } from './bs-config.js';
+import { LABELS, REMOTE_SNAPSHOT } from './labels.js';
 import { diskUsage, Layout } from './layout.js';
 import { MetaStore, type Info, type Kind, type Usage } from './metastore.js';
-import { normalMounts, type Mount } from './mounts.js';
+import { normalMounts, overlayOnBlock, type Mount } from './mounts.js';
+import { identifyStorageType, type StorageType } from './storage-type.js';
 
 export interface SnapshotterOptions {
   logger?: Logger;
@@ -23,12 +27,14 @@ export class Snapshotter {
   readonly store: MetaStore;
   readonly config: SnapshotterConfig;
   readonly log: Logger;
+  readonly devices: BlockDevices;
 
   private constructor(config: SnapshotterConfig, layout: Layout, store: MetaStore, log: Logger) {
     this.config = config;
     this.layout = layout;
     this.store = store;
     this.log = log;
+    this.devices = new BlockDevices(layout, config, log);
   }
 
   /** Opens (creating) root and its metadata.db and removes orphan dirs a crash left. */
@@ -55,8 +61,8 @@ export class Snapshotter {
     return this.#create('VIEW', key, parent, labels);
   }
 
-  #create(kind: Kind, key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
-    return this.store.tx(() => {
+  async #create(kind: Kind, key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    const out = await this.store.tx(async () => {
       const td = this.layout.makeTemp(kind === 'ACTIVE');
       let placed: string | undefined;
       try {
@@ -67,25 +73,67 @@ export class Snapshotter {
         }
         this.layout.commitTemp(td, s.id);
         placed = this.layout.dir(s.id);
-        const imageRef = labels['containerd.io/snapshot/cri.image-ref'] ?? labels['containerd.io/snapshot/image-ref'];
+        const imageRef = labels[LABELS.criImageRef] ?? labels[LABELS.imageRef];
         if (imageRef) fs.writeFileSync(path.join(placed, 'image_ref'), imageRef);
         this.log.debug('snapshot.created', { key, id: s.id, kind, parent });
-        return this.#mounts(s.id, kind, s.parentIds);
+        const ref = labels[LABELS.targetSnapshotRef];
+        if (ref !== undefined) {
+          const type = identifyStorageType(this.layout, s.id, labels);
+          if (type === 'remoteBlock' && labels[LABELS.turboOciTargetDigest] === undefined && labels[LABELS.downloadRemoteBlob] !== 'download') {
+            // containerd's remote-snapshot protocol: commit under the chainID and answer AlreadyExists.
+            const committed = { ...labels, [LABELS.remote]: REMOTE_SNAPSHOT };
+            this.store.commitActive(key, ref, { size: 0, inodes: 0 }, committed);
+            writeBsConfig(this.layout, s.id, constructSpec(this.layout, this.config, s.id, s.parentIds[0], type, committed));
+            this.log.info('snapshot.remote', { key, ref, id: s.id });
+            return { exists: `target snapshot ${JSON.stringify(ref)}` };
+          }
+          return { mounts: this.#normalMounts(s.id, kind, s.parentIds) };
+        }
+        return { mounts: await this.#rootfsMounts(s.id, kind, s.parentIds) };
       } catch (e) {
         fs.rmSync(placed ?? td, { recursive: true, force: true });
         throw e;
       }
     });
+    if ('exists' in out) throw new OverlaybdError('EEXIST', `${out.exists}: already exists`);
+    return out.mounts;
   }
 
-  #mounts(id: string, kind: Kind, parentIds: string[]): Mount[] {
+  /** The type of a snapshot from its labels and files. */
+  #typeOf(id: string): StorageType {
+    const key = this.store.idMap().get(id);
+    const labels = key !== undefined ? this.store.getInfo(key).info.labels : {};
+    return identifyStorageType(this.layout, id, labels);
+  }
+
+  #fsTypeOf(id: string): string {
+    const key = this.store.idMap().get(id);
+    const labels = key !== undefined ? this.store.getInfo(key).info.labels : {};
+    return labels[LABELS.blobFsType] ?? this.config.defaultFsType;
+  }
+
+  /** A container rootfs: an overlay on the parent's block device when the parent is an overlaybd layer. */
+  async #rootfsMounts(id: string, kind: Kind, parentIds: string[]): Promise<Mount[]> {
+    const parentId = parentIds[0];
+    if (parentId !== undefined) {
+      const type = this.#typeOf(parentId);
+      if (type === 'remoteBlock' || type === 'localBlock') {
+        await this.devices.attachAndMount(parentId, this.#fsTypeOf(parentId));
+        return overlayOnBlock(kind, this.layout.fs(id), this.layout.work(id), this.layout.mountpoint(parentId));
+      }
+    }
+    return this.#normalMounts(id, kind, parentIds);
+  }
+
+  #normalMounts(id: string, kind: Kind, parentIds: string[]): Mount[] {
     return normalMounts(kind, this.layout.fs(id), this.layout.work(id), parentIds.map((p) => this.layout.fs(p)));
   }
 
   mounts(key: string): Promise<Mount[]> {
     return this.store.tx(() => {
       const s = this.store.getSnapshot(key);
-      return this.#mounts(s.id, s.kind, s.parentIds);
+      // Re-attaches the parent's device when needed (after a reboot or a detach).
+      return this.#rootfsMounts(s.id, s.kind, s.parentIds);
     });
   }
 
@@ -100,8 +148,12 @@ export class Snapshotter {
   }
 
   async remove(key: string): Promise<void> {
-    await this.store.tx(() => {
+    await this.store.tx(async () => {
+      const type = this.#typeOf(this.store.getInfo(key).id);
+      // First in the transaction: a snapshot with children stays, device and all.
       const { id } = this.store.remove(key);
+      if (type !== 'normal' && fs.existsSync(path.join(this.layout.block(id), 'backstore_mark'))) await this.devices.unmountAndDetach(id);
+      if (isMountPoint(this.layout.mountpoint(id))) throw new OverlaybdError('FAILED_PRECONDITION', `snapshot ${key}: ${this.layout.mountpoint(id)} is still mounted`);
       this.log.debug('snapshot.removed', { key, id });
     });
     if (!this.config.asyncRemove) await this.cleanup();
@@ -122,8 +174,13 @@ export class Snapshotter {
   usage(key: string): Promise<Usage> {
     return this.store.tx(() => {
       const { id, info, usage } = this.store.getInfo(key);
-      if (info.kind === 'ACTIVE') return diskUsage(this.layout.fs(id));
-      return usage;
+      const type = identifyStorageType(this.layout, id, info.labels);
+      const block = type === 'localBlock' || type === 'remoteBlock';
+      if (info.kind !== 'ACTIVE' && !block) return usage;
+      const u = diskUsage(this.layout.fs(id));
+      if (!block) return u;
+      const b = diskUsage(this.layout.block(id), this.layout.mountpoint(id));
+      return { size: u.size + b.size, inodes: u.inodes + b.inodes };
     });
   }
 
@@ -131,6 +188,11 @@ export class Snapshotter {
   cleanup(): Promise<void> {
     return this.store.tx(() => {
       for (const dir of this.layout.orphans(new Set(this.store.idMap().keys()))) {
+        // Never recurse into a mounted filesystem; a later Cleanup retries.
+        if (isMountPoint(path.join(dir, 'block', 'mountpoint'))) {
+          this.log.warn('snapshot.orphan_mounted', { dir });
+          continue;
+        }
         this.log.info('snapshot.orphan_removed', { dir });
         fs.rmSync(dir, { recursive: true, force: true });
       }
