@@ -136,7 +136,9 @@ export function parseGoTestV(text: string): { cases: Map<string, CaseResult>; ot
     if (result) {
       if (result[2]!.startsWith(prefix)) {
         const name = result[2]!.slice(prefix.length);
-        cases.set(name, { status: result[1] as CaseStatus, seconds: Number(result[3]), output: logs.get(name) ?? [] });
+        // A case run more than once (-test.count) keeps its worst result.
+        const status = cases.get(name)?.status === 'FAIL' ? 'FAIL' : (result[1] as CaseStatus);
+        cases.set(name, { status, seconds: Number(result[3]), output: logs.get(name) ?? [] });
       }
       current = undefined;
       continue;
