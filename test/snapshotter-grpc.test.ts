@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSnapshotterConfig } from '../lib/snapshotter/config.js';
 import { parseFilter } from '../lib/snapshotter/filters.js';
 import { infoAdaptor, type Info } from '../lib/snapshotter/metastore.js';
 import { runTool } from './helpers/cli.js';
@@ -25,13 +26,19 @@ const code = async (p: Promise<unknown>) => {
 describe('overlaybd-snapshotter gRPC semantics', () => {
   let s: TestSnapshotter;
   beforeAll(async () => {
-    s = await startSnapshotter({ exporterConfig: { enable: true, port: 0 } });
+    s = await startSnapshotter({
+      exporterConfig: { enable: true, port: 0 },
+      deviceSocket: path.join(os.tmpdir(), `obd-no-device-service-${process.pid}.sock`),
+      mirrorRegistry: [{ host: 'mirror.test:5000', insecure: true }],
+    });
   });
   afterAll(async () => {
     await s?.stop();
   });
 
   it('prepares, commits and chains with decimal ids and overlay mounts', async () => {
+    expect(fs.statSync(path.dirname(s.socket)).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(s.root).mode & 0o777).toBe(0o700);
     const m1 = await s.call<{ mounts: { type: string; source: string; options: string[] }[] }>('Prepare', { key: 'a-active', labels: { x: '1' } });
     expect(m1.mounts).toEqual([{ type: 'bind', source: `${s.root}/snapshots/1/fs`, target: '', options: ['rw', 'rbind'] }]);
     fs.writeFileSync(`${s.root}/snapshots/1/fs/f`, 'x'.repeat(10000));
@@ -49,7 +56,9 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
     expect(m3.mounts[0]!.type).toBe('overlay');
     expect(m3.mounts[0]!.options).toContain(`lowerdir=${s.root}/snapshots/2/fs:${s.root}/snapshots/1/fs`);
     expect(m3.mounts[0]!.options).toContain(`upperdir=${s.root}/snapshots/3/fs`);
-    const v1 = await s.call<{ mounts: { type: string; options: string[] }[] }>('View', { key: 'v1', parent: 'a' });
+    const v1 = await s.call<{ mounts: { type: string; options: string[] }[] }>('View', { key: 'v1', parent: 'a', labels: { 'containerd.io/snapshot/overlaybd.writable': 'dir', keep: 'me' } });
+    // An OCI parent never gets a writable device, and the label goes (upstream's buildkit compatibility).
+    expect((await s.call<{ info: { labels: Record<string, string> } }>('Stat', { key: 'v1' })).info.labels).toEqual({ keep: 'me' });
     expect(v1.mounts).toEqual([{ type: 'bind', source: `${s.root}/snapshots/1/fs`, target: '', options: ['ro', 'rbind'] }]);
     expect(fs.existsSync(`${s.root}/snapshots/4/work`)).toBe(false);
     const mm = await s.call<{ mounts: unknown[] }>('Mounts', { key: 'c' });
@@ -92,7 +101,7 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
   });
 
   it('parses quoted fields, regexes and dotted label keys', () => {
-    const info: Info = { name: 'n', parent: '', kind: 'ACTIVE', labels: { 'containerd.io/snapshot.ref': 'sha256:ab', a: 'x y' }, created: new Date(), updated: new Date() };
+    const info: Info = { name: 'n', parent: '', kind: 'ACTIVE', labels: { 'containerd.io/snapshot.ref': 'sha256:ab', a: 'x y' }, createdUs: 0, updatedUs: 0 };
     const a = infoAdaptor(info);
     expect(parseFilter('labels."containerd.io/snapshot.ref"==sha256:ab')(a)).toBe(true);
     expect(parseFilter('labels.a=="x y"')(a)).toBe(true);
@@ -111,6 +120,30 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
     expect(fs.readdirSync(`${s.root}/snapshots`)).toEqual([]);
   });
 
+  it('commits a remote layer with its config.v1.json; a failed attach leaves nothing', async () => {
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const labels = {
+      'containerd.io/snapshot.ref': 'chain-1',
+      'containerd.io/snapshot/image-ref': 'mirror.test:5000/lib/app:v1',
+      'containerd.io/snapshot/overlaybd/blob-digest': digest,
+      'containerd.io/snapshot/overlaybd/blob-size': '4096',
+    };
+    expect(await code(s.call('Prepare', { key: 'extract-1', labels }))).toBe('ALREADY_EXISTS');
+    const cfg = JSON.parse(fs.readFileSync(`${s.root}/snapshots/5/block/config.v1.json`, 'utf8'));
+    expect(cfg).toEqual({ repoBlobUrl: 'http://mirror.test:5000/v2/lib/app/blobs', lowers: [{ digest, size: 4096, dir: `${s.root}/snapshots/5/fs` }], upper: {}, resultFile: `${s.root}/snapshots/5/block/init-debug.log` });
+    expect(fs.readFileSync(`${s.root}/snapshots/5/image_ref`, 'utf8')).toBe('mirror.test:5000/lib/app:v1');
+    expect(await code(s.call('Prepare', { key: 'extract-2', labels }))).toBe('ALREADY_EXISTS');
+    expect((await s.list()).map((i) => i.name)).toEqual(['chain-1']);
+
+    // No device service answers: the rootfs Prepare fails and is rolled back, dir and all.
+    const err = await s.call('Prepare', { key: 'rootfs', parent: 'chain-1' }).catch((e: grpc.ServiceError) => e);
+    expect((err as grpc.ServiceError).code).toBe(grpc.status.UNKNOWN);
+    expect((err as grpc.ServiceError).details).toMatch(/no device service answers/);
+    expect((await s.list()).map((i) => i.name)).toEqual(['chain-1']);
+    expect(fs.readdirSync(`${s.root}/snapshots`)).toEqual(['5']);
+    await s.call('Remove', { key: 'chain-1' });
+  });
+
   it('exports upstream metric names', async () => {
     const url = /"url":"([^"]+)"/.exec(s.stderr())![1]!.replace('0.0.0.0', '127.0.0.1');
     const body = await (await fetch(url)).text();
@@ -126,12 +159,17 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
     fs.mkdirSync(`${s.root}/snapshots/new-123/fs`, { recursive: true });
     fs.mkdirSync(`${s.root}/snapshots/99`);
     expect(s.stderr()).toContain('snapshotter.stopped');
-    const again = await startSnapshotter({}, s.dir);
+    const again = await startSnapshotter({ asyncRemove: true }, s.dir);
     try {
-      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['5']);
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['6']);
       expect((await again.list()).map((i) => i.name)).toEqual(['keep']);
       await again.call('Prepare', { key: 'next' });
-      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['5', '6']);
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['6', '7']);
+      // asyncRemove: Remove drops the metadata only; Cleanup removes the dir.
+      await again.call('Remove', { key: 'next' });
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['6', '7']);
+      await again.call('Cleanup', {});
+      expect(fs.readdirSync(`${s.root}/snapshots`).sort()).toEqual(['6']);
     } finally {
       await again.kill();
     }
@@ -141,22 +179,46 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
 describe('overlaybd-snapshotter config', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-snap-cfg-'));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const run = (cfg: unknown) => {
+  const write = (cfg: unknown) => {
     const f = path.join(dir, 'c.json');
     fs.writeFileSync(f, typeof cfg === 'string' ? cfg : JSON.stringify(cfg));
-    return runTool('overlaybd-snapshotter', ['--config', f]);
+    return f;
   };
+  const load = (cfg: unknown) => () => loadSnapshotterConfig(write(cfg));
 
-  it('names the bad field and exits 1', () => {
-    const r1 = run({ root: dir, address: '' });
-    expect(r1.code).toBe(1);
-    expect(r1.stderr).toMatch(/CONFIG_INVALID: .*address: must be set/);
-    const r2 = run({ root: dir, address: `${dir}/s.sock`, exporterConfig: { port: 'x' } });
-    expect(r2.stderr).toMatch(/exporterConfig\.port/);
-    const r3 = run({ root: dir, address: `${dir}/s.sock`, writableLayerType: 'dense' });
-    expect(r3.stderr).toMatch(/writableLayerType/);
-    expect(run('{').stderr).toMatch(/not JSON/);
-    expect(runTool('overlaybd-snapshotter', [`${dir}/missing.json`]).stderr).toMatch(/missing\.json: cannot read/);
+  it("fills upstream's defaults and forces ext4 and erofs into turboFsType", () => {
+    const c = loadSnapshotterConfig(write({ root: `${dir}/r`, address: `${dir}/s.sock`, turboFsType: ['erofs'], someFutureKey: 1 }));
+    expect(c).toMatchObject({
+      verbose: 'info',
+      rwMode: 'overlayfs',
+      autoRemoveDev: false,
+      asyncRemove: false,
+      writableLayerType: 'append',
+      mirrorRegistry: null,
+      defaultFsType: 'ext4',
+      rootfsQuota: '',
+      tenant: -1,
+      turboFsType: ['erofs', 'ext4'],
+      runtimeType: 'containerd',
+      exporterConfig: { enable: false, uriPrefix: '/metrics', port: 9863 },
+      deviceSocket: '/run/overlaybd/overlaybd.sock',
+      deviceFrontend: 'fuse',
+    });
+  });
+
+  it('names the bad field', () => {
+    expect(load({ root: dir, address: '' })).toThrow(/address: must be set/);
+    expect(load({ root: dir, address: `${dir}/s.sock`, exporterConfig: { port: 'x' } })).toThrow(/exporterConfig\.port/);
+    expect(load({ root: dir, address: `${dir}/s.sock`, writableLayerType: 'dense' })).toThrow(/writableLayerType/);
+    expect(load({ root: dir, address: `${dir}/s.sock`, mirrorRegistry: [{ insecure: true }] })).toThrow(/mirrorRegistry\.0\.host/);
+    expect(load('{')).toThrow(/not JSON/);
+    expect(() => loadSnapshotterConfig(`${dir}/missing.json`)).toThrow(/missing\.json: cannot read/);
+  });
+
+  it('exits 1 naming the error, 2 on bad usage', () => {
+    const r = runTool('overlaybd-snapshotter', ['--config', write({ root: dir })]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/CONFIG_INVALID: .*address/);
     expect(runTool('overlaybd-snapshotter', ['a', 'b']).code).toBe(2);
   });
 });

@@ -12,7 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runTool, spawnTool, waitFor } from './helpers/cli.js';
+import { callService } from '../lib/device/service.js';
+import { spawnTool, waitFor } from './helpers/cli.js';
 import { mountsUnder } from './helpers/containerd.js';
 import { stopChild, trackChild } from './helpers/registry.js';
 import { remoteBookworm, writeGlobalConfig, type RemoteBookworm } from './helpers/remote-image.js';
@@ -25,6 +26,8 @@ const L = {
   digest: 'containerd.io/snapshot/overlaybd/blob-digest',
   size: 'containerd.io/snapshot/overlaybd/blob-size',
   remote: 'containerd.io/snapshot/remote',
+  writable: 'containerd.io/snapshot/overlaybd.writable',
+  localCommitPath: 'containerd.io/snapshot/overlaybd.localcommitpath',
 };
 
 const sha = (s: string) => 'sha256:' + createHash('sha256').update(s).digest('hex');
@@ -36,7 +39,8 @@ describe('overlaybd-snapshotter with overlaybd layers', () => {
   let deviceSocket: string;
   let snap: TestSnapshotter;
   const chain: string[] = [];
-  const devices = () => JSON.parse(runTool('overlaybd', ['list', '--socket', deviceSocket]).stdout) as { path: string; config: string }[];
+  // What `overlaybd list` prints, asked in-process (a tool start costs seconds here).
+  const devices = async () => (await callService(deviceSocket, 'GET', '/list')) as { path: string; config: string }[];
 
   beforeAll(async () => {
     tmp = tempDir('obd-snap-obd-');
@@ -82,7 +86,7 @@ describe('overlaybd-snapshotter with overlaybd layers', () => {
       upper: {},
       resultFile: `${snap.root}/snapshots/${top}/block/init-debug.log`,
     });
-    expect(devices()).toEqual([]);
+    expect(await devices()).toEqual([]);
   });
 
   it('gives a rootfs overlay on the attached image, writes going to its upper', async () => {
@@ -95,7 +99,7 @@ describe('overlaybd-snapshotter with overlaybd layers', () => {
     const mountpoint = `${snap.root}/snapshots/${topId}/block/mountpoint`;
     expect(m.options).toContain(`lowerdir=${mountpoint}`);
     const dev = fs.readFileSync(`${snap.root}/snapshots/${topId}/block/backstore_mark`, 'utf8');
-    expect(devices().map((d) => d.path)).toEqual([dev]);
+    expect((await devices()).map((d) => d.path)).toEqual([dev]);
 
     const rootfs = path.join(tmp.dir, 'rootfs');
     fs.mkdirSync(rootfs);
@@ -110,16 +114,67 @@ describe('overlaybd-snapshotter with overlaybd layers', () => {
     expect(fs.readFileSync(`${snap.root}/snapshots/${upperId}/fs/hello`, 'utf8')).toBe('hi');
     // Mounts answers the same and leaves the device as it is.
     expect((await snap.call<{ mounts: unknown[] }>('Mounts', { key: 'default/1/rootfs' })).mounts).toEqual(res.mounts);
-    expect(devices()).toHaveLength(1);
+    expect(await devices()).toHaveLength(1);
     const u = await snap.call<{ size: string }>('Usage', { key: 'default/1/rootfs' });
     expect(Number(u.size)).toBeGreaterThan(0);
   });
 
+  it('gives a writable overlaybd rootfs (rwMode dir) and seals it on Commit', async () => {
+    const top = chain.at(-1)!;
+    const labels = { [L.writable]: 'dir' };
+    const res = await snap.call<{ mounts: { type: string; source: string; options: string[] }[] }>('Prepare', { key: 'rw-1', parent: top, labels });
+    const id = String(chain.length + 2);
+    const mountpoint = `${snap.root}/snapshots/${id}/block/mountpoint`;
+    expect(res.mounts).toEqual([{ type: 'bind', source: mountpoint, target: '', options: ['rw', 'rbind'] }]);
+    expect(fs.readFileSync(path.join(mountpoint, 'etc/debian_version'), 'utf8')).toMatch(/^12\./);
+    fs.writeFileSync(path.join(mountpoint, 'built'), 'layer');
+    const cfg = JSON.parse(fs.readFileSync(`${snap.root}/snapshots/${id}/block/config.v1.json`, 'utf8'));
+    expect(cfg.upper).toEqual({ index: `${snap.root}/snapshots/${id}/block/writable_index`, data: `${snap.root}/snapshots/${id}/block/writable_data`, vsize: 64 });
+    expect(await devices()).toHaveLength(2);
+
+    await snap.call('Commit', { name: 'layer-rw', key: 'rw-1', labels });
+    expect(await devices()).toHaveLength(1);
+    const sealed = `${snap.root}/snapshots/${id}/fs/overlaybd.sealed`;
+    expect(fs.existsSync(sealed)).toBe(true);
+    expect(fs.existsSync(`${snap.root}/snapshots/${id}/block/writable_data`)).toBe(false);
+    const st = await snap.call<{ info: { labels: Record<string, string> } }>('Stat', { key: 'layer-rw' });
+    expect(st.info.labels[L.localCommitPath]).toBe(sealed);
+    expect(st.info.labels[L.writable]).toBeUndefined();
+    const committed = JSON.parse(fs.readFileSync(`${snap.root}/snapshots/${id}/block/config.v1.json`, 'utf8'));
+    expect(committed.lowers.at(-1)).toEqual({ dir: `${snap.root}/snapshots/${id}/fs` });
+    expect(committed.lowers).toHaveLength(image.lowers.length + 1);
+
+    // A rootfs on the sealed layer sees its file over the image.
+    const ro = await snap.call<{ mounts: { type: string; source: string; options: string[] }[] }>('View', { key: 'view-2', parent: 'layer-rw' });
+    expect(ro.mounts).toEqual([{ type: 'bind', source: mountpoint, target: '', options: ['ro', 'rbind'] }]);
+    expect(fs.readFileSync(path.join(mountpoint, 'built'), 'utf8')).toBe('layer');
+    expect(fs.readFileSync(path.join(mountpoint, 'etc/debian_version'), 'utf8')).toMatch(/^12\./);
+  });
+
+  it('returns the raw device in rwMode dev', async () => {
+    const res = await snap.call<{ mounts: { type: string; source: string; options: string[] }[] }>('Prepare', { key: 'rw-dev', parent: chain.at(-1)!, labels: { [L.writable]: 'dev' } });
+    expect(res.mounts).toHaveLength(1);
+    expect(res.mounts[0]).toMatchObject({ type: 'ext4', options: ['rw', 'discard'] });
+    expect(res.mounts[0]!.source).toMatch(/^\/dev\/loop\d+$/);
+    const mnt = path.join(tmp.dir, 'dev-mnt');
+    fs.mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'ext4', res.mounts[0]!.source, mnt]);
+    try {
+      expect(fs.readFileSync(path.join(mnt, 'etc/debian_version'), 'utf8')).toMatch(/^12\./);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+    await snap.call('Remove', { key: 'rw-dev' });
+    expect((await devices()).map((d) => d.path)).not.toContain(res.mounts[0]!.source);
+  });
+
   it('detaches on Remove of the layer and leaves no device, mount or dir', async () => {
+    await snap.call('Remove', { key: 'view-2' });
+    await snap.call('Remove', { key: 'layer-rw' });
     await snap.call('Remove', { key: 'default/1/rootfs' });
-    expect(devices()).toHaveLength(1);
+    expect(await devices()).toHaveLength(1);
     for (const ref of [...chain].reverse()) await snap.call('Remove', { key: ref });
-    expect(devices()).toEqual([]);
+    expect(await devices()).toEqual([]);
     expect(mountsUnder(snap.dir)).toEqual([]);
     expect(fs.readdirSync(`${snap.root}/snapshots`)).toEqual([]);
     expect(await snap.list()).toEqual([]);

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { OverlaybdError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { callService, type DeviceInfo } from '../device/service.js';
-import type { SnapshotterConfig } from './config.js';
+import type { RwMode, SnapshotterConfig } from './config.js';
 import type { Layout } from './layout.js';
 
 const execFileP = promisify(execFile);
@@ -69,10 +69,23 @@ export class BlockDevices {
     readonly log: Logger,
   ) {}
 
-  /** Attaches `id`'s config.v1.json and mounts it read-only (rwMode overlayfs); a no-op when mounted. */
-  async attachAndMount(id: string, fsTypeSpec: string): Promise<void> {
+  /** The device path of an attached snapshot (its backstore_mark), else undefined. */
+  devicePath(id: string): string | undefined {
+    try {
+      return fs.readFileSync(path.join(this.layout.block(id), 'backstore_mark'), 'utf8').trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Attaches `id`'s config.v1.json and, unless `mode` is dev, mounts it on
+   * block/mountpoint: read-only for overlayfs, read-write for dir. A no-op
+   * when already mounted (or attached, for dev).
+   */
+  async attachAndMount(id: string, mode: RwMode, fsTypeSpec: string): Promise<void> {
     const mountpoint = this.layout.mountpoint(id);
-    if (isMountPoint(mountpoint)) return;
+    if (mode === 'dev' ? this.devicePath(id) !== undefined : isMountPoint(mountpoint)) return;
     const config = this.layout.configPath(id);
     let info: DeviceInfo;
     try {
@@ -90,7 +103,11 @@ export class BlockDevices {
     fs.writeFileSync(path.join(this.layout.block(id), 'backstore_mark'), info.path);
     const [fsType0 = 'ext4', mountOpts = ''] = fsTypeSpec.split(';');
     const fsType = isErofs(info.path) ? 'erofs' : fsType0;
-    const opts = ['ro', ...(mountOpts ? [mountOpts] : fsType === 'ext4' ? ['discard'] : fsType === 'xfs' ? ['nouuid', 'discard'] : [])];
+    if (mode === 'dev') {
+      this.log.info('block.attached', { id, device: info.path });
+      return;
+    }
+    const opts = [mode === 'overlayfs' ? 'ro' : 'rw', ...(mountOpts ? [mountOpts] : fsType === 'ext4' ? ['discard'] : fsType === 'xfs' ? ['nouuid', 'discard'] : [])];
     fs.mkdirSync(mountpoint, { recursive: true, mode: 0o711 });
     try {
       await execFileP('mount', ['-t', fsType, '-o', opts.join(','), info.path, mountpoint]);
@@ -102,10 +119,10 @@ export class BlockDevices {
     this.log.info('block.mounted', { id, device: info.path, fsType, mountpoint });
   }
 
-  /** Unmounts and detaches `id`'s device, unless an overlay still uses its mountpoint. */
-  async unmountAndDetach(id: string): Promise<void> {
+  /** Unmounts and detaches `id`'s device, unless an overlay still uses its mountpoint (and not `force`). */
+  async unmountAndDetach(id: string, force = false): Promise<void> {
     const mountpoint = this.layout.mountpoint(id);
-    if (overlayUses(mountpoint)) {
+    if (!force && overlayUses(mountpoint)) {
       this.log.info('block.in_use', { id, mountpoint });
       return;
     }

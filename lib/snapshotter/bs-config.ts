@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { OverlaybdError } from '../errors.js';
+import { createLayer } from '../layer.js';
 import type { SnapshotterConfig } from './config.js';
 import { LABELS } from './labels.js';
 import type { Layout } from './layout.js';
@@ -82,6 +83,37 @@ export function constructSpec(layout: Layout, cfg: SnapshotterConfig, id: string
   } else {
     throw new OverlaybdError('EINVAL', `snapshot ${id}: a ${type} layer has no overlaybd config`);
   }
+  fs.writeFileSync(spec.resultFile, '');
+  return spec;
+}
+
+const GiB = 1024 ** 3;
+const DEFAULT_VSIZE_GB = 64;
+
+/**
+ * The config of a writable rootfs (rwMode dir or dev): the parent's lowers
+ * and a new writable upper in `block/` (or the overlay.active.path label's
+ * dir). A parentless one gets an ext4 made in user space, where upstream
+ * runs mkfs on the device. Upstream sizes only a parentless upper (vsize
+ * label, default 64 GB); our layers need a size, so every upper gets it.
+ */
+export async function constructWritableSpec(layout: Layout, cfg: SnapshotterConfig, id: string, parentId: string | undefined, labels: Record<string, string>): Promise<BsConfig> {
+  const spec: BsConfig = { repoBlobUrl: '', lowers: [], upper: {}, resultFile: path.join(layout.block(id), 'init-debug.log') };
+  if (parentId !== undefined) {
+    const p = readBsConfig(layout, parentId);
+    if (!p) throw new OverlaybdError('FAILED_PRECONDITION', `parent snapshot ${parentId} has no overlaybd config (${layout.configPath(parentId)})`);
+    spec.repoBlobUrl = p.repoBlobUrl;
+    spec.lowers = [...p.lowers];
+  }
+  const parsed = Number.parseInt(labels[LABELS.vsize] ?? '', 10);
+  const vsize = Number.isSafeInteger(parsed) && parsed > 0 ? parsed : DEFAULT_VSIZE_GB;
+  const rwDir = labels[LABELS.overlayActivePath] ?? layout.block(id);
+  const data = path.join(rwDir, 'writable_data');
+  const index = path.join(rwDir, 'writable_index');
+  if (!(fs.existsSync(data) && fs.existsSync(index))) {
+    await createLayer({ data, index, virtualSize: vsize * GiB, sparse: cfg.writableLayerType === 'sparse', mkfs: parentId === undefined });
+  }
+  spec.upper = { index, data, vsize };
   fs.writeFileSync(spec.resultFile, '');
   return spec;
 }

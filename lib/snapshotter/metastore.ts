@@ -1,9 +1,10 @@
 /**
  * The snapshot metadata store: containerd 1.6's snapshots/storage semantics
  * (bolt.go) in SQLite at `<root>/metadata.db`. Ids are decimal and
- * auto-incrementing, never reused. A parent is referenced by id, so a
- * Commit that renames a key keeps its children's links. Calls run one at a
- * time inside `tx()`, which commits before the caller answers.
+ * auto-incrementing; once committed, an id is never reused. A parent is
+ * referenced by id, so a Commit that renames a key keeps its children's
+ * links. Calls run one at a time inside `tx()`, which commits before the
+ * caller answers.
  */
 import Database from 'better-sqlite3';
 import { OverlaybdError } from '../errors.js';
@@ -16,8 +17,9 @@ export interface Info {
   parent: string;
   kind: Kind;
   labels: Record<string, string>;
-  created: Date;
-  updated: Date;
+  /** Microseconds since the epoch (containerd's suite checks times against its own ns clock). */
+  createdUs: number;
+  updatedUs: number;
 }
 
 export interface Usage {
@@ -53,13 +55,18 @@ CREATE TABLE IF NOT EXISTS snapshots (
   kind TEXT NOT NULL CHECK (kind IN ('VIEW', 'ACTIVE', 'COMMITTED')),
   parent_id INTEGER REFERENCES snapshots(id),
   labels TEXT NOT NULL DEFAULT '{}',
-  created INTEGER NOT NULL,
+  created INTEGER NOT NULL, -- microseconds since the epoch
   updated INTEGER NOT NULL,
   size INTEGER NOT NULL DEFAULT 0,
   inodes INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent_id);
 `;
+
+/** Wall-clock microseconds; Date.now() alone would read up to 1 ms early. */
+function nowUs(): number {
+  return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+}
 
 const SELECT = `SELECT s.*, p.key AS parent FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id`;
 
@@ -73,8 +80,8 @@ function toInfo(r: Row): Info {
     parent: r.parent ?? '',
     kind: r.kind,
     labels: JSON.parse(r.labels) as Record<string, string>,
-    created: new Date(r.created),
-    updated: new Date(r.updated),
+    createdUs: r.created,
+    updatedUs: r.updated,
   };
 }
 
@@ -172,7 +179,7 @@ export class MetaStore {
       parentId = p.id;
     }
     if (this.#row(key)) throw new OverlaybdError('EEXIST', `snapshot ${key}: already exists`);
-    const now = Date.now();
+    const now = nowUs();
     const r = this.#db
       .prepare('INSERT INTO snapshots (key, kind, parent_id, labels, created, updated) VALUES (?, ?, ?, ?, ?, ?)')
       .run(key, kind, parentId, JSON.stringify(labels), now, now);
@@ -207,7 +214,7 @@ export class MetaStore {
       } else if (p === 'labels') next = { ...labels };
       else throw new OverlaybdError('EINVAL', `cannot update ${JSON.stringify(p)} field on snapshot ${JSON.stringify(name)}`);
     }
-    this.#db.prepare('UPDATE snapshots SET labels = ?, updated = ? WHERE id = ?').run(JSON.stringify(next), Date.now(), r.id);
+    this.#db.prepare('UPDATE snapshots SET labels = ?, updated = ? WHERE id = ?').run(JSON.stringify(next), nowUs(), r.id);
     return toInfo(this.#row(name)!);
   }
 
@@ -217,7 +224,7 @@ export class MetaStore {
     const r = this.#row(key);
     if (!r) throw notFound(`failed to get active snapshot ${JSON.stringify(key)}`);
     if (r.kind !== 'ACTIVE') throw new OverlaybdError('FAILED_PRECONDITION', `snapshot ${JSON.stringify(key)} is not active`);
-    const now = Date.now();
+    const now = nowUs();
     this.#db
       .prepare("UPDATE snapshots SET key = ?, kind = 'COMMITTED', labels = ?, created = ?, updated = ?, size = ?, inodes = ? WHERE id = ?")
       .run(name, JSON.stringify(labels), now, now, usage.size, usage.inodes, r.id);

@@ -34,13 +34,12 @@ interface Timestamp {
   nanos: number;
 }
 
-function timestamp(d: Date): Timestamp {
-  const ms = d.getTime();
-  return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 };
+function timestamp(us: number): Timestamp {
+  return { seconds: String(Math.floor(us / 1e6)), nanos: (us % 1e6) * 1000 };
 }
 
 function infoMessage(i: Info) {
-  return { name: i.name, parent: i.parent, kind: i.kind, createdAt: timestamp(i.created), updatedAt: timestamp(i.updated), labels: i.labels };
+  return { name: i.name, parent: i.parent, kind: i.kind, createdAt: timestamp(i.createdUs), updatedAt: timestamp(i.updatedUs), labels: i.labels };
 }
 
 function mountMessage(m: Mount) {

@@ -9,13 +9,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OverlaybdError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import type { SnapshotterConfig } from './config.js';
+import { rwModeOf, type RwMode, type SnapshotterConfig } from './config.js';
 import { BlockDevices, isMountPoint } from './block-device.js';
-import { constructSpec, writeBsConfig } from './bs-config.js';
+import { constructSpec, constructWritableSpec, readBsConfig, writeBsConfig } from './bs-config.js';
+import { sealLayer } from '../layer.js';
 import { LABELS, REMOTE_SNAPSHOT } from './labels.js';
 import { diskUsage, Layout } from './layout.js';
 import { MetaStore, type Info, type Kind, type Usage } from './metastore.js';
-import { normalMounts, overlayOnBlock, type Mount } from './mounts.js';
+import { bind, normalMounts, overlayOnBlock, type Mount } from './mounts.js';
 import { identifyStorageType, type StorageType } from './storage-type.js';
 
 export interface SnapshotterOptions {
@@ -87,9 +88,12 @@ export class Snapshotter {
             this.log.info('snapshot.remote', { key, ref, id: s.id });
             return { exists: `target snapshot ${JSON.stringify(ref)}` };
           }
+          this.#dropWritableLabel(key, labels);
           return { mounts: this.#normalMounts(s.id, kind, s.parentIds) };
         }
-        return { mounts: await this.#rootfsMounts(s.id, kind, s.parentIds) };
+        const { mounts, block } = await this.#rootfsMounts(s.id, kind, s.parentIds, labels, true);
+        if (!block) this.#dropWritableLabel(key, labels);
+        return { mounts };
       } catch (e) {
         fs.rmSync(placed ?? td, { recursive: true, force: true });
         throw e;
@@ -97,6 +101,14 @@ export class Snapshotter {
     });
     if ('exists' in out) throw new OverlaybdError('EEXIST', `${out.exists}: already exists`);
     return out.mounts;
+  }
+
+  /** A normal (OCI) snapshot loses the overlaybd.writable label, as upstream does for buildkit. */
+  #dropWritableLabel(key: string, labels: Record<string, string>): void {
+    if (labels[LABELS.writable] === undefined) return;
+    const next = { ...labels };
+    delete next[LABELS.writable];
+    this.store.updateInfo(key, next, ['labels']);
   }
 
   /** The type of a snapshot from its labels and files. */
@@ -112,17 +124,37 @@ export class Snapshotter {
     return labels[LABELS.blobFsType] ?? this.config.defaultFsType;
   }
 
-  /** A container rootfs: an overlay on the parent's block device when the parent is an overlaybd layer. */
-  async #rootfsMounts(id: string, kind: Kind, parentIds: string[]): Promise<Mount[]> {
+  /**
+   * getWritableType: an OCI parent (no config.v1.json) always gives
+   * overlayfs; else the overlaybd.writable label, else config rwMode.
+   */
+  #writeType(parentId: string | undefined, labels: Record<string, string>): RwMode {
+    if (parentId !== undefined && readBsConfig(this.layout, parentId) === undefined) return 'overlayfs';
+    return rwModeOf(labels[LABELS.writable] ?? this.config.rwMode);
+  }
+
+  /**
+   * A container rootfs. overlayfs mode: an overlay on the parent's block
+   * device when the parent is an overlaybd layer. dir/dev: a writable
+   * overlaybd device of its own (created on Prepare).
+   */
+  async #rootfsMounts(id: string, kind: Kind, parentIds: string[], labels: Record<string, string>, create: boolean): Promise<{ mounts: Mount[]; block: boolean }> {
     const parentId = parentIds[0];
+    const mode = this.#writeType(parentId, labels);
+    if (mode !== 'overlayfs') {
+      if (create) writeBsConfig(this.layout, id, await constructWritableSpec(this.layout, this.config, id, parentId, labels));
+      await this.devices.attachAndMount(id, mode, labels[LABELS.blobFsType] ?? this.config.defaultFsType);
+      if (mode === 'dir') return { mounts: [bind(this.layout.mountpoint(id), false)], block: true };
+      return { mounts: [{ type: 'ext4', source: this.devices.devicePath(id)!, options: [kind === 'VIEW' ? 'ro' : 'rw', 'discard'] }], block: true };
+    }
     if (parentId !== undefined) {
       const type = this.#typeOf(parentId);
       if (type === 'remoteBlock' || type === 'localBlock') {
-        await this.devices.attachAndMount(parentId, this.#fsTypeOf(parentId));
-        return overlayOnBlock(kind, this.layout.fs(id), this.layout.work(id), this.layout.mountpoint(parentId));
+        await this.devices.attachAndMount(parentId, 'overlayfs', this.#fsTypeOf(parentId));
+        return { mounts: overlayOnBlock(kind, this.layout.fs(id), this.layout.work(id), this.layout.mountpoint(parentId)), block: true };
       }
     }
-    return this.#normalMounts(id, kind, parentIds);
+    return { mounts: this.#normalMounts(id, kind, parentIds), block: false };
   }
 
   #normalMounts(id: string, kind: Kind, parentIds: string[]): Mount[] {
@@ -130,29 +162,63 @@ export class Snapshotter {
   }
 
   mounts(key: string): Promise<Mount[]> {
-    return this.store.tx(() => {
+    return this.store.tx(async () => {
       const s = this.store.getSnapshot(key);
-      // Re-attaches the parent's device when needed (after a reboot or a detach).
-      return this.#rootfsMounts(s.id, s.kind, s.parentIds);
+      const { labels } = this.store.getInfo(key).info;
+      if (labels[LABELS.targetSnapshotRef] !== undefined) return this.#normalMounts(s.id, s.kind, s.parentIds);
+      // Re-attaches the device when needed (after a reboot or a detach).
+      return (await this.#rootfsMounts(s.id, s.kind, s.parentIds, labels, false)).mounts;
     });
   }
 
   commit(name: string, key: string, labels: Record<string, string>): Promise<void> {
-    return this.store.tx(() => {
+    return this.store.tx(async () => {
       const s = this.store.getSnapshot(key);
       if (s.kind !== 'ACTIVE') throw new OverlaybdError('FAILED_PRECONDITION', `snapshot ${JSON.stringify(key)} is not active`);
+      const active = this.store.getInfo(key).info.labels;
+      const committed = { ...labels };
+      if (active[LABELS.writable] !== undefined && active[LABELS.accelerationLayer] !== 'yes' && readBsConfig(this.layout, s.id)) {
+        await this.#sealWritable(s.id, active);
+      }
       const usage = diskUsage(this.layout.fs(s.id));
-      this.store.commitActive(key, name, usage, labels);
-      this.log.debug('snapshot.committed', { key, name, id: s.id });
+      this.store.commitActive(key, name, usage, committed);
+      const type = identifyStorageType(this.layout, s.id, committed);
+      if (type === 'localBlock') {
+        writeBsConfig(this.layout, s.id, constructSpec(this.layout, this.config, s.id, s.parentIds[0], type, committed));
+        const sealed = path.join(this.layout.fs(s.id), 'overlaybd.sealed');
+        const next = { ...committed };
+        delete next[LABELS.writable];
+        if (fs.existsSync(sealed)) next[LABELS.localCommitPath] = sealed;
+        this.store.updateInfo(name, next, ['labels']);
+      }
+      this.log.debug('snapshot.committed', { key, name, id: s.id, type });
     });
+  }
+
+  /** Commit of a writable layer: detach, seal its data in place, move it to fs/overlaybd.sealed. */
+  async #sealWritable(id: string, labels: Record<string, string>): Promise<void> {
+    await this.devices.unmountAndDetach(id, true);
+    const rwDir = labels[LABELS.overlayActivePath] ?? this.layout.block(id);
+    const data = path.join(rwDir, 'writable_data');
+    const index = path.join(rwDir, 'writable_index');
+    await sealLayer(data, this.config.writableLayerType === 'sparse' ? undefined : index);
+    fs.renameSync(data, path.join(this.layout.fs(id), 'overlaybd.sealed'));
+    fs.rmSync(index, { force: true });
+    this.log.info('snapshot.sealed', { id });
   }
 
   async remove(key: string): Promise<void> {
     await this.store.tx(async () => {
-      const type = this.#typeOf(this.store.getInfo(key).id);
+      const before = this.store.getInfo(key);
+      const type = this.#typeOf(before.id);
       // First in the transaction: a snapshot with children stays, device and all.
       const { id } = this.store.remove(key);
       if (type !== 'normal' && fs.existsSync(path.join(this.layout.block(id), 'backstore_mark'))) await this.devices.unmountAndDetach(id);
+      // autoRemoveDev: the image's device goes with its last container.
+      const parentId = before.parentIds[0];
+      if (this.config.autoRemoveDev && before.info.kind === 'ACTIVE' && parentId !== undefined && this.store.childrenOf(before.info.parent).length === 0) {
+        if (this.#typeOf(parentId) !== 'normal' && this.devices.devicePath(parentId) !== undefined) await this.devices.unmountAndDetach(parentId);
+      }
       if (isMountPoint(this.layout.mountpoint(id))) throw new OverlaybdError('FAILED_PRECONDITION', `snapshot ${key}: ${this.layout.mountpoint(id)} is still mounted`);
       this.log.debug('snapshot.removed', { key, id });
     });
