@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include <time.h>
+
 #include <map>
 #include <set>
 #include <vector>
@@ -332,12 +334,22 @@ static Napi::Value error_codes(Napi::Env env) {
   return out;
 }
 
+// CLOCK_REALTIME in microseconds: Date.now() has only milliseconds, and
+// performance.timeOrigin + now() drifts from the wall clock by milliseconds,
+// while containerd's clients compare snapshot times with their own clock.
+static Napi::Value realtime_micros(const Napi::CallbackInfo& info) {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return Napi::Number::New(info.Env(), double(ts.tv_sec) * 1e6 + double(ts.tv_nsec / 1000));
+}
+
 static Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   auto* data = new obdjs::EnvData();
   env.SetInstanceData(data);
   napi_add_env_cleanup_hook(env, obdjs::release_live, data);
   exports.Set("setErrorClass", Napi::Function::New(env, obdjs::set_error_class));
   exports.Set("errorCodes", error_codes(env));
+  exports.Set("realtimeMicros", Napi::Function::New(env, realtime_micros, "realtimeMicros"));
   for (auto& r : obdjs::registry()) r.fn(env, exports);
   return exports;
 }

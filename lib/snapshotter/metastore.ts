@@ -8,6 +8,7 @@
  */
 import Database from 'better-sqlite3';
 import { OverlaybdError } from '../errors.js';
+import { native } from '../native.js';
 import { parseFilters, type Adaptor } from './filters.js';
 
 export type Kind = 'VIEW' | 'ACTIVE' | 'COMMITTED';
@@ -63,9 +64,9 @@ CREATE TABLE IF NOT EXISTS snapshots (
 CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent_id);
 `;
 
-/** Wall-clock microseconds; Date.now() alone would read up to 1 ms early. */
+/** The wall clock in microseconds (native: see realtimeMicros in bindings/common.cpp). */
 function nowUs(): number {
-  return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  return native().realtimeMicros() as number;
 }
 
 const SELECT = `SELECT s.*, p.key AS parent FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id`;
