@@ -141,6 +141,14 @@ describe('overlaybd rpull into overlaybd-snapshotter', () => {
       const dir = `${snap.root}/snapshots/${id}`;
       if (fs.existsSync(dir)) expect(fs.existsSync(`${dir}/fs/overlaybd.commit`)).toBe(true);
     }
+    // The layers' configs name the local files first, so the container reads no layer from the registry.
+    const afterPull = fs.statSync(image.registry.logFile).size;
+    const out = path.join(tmp.dir, 'out-dl');
+    fs.mkdirSync(out, { recursive: true });
+    const mount = `type=bind,src=${out},dst=/out,options=rbind:rw`;
+    await cd.ctr(['run', '--rm', '--snapshotter', 'obd', '--mount', mount, ref, 'c3', '/bin/sh', '-c', 'cat /etc/debian_version > /out/v'], { timeoutMs: 300_000 });
+    expect(fs.readFileSync(path.join(out, 'v'), 'utf8')).toMatch(/^12\.\d+\n$/);
+    expect(requestsSince(image.registry.logFile, afterPull).filter((q) => q.uri.includes('/blobs/'))).toEqual([]);
     // ctr run on these layers is the snapshotter's part: upstream writes the layer's config.v1.json
     // at Prepare when download-remote-blob is set; ours does not yet, so a run fails to attach.
   });

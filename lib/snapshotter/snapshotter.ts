@@ -85,7 +85,13 @@ export class Snapshotter {
         }
         if (ref !== undefined || labels[LABELS.snapshotType] === 'image') {
           const type = identifyStorageType(this.layout, s.id, labels);
-          if (ref !== undefined && type === 'remoteBlock' && labels[LABELS.turboOciTargetDigest] === undefined && labels[LABELS.downloadRemoteBlob] !== 'download') {
+          if (ref !== undefined && type === 'remoteBlock' && labels[LABELS.downloadRemoteBlob] === 'download') {
+            // download-remote-blob: the config names the blob (the backstore prefers fs/overlaybd.commit once
+            // containerd has unpacked it there), and containerd unpacks into a plain rw bind of fs/.
+            writeBsConfig(this.layout, s.id, constructSpec(this.layout, this.config, s.id, s.parentIds[0], type, labels));
+            return { mounts: [bind(this.layout.fs(s.id), false)] };
+          }
+          if (ref !== undefined && type === 'remoteBlock' && labels[LABELS.turboOciTargetDigest] === undefined) {
             // containerd's remote-snapshot protocol: commit under the chainID and answer AlreadyExists.
             const committed = { ...labels, [LABELS.remote]: REMOTE_SNAPSHOT };
             this.store.commitActive(key, ref, { size: 0, inodes: 0 }, committed);
