@@ -4,7 +4,7 @@
  * bookworm image attached over the control socket, its
  * ext4 mounted read-only, chroot, the tree equal to the source tar; (b) fio
  * crc32c-verified writes, commit of the upper, fio --verify_only of the
- * committed layer; (c) SIGKILL of the service under a verifying write
+ * committed layer; (c) SIGKILL of the service under a verifying read/write
  * workload, restart, the device taken over and fio ending without errors;
  * (d) attach/detach in a loop leaving no device, fd or thread behind.
  * Images, configs and the expected tree are made on the host first.

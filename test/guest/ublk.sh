@@ -83,8 +83,10 @@ echo "verify_detach=$(api POST /detach "{\"device\":\"$RO2\"}" | field success)"
 K=$(api POST /attach "{\"config\":\"$SH/kill.json\",\"frontend\":\"ublk\"}" | field path)
 echo "kill_dev=$K"
 dmesg -C
-# Throttled to 400 IOPS (15 s) so the kill lands in the workload however fast the guest runs.
-fio_job "$K" --rw=randwrite --verify_backlog=64 --size=24M --rate_iops=400 >"$SH/fio-kill.log" 2>&1 &
+# Mixed reads and writes, each write verified from the backlog (randrw's
+# sound verify mode: see tcmu.sh). Throttled to 400 IOPS (15 s) so the kill
+# lands in the workload however fast the guest runs.
+fio_job "$K" --rw=randrw --verify_backlog=64 --size=24M --rate_iops=400 >"$SH/fio-kill.log" 2>&1 &
 FIO=$!
 sleep 4
 kill -0 $FIO 2>/dev/null && echo "kill_fio_running=yes"
