@@ -5,8 +5,9 @@
  * ext4 mounted read-only, chroot, the tree equal to the source tar; (b) fio
  * crc32c-verified writes, commit of the upper, fio --verify_only of the
  * committed layer; (c) SIGKILL of the service under a verifying read/write
- * workload, restart, the device taken over and fio ending without errors;
- * (d) attach/detach in a loop leaving no device, fd or thread behind.
+ * workload, restart, the device taken over and fio ending without errors,
+ * while a mounted ext4 on another device keeps working through it; (d)
+ * attach/detach in a loop leaving no device, fd or thread behind.
  * Images, configs and the expected tree are made on the host first.
  */
 import { execFileSync } from 'node:child_process';
@@ -53,6 +54,7 @@ beforeAll(async () => {
   config('rw', { lowers: [{ file: layer }], upper: await upper('upper') });
   config('committed', { lowers: [{ file: layer }, { file: `${up}/committed.lsmt` }], upper: await upper('upper2') });
   config('kill', { lowers: [{ file: layer }], upper: await upper('upper3') });
+  config('mount', { lowers: [{ file: layer }], upper: await upper('upper4') });
   config('overlaybd', { cacheConfig: { cacheDir: path.join(sh, 'cache') }, enableAudit: false, controlSocket: '/run/obd/ctl.sock' });
   const expected = path.join(sh, 'expected');
   mergeLayers([bw.tar], expected, path.join(sh, 'scratch'));
@@ -114,10 +116,18 @@ describe('ublk devices (6.12 guest)', () => {
     expect(f.kill_fio_running, out).toBe('yes');
     expect(f.kill_dev_kept).toBe('yes');
     expect(f.svc2, out).toBe('ok');
-    expect(f.kill_list).toBe(f.kill_dev);
+    expect(f.kill_list?.trim().split(' ')).toEqual([f.kill_dev, f.mount_dev].sort());
     expect([f.kill_fio, f.kill_fio_err], out).toEqual(['0', 'err=0']);
     expect(f.kill_io_errors).toBe('0');
     expect(f.kill_detach).toBe('true');
+  });
+
+  it('keeps a mounted ext4 working across the restart: flushed data read back, new data written, fsck clean', () => {
+    expect(f.mount_dev, out).toMatch(/^\/dev\/ublkb\d+$/);
+    expect([f.mount_ok, f.mount_before], out).toEqual(['ok', 'ok']);
+    expect([f.mount_after, f.mount_write, f.mount_umount], out).toEqual(['ok', 'ok', 'ok']);
+    expect(f.mount_fsck, fs.readFileSync(path.join(tmp.dir, 'fsck-kill.log'), 'utf8')).toBe('0');
+    expect(f.mount_detach).toBe('true');
   });
 
   it('attaches and detaches in a loop leaving no device, fd or thread behind', () => {

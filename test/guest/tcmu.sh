@@ -11,12 +11,12 @@ SOCK=/tmp/obd.sock
 T0=$(date +%s)
 . "$S/tree-list.sh"
 modprobe -a target_core_user tcm_loop sd_mod crc32c_generic ext4
-mkdir -p /tmp/mnt /tmp/img
+mkdir -p /tmp/mnt /tmp/mnt-c /tmp/img
 cp "$S/bookworm.lz4.blob" "$S"/rw*.data "$S"/rw*.index /tmp/img/
 L='{"lowers":[{"file":"/tmp/img/bookworm.lz4.blob"}]'
 up() { echo ",\"upper\":{\"data\":\"/tmp/img/$1.data\",\"index\":\"/tmp/img/$1.index\"}"; }
 echo "$L}" > /tmp/img/ro.json; echo "$L}" > /tmp/img/raw.json
-echo "$L$(up rw)}" > /tmp/img/rw.json; echo "$L$(up rw2)}" > /tmp/img/rw2.json
+echo "$L$(up rw)}" > /tmp/img/rw.json; echo "$L$(up rw2)}" > /tmp/img/rw2.json; echo "$L$(up rw3)}" > /tmp/img/rw3.json
 cfg_entries() { ls /sys/kernel/config/target/core /sys/kernel/config/target/loopback 2>/dev/null | tr '\n' ' '; }
 
 svc_start() {
@@ -32,6 +32,7 @@ api() { curl -s --unix-socket $SOCK -X POST -H 'content-type: application/json' 
 attach() { api attach "{\"config\":\"$1\",\"frontend\":\"tcmu\"}" | sed -n 's/.*"path":"\([^"]*\)".*/\1/p'; }
 detach() { api detach "{\"device\":\"$1\"}" >/dev/null; }
 fio_args="--direct=1 --ioengine=libaio --bs=4k --offset=1g --verify=crc32c --randrepeat=1 --randseed=7 --verify_state_save=0"
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 svc_start; echo "service_start_s=$(($(date +%s) - T0))"
 
@@ -60,9 +61,18 @@ fio --name=b --filename="$DEV" $fio_args --rw=randwrite --iodepth=32 --size=8m -
 echo "b_verify_rc=$?"
 detach "$DEV"
 
-# (c) kill -9 of the service under a read/write workload; the restarted one takes the ring over.
+# (c) kill -9 of the service under a read/write workload; the restarted one
+# takes the rings over. A second device holds a mounted ext4 (made on rw3):
+# a file written and synced before the kill reads back
+# through the same mount after the restart, another one is written, and
+# fsck finds the filesystem clean.
 DEV=$(attach /tmp/img/rw2.json)
 echo "c_dev=$DEV"
+M=$(attach /tmp/img/rw3.json)
+# A small fresh ext4 (64 MiB of the device): fsck of the image's own would cost minutes under TCG.
+mkfs.ext4 -q -F "$M" 64M && mount -t ext4 "$M" /tmp/mnt-c && echo "c_m_mount=ok"
+head -c 4M /dev/urandom > /tmp/c-f1; head -c 4M /dev/urandom > /tmp/c-f2
+cp /tmp/c-f1 /tmp/mnt-c/f1 && sync && echo "c_m_before=ok"
 errors_before=$(dmesg | grep -c 'I/O error')
 # Mixed random reads and writes; verify_backlog checks each written block
 # as it goes, then the verify phase checks them all. (Verify with randrw
@@ -77,9 +87,15 @@ kill -9 $SVC; wait $SVC 2>/dev/null
 echo "c_fio_alive_after_kill=$(kill -0 $FIO 2>/dev/null && echo yes || echo no)"
 svc_start; echo "c_restart=$?"
 wait $FIO; echo "c_fio_rc=$?"
-echo "c_io_errors=$(($(dmesg | grep -c 'I/O error') - errors_before))"
 echo "c_listed=$(curl -s --unix-socket $SOCK http://x/list | grep -c "\"path\":\"$DEV\"")"
 detach "$DEV"; echo "c_gone=$(test -e "$DEV" && echo no || echo yes)"
+drop_caches  # f1 is read from the device, through the new handler
+cmp /tmp/c-f1 /tmp/mnt-c/f1 && echo "c_m_after=ok"
+cp /tmp/c-f2 /tmp/mnt-c/f2 && sync && echo "c_m_write=ok"
+umount /tmp/mnt-c && echo "c_m_umount=ok"
+e2fsck -fn "$M" > "$S/fsck-c.log" 2>&1; echo "c_m_fsck=$?"
+echo "c_io_errors=$(($(dmesg | grep -c 'I/O error') - errors_before))"
+detach "$M"
 
 # (d) a device made with upstream's configfs steps (§1.6) by this shell alone.
 raw_attach() {

@@ -28,7 +28,7 @@ fio_job() { # fio with the options every run here shares; $1 = device, rest = ex
 }
 
 modprobe -a ublk_drv ext4 crc32c_generic
-mkdir -p /run/obd /tmp/mnt-ro
+mkdir -p /run/obd /tmp/mnt-ro /tmp/mnt-kill
 # Writable uppers on the guest's tmpfs (writes over 9p cost ~10 ms each under TCG).
 UP=/tmp/obd-up
 # The lower too: reads from RAM rather than 9p.
@@ -80,8 +80,17 @@ echo "verify_detach=$(api POST /detach "{\"device\":\"$RO2\"}" | field success)"
 
 # (c) SIGKILL of the service under a read/write workload with verification;
 # the restarted service takes the device over and fio ends without errors.
+# A second device holds a mounted ext4 (made on upper4's device): a file
+# written and synced before the kill reads back through the
+# same mount after the restart, another is written, fsck finds it clean.
 K=$(api POST /attach "{\"config\":\"$SH/kill.json\",\"frontend\":\"ublk\"}" | field path)
 echo "kill_dev=$K"
+M=$(api POST /attach "{\"config\":\"$SH/mount.json\",\"frontend\":\"ublk\"}" | field path)
+echo "mount_dev=$M"
+# A small fresh ext4 (64 MiB of the device): fsck of the image's own would cost minutes under TCG.
+mkfs.ext4 -q -F "$M" 64M && mount -t ext4 "$M" /tmp/mnt-kill && echo "mount_ok=ok"
+head -c 4M /dev/urandom >/tmp/kill-f1; head -c 4M /dev/urandom >/tmp/kill-f2
+cp /tmp/kill-f1 /tmp/mnt-kill/f1 && sync && echo "mount_before=ok"
 dmesg -C
 # Mixed reads and writes, each write verified from the backlog (randrw's
 # sound verify mode: see tcmu.sh). Throttled to 400 IOPS (15 s) so the kill
@@ -95,12 +104,18 @@ echo "kill_dev_kept=$(test -b "$K" && echo yes)"
 t0=$(now)
 start_service svc2 && echo "svc2=ok"
 echo "svc2_start_ms=$(( $(now) - t0 ))"
-echo "kill_list=$(api GET /list | field path)"
+echo "kill_list=$(api GET /list | grep -o '"path":"[^"]*"' | cut -d'"' -f4 | sort | tr '\n' ' ')"
 wait $FIO
 echo "kill_fio=$?"
 echo "kill_fio_err=$(grep -o 'err= *[0-9]*' "$SH/fio-kill.log" | head -1 | tr -d ' ')"
-echo "kill_io_errors=$(dmesg | grep -c -i 'I/O error')"
 echo "kill_detach=$(api POST /detach "{\"device\":\"$K\"}" | field success)"
+sync; echo 3 >/proc/sys/vm/drop_caches  # f1 is read from the device, through the new service
+cmp /tmp/kill-f1 /tmp/mnt-kill/f1 && echo "mount_after=ok"
+cp /tmp/kill-f2 /tmp/mnt-kill/f2 && sync && echo "mount_write=ok"
+umount /tmp/mnt-kill && echo "mount_umount=ok"
+e2fsck -fn "$M" >"$SH/fsck-kill.log" 2>&1; echo "mount_fsck=$?"
+echo "kill_io_errors=$(dmesg | grep -c -i 'I/O error')"
+echo "mount_detach=$(api POST /detach "{\"device\":\"$M\"}" | field success)"
 
 # (d) attach/detach in a loop: nothing left behind, service fds and threads back to the baseline.
 api POST /detach "{\"device\":\"$(api POST /attach "{\"config\":\"$SH/ro.json\",\"frontend\":\"ublk\"}" | field path)\"}" >/dev/null
