@@ -7,8 +7,9 @@
  * holds the same bytes), a kill -9 of the service under fio is survived by
  * a restarted one taking the ring over (and a mounted ext4 on another
  * device keeps working through it), a device made by upstream's configfs
- * steps alone is served, and attach/detach in a loop leaks nothing.
- * Images, configs and the expected tree are prepared on the host.
+ * steps alone is served, the live snapshot API seals an upper under a
+ * device, and attach/detach in a loop leaks nothing. Images, configs and
+ * the expected tree are prepared on the host.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openImage } from '../lib/image.js';
 import { commitLayer, createLayer } from '../lib/layer.js';
 import { mergeLayers } from './helpers/convertor-tree.js';
+import { snapshotOutcome, writeSnapshotData } from './helpers/guest-snapshot.js';
 import { compileForGuest, runInGuest, type GuestResult } from './helpers/qemu-guest.js';
 import { localBookworm, writeGlobalConfig } from './helpers/remote-image.js';
 import { tempDir } from './helpers/vectors.js';
@@ -51,7 +53,8 @@ beforeAll(async () => {
   fs.copyFileSync(bookworm.layers[0]!, layer);
   bookworm = { ...bookworm, layers: [layer] };
   // The guest writes its configs (its paths are in its tmpfs).
-  for (const name of ['rw', 'rw2', 'rw3']) await createLayer({ ...upper(name), virtualSize: 2 * GiB });
+  for (const name of ['rw', 'rw2', 'rw3', 'snap1', 'snap2']) await createLayer({ ...upper(name), virtualSize: 2 * GiB });
+  writeSnapshotData(share);
   const g = writeGlobalConfig(path.join(share, 'global'), { controlSocket: '/tmp/obd.sock' }, '/tmp/obd-cache');
   fs.copyFileSync(g.file, path.join(share, 'overlaybd.json'));
   for (const file of ['tree-list.sh', 'sg_write.py']) fs.copyFileSync(path.join(here, 'guest', file), path.join(share, file));
@@ -143,6 +146,19 @@ describe('TCMU devices in the 6.1 guest', () => {
     expect(f.d_version).toMatch(/^12\.\d+$/);
     expect(f.d_listed).toBe('1');
     expect(f.d_pruned).toBe('0');
+  });
+
+  it('takes a live snapshot (§6.6): the sealed upper holds the writes before it, the new upper those after', async () => {
+    expect(f.f_dev, why()).toMatch(/^\/dev\/sd[a-z]+$/);
+    expect([f.f_write_a, f.f_snapshot, f.f_write_b]).toEqual(['ok', '1', 'ok']);
+    const got = await snapshotOutcome(share, bookworm.layers[0]!, upper('snap1').data, upper('snap2'));
+    expect(got).toEqual({ deviceSha: f.f_read, sealedHoldsA: true, freshHoldsAB: true });
+    expect(f.f_next_left).toBe('no');
+    // The device's config now names the new upper, as a restarted service would attach it.
+    expect(JSON.parse(fs.readFileSync(path.join(share, 'snap.json'), 'utf8'))).toEqual({
+      lowers: [{ file: '/tmp/img/bookworm.lz4.blob' }, { file: '/tmp/img/snap1.data' }],
+      upper: { data: '/tmp/img/snap2.data', index: '/tmp/img/snap2.index' },
+    });
   });
 
   it('attach/detach in a loop leaves no configfs entry, disk, fd or thread behind', () => {

@@ -6,8 +6,9 @@
  * crc32c-verified writes, commit of the upper, fio --verify_only of the
  * committed layer; (c) SIGKILL of the service under a verifying read/write
  * workload, restart, the device taken over and fio ending without errors,
- * while a mounted ext4 on another device keeps working through it; (d)
- * attach/detach in a loop leaving no device, fd or thread behind.
+ * while a mounted ext4 on another device keeps working through it; (e) the
+ * live snapshot API sealing an upper under a device; (d) attach/detach in
+ * a loop leaving no device, fd or thread behind.
  * Images, configs and the expected tree are made on the host first.
  */
 import { execFileSync } from 'node:child_process';
@@ -16,6 +17,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLayer } from '../lib/layer.js';
 import { mergeLayers } from './helpers/convertor-tree.js';
+import { snapshotOutcome, writeSnapshotData } from './helpers/guest-snapshot.js';
 import { compileForGuest, runInGuest } from './helpers/qemu-guest.js';
 import { localBookworm } from './helpers/remote-image.js';
 import { tempDir } from './helpers/vectors.js';
@@ -55,6 +57,9 @@ beforeAll(async () => {
   config('committed', { lowers: [{ file: layer }, { file: `${up}/committed.lsmt` }], upper: await upper('upper2') });
   config('kill', { lowers: [{ file: layer }], upper: await upper('upper3') });
   config('mount', { lowers: [{ file: layer }], upper: await upper('upper4') });
+  config('snap', { lowers: [{ file: layer }], upper: await upper('upper5') });
+  config('snap-next', { lowers: [{ file: layer }, { file: `${up}/upper5.data` }], upper: await upper('upper6') });
+  writeSnapshotData(sh);
   config('overlaybd', { cacheConfig: { cacheDir: path.join(sh, 'cache') }, enableAudit: false, controlSocket: '/run/obd/ctl.sock' });
   const expected = path.join(sh, 'expected');
   mergeLayers([bw.tar], expected, path.join(sh, 'scratch'));
@@ -128,6 +133,19 @@ describe('ublk devices (6.12 guest)', () => {
     expect([f.mount_after, f.mount_write, f.mount_umount], out).toEqual(['ok', 'ok', 'ok']);
     expect(f.mount_fsck, fs.readFileSync(path.join(tmp.dir, 'fsck-kill.log'), 'utf8')).toBe('0');
     expect(f.mount_detach).toBe('true');
+  });
+
+  it('takes a live snapshot (§6.6): the sealed upper holds the writes before it, the new upper those after', async () => {
+    expect(f.snap_dev, out).toMatch(/^\/dev\/ublkb\d+$/);
+    expect([f.snap_write_a, f.snap_api, f.snap_write_b], out).toEqual(['ok', '0', 'ok']);
+    const p = (name: string) => path.join(tmp.dir, name);
+    const got = await snapshotOutcome(tmp.dir, p('layer0'), p('upper5.data'), { data: p('upper6.data'), index: p('upper6.index') });
+    expect(got).toEqual({ deviceSha: f.snap_read, sealedHoldsA: true, freshHoldsAB: true });
+    expect(f.snap_next_left).toBe('no');
+    expect(f.snap_detach).toBe('true');
+    // The device's config now names the new upper, as a restarted service would attach it.
+    const config = JSON.parse(fs.readFileSync(path.join(tmp.dir, 'snap.json'), 'utf8')) as { upper: { data: string } };
+    expect(config.upper.data).toBe('/tmp/obd-up/upper6.data');
   });
 
   it('attaches and detaches in a loop leaving no device, fd or thread behind', () => {

@@ -1,7 +1,8 @@
 # The TCMU frontend end to end, in the 6.1 guest (test/device-tcmu.test.ts
 # boots it once). Prints `name=value` lines; set -e is off so one failure
 # does not hide the rest. Inputs in $GUEST_SHARE: overlaybd.json, the
-# layer, tree-list.sh, sg_write.py; $JS is the repo's lib compiled to
+# layer, tree-list.sh, sg_write.py, snap-a.bin, snap-b.bin; $JS is the
+# repo's lib compiled to
 # JavaScript (tsx under TCG costs a minute per process). The layer and the
 # uppers live in the guest's tmpfs (9p costs ~25 ms a request); the uppers
 # go back to the share at the end for the host to commit.
@@ -12,11 +13,13 @@ T0=$(date +%s)
 . "$S/tree-list.sh"
 modprobe -a target_core_user tcm_loop sd_mod crc32c_generic ext4
 mkdir -p /tmp/mnt /tmp/mnt-c /tmp/img
-cp "$S/bookworm.lz4.blob" "$S"/rw*.data "$S"/rw*.index /tmp/img/
+cp "$S/bookworm.lz4.blob" "$S"/rw*.data "$S"/rw*.index "$S"/snap*.data "$S"/snap*.index /tmp/img/
 L='{"lowers":[{"file":"/tmp/img/bookworm.lz4.blob"}]'
 up() { echo ",\"upper\":{\"data\":\"/tmp/img/$1.data\",\"index\":\"/tmp/img/$1.index\"}"; }
 echo "$L}" > /tmp/img/ro.json; echo "$L}" > /tmp/img/raw.json
 echo "$L$(up rw)}" > /tmp/img/rw.json; echo "$L$(up rw2)}" > /tmp/img/rw2.json; echo "$L$(up rw3)}" > /tmp/img/rw3.json
+echo "$L$(up snap1)}" > /tmp/img/snap.json
+echo "{\"lowers\":[{\"file\":\"/tmp/img/bookworm.lz4.blob\"},{\"file\":\"/tmp/img/snap1.data\"}]$(up snap2)}" > /tmp/img/snap-next.json
 cfg_entries() { ls /sys/kernel/config/target/core /sys/kernel/config/target/loopback 2>/dev/null | tr '\n' ' '; }
 
 svc_start() {
@@ -133,6 +136,22 @@ raw_detach 128
 sleep 3
 echo "d_pruned=$(curl -s --unix-socket $SOCK http://x/list | grep -c 'tcmu-999999999-dev_128')"
 rmdir /sys/kernel/config/target/core/user_999999999 2>/dev/null
+
+# (f) the live snapshot API (§6.6): A (2 MiB at 1 GiB) written, a snapshot
+# seals snap1 and moves the device onto snap2, B (2 MiB at 1 GiB
+# + 1 MiB, over A's second half) written. The host checks both layers.
+R=$(api attach '{"config":"/tmp/img/snap.json","frontend":"tcmu"}')
+DEV=$(echo "$R" | sed -n 's/.*"path":"\([^"]*\)".*/\1/p'); ID=$(echo "$R" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+echo "f_dev=$DEV"
+dd if="$S/snap-a.bin" of="$DEV" bs=1M seek=1024 oflag=direct conv=fsync status=none && echo "f_write_a=ok"
+# The API on the control socket, as `overlaybd snapshot` calls it (ublk.sh
+# runs the CLI itself; a node start costs a minute here under TCG).
+echo "f_snapshot=$(curl -s --max-time 300 --unix-socket $SOCK "http://x/snapshot?dev_id=$ID&config=/tmp/img/snap-next.json" | grep -c '"success":true')"
+dd if="$S/snap-b.bin" of="$DEV" bs=1M seek=1025 oflag=direct conv=fsync status=none && echo "f_write_b=ok"
+echo "f_read=$(dd if="$DEV" bs=1M skip=1024 count=3 iflag=direct status=none | sha256sum | cut -c1-64)"
+echo "f_next_left=$(test -e /tmp/img/snap-next.json && echo yes || echo no)"
+detach "$DEV"
+cp /tmp/img/snap1.* /tmp/img/snap2.* /tmp/img/snap.json "$S/"
 
 # (e) attach/detach in a loop: nothing left behind, fds and threads back to the baseline.
 DEV=$(attach /tmp/img/ro.json); detach "$DEV"  # warm-up: the image service's lazy threads

@@ -117,6 +117,20 @@ e2fsck -fn "$M" >"$SH/fsck-kill.log" 2>&1; echo "mount_fsck=$?"
 echo "kill_io_errors=$(dmesg | grep -c -i 'I/O error')"
 echo "mount_detach=$(api POST /detach "{\"device\":\"$M\"}" | field success)"
 
+# (e) the live snapshot API (§6.6): A (2 MiB at 1 GiB) written, `overlaybd
+# snapshot` seals upper5 and moves the device onto upper6, B (2 MiB at
+# 1 GiB + 1 MiB, over A's second half) written. The host checks both layers.
+R=$(api POST /attach "{\"config\":\"$SH/snap.json\",\"frontend\":\"ublk\"}")
+D=$(echo "$R" | field path); ID=$(echo "$R" | field id)
+echo "snap_dev=$D"
+dd if="$SH/snap-a.bin" of="$D" bs=1M seek=1024 oflag=direct conv=fsync status=none && echo "snap_write_a=ok"
+node build/guest-js/lib/cli/overlaybd.js snapshot --socket "$S" "$ID" "$SH/snap-next.json"; echo "snap_api=$?"
+dd if="$SH/snap-b.bin" of="$D" bs=1M seek=1025 oflag=direct conv=fsync status=none && echo "snap_write_b=ok"
+echo "snap_read=$(dd if="$D" bs=1M skip=1024 count=3 iflag=direct status=none | sha256sum | cut -c1-64)"
+echo "snap_next_left=$(test -e "$SH/snap-next.json" && echo yes || echo no)"
+echo "snap_detach=$(api POST /detach "{\"device\":\"$D\"}" | field success)"
+cp $UP/upper5.* $UP/upper6.* "$SH/"
+
 # (d) attach/detach in a loop: nothing left behind, service fds and threads back to the baseline.
 api POST /detach "{\"device\":\"$(api POST /attach "{\"config\":\"$SH/ro.json\",\"frontend\":\"ublk\"}" | field path)\"}" >/dev/null
 base=$(counts)
