@@ -8,7 +8,8 @@
  * a restarted one taking the ring over (and a mounted ext4 on another
  * device keeps working through it), a device made by upstream's configfs
  * steps alone is served, the live snapshot API seals an upper under a
- * device, and attach/detach in a loop leaks nothing. Images, configs and
+ * device, a remote image whose registry stops fails reads with EIO rather
+ * than hang, and attach/detach in a loop leaks nothing. Images, configs and
  * the expected tree are prepared on the host.
  */
 import { execFileSync } from 'node:child_process';
@@ -19,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openImage } from '../lib/image.js';
 import { commitLayer, createLayer } from '../lib/layer.js';
 import { mergeLayers } from './helpers/convertor-tree.js';
+import { prepareGuestRemoteImage } from './helpers/guest-registry.js';
 import { snapshotOutcome, writeSnapshotData } from './helpers/guest-snapshot.js';
 import { compileForGuest, runInGuest, type GuestResult } from './helpers/qemu-guest.js';
 import { localBookworm, writeGlobalConfig } from './helpers/remote-image.js';
@@ -55,9 +57,10 @@ beforeAll(async () => {
   // The guest writes its configs (its paths are in its tmpfs).
   for (const name of ['rw', 'rw2', 'rw3', 'snap1', 'snap2']) await createLayer({ ...upper(name), virtualSize: 2 * GiB });
   writeSnapshotData(share);
+  await prepareGuestRemoteImage(share, '/tmp/remote');
   const g = writeGlobalConfig(path.join(share, 'global'), { controlSocket: '/tmp/obd.sock' }, '/tmp/obd-cache');
   fs.copyFileSync(g.file, path.join(share, 'overlaybd.json'));
-  for (const file of ['tree-list.sh', 'sg_write.py']) fs.copyFileSync(path.join(here, 'guest', file), path.join(share, file));
+  for (const file of ['tree-list.sh', 'sg_write.py', 'remote-eio.sh']) fs.copyFileSync(path.join(here, 'guest', file), path.join(share, file));
   compileForGuest();
   // The expected tree: the source tar extracted, listed as the guest lists the device.
   const expected = path.join(tmp.dir, 'expected');
@@ -159,6 +162,16 @@ describe('TCMU devices in the 6.1 guest', () => {
       lowers: [{ file: '/tmp/img/bookworm.lz4.blob' }, { file: '/tmp/img/snap1.data' }],
       upper: { data: '/tmp/img/snap2.data', index: '/tmp/img/snap2.index' },
     });
+  });
+
+  it('fails reads of a remote image with EIO once its registry is gone, and still detaches', () => {
+    expect(f.g_registry, why()).toBe('200');
+    expect(f.g_dev).toMatch(/^\/dev\/sd[a-z]+$/);
+    expect(f.g_read_before).toBe('ok');
+    console.log(`unreachable registry: dd failed after ${f.g_dd_s} s`);
+    expect(f.g_dd_rc).toBe('1'); // dd's failure, not timeout's 124
+    expect(f.g_dd_eio).toBe('1');
+    expect(f.g_gone).toBe('yes');
   });
 
   it('attach/detach in a loop leaves no configfs entry, disk, fd or thread behind', () => {

@@ -7,8 +7,9 @@
  * committed layer; (c) SIGKILL of the service under a verifying read/write
  * workload, restart, the device taken over and fio ending without errors,
  * while a mounted ext4 on another device keeps working through it; (e) the
- * live snapshot API sealing an upper under a device; (d) attach/detach in
- * a loop leaving no device, fd or thread behind.
+ * live snapshot API sealing an upper under a device; (f) a remote image
+ * whose registry stops failing reads with EIO rather than hanging; (d)
+ * attach/detach in a loop leaving no device, fd or thread behind.
  * Images, configs and the expected tree are made on the host first.
  */
 import { execFileSync } from 'node:child_process';
@@ -17,6 +18,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLayer } from '../lib/layer.js';
 import { mergeLayers } from './helpers/convertor-tree.js';
+import { prepareGuestRemoteImage } from './helpers/guest-registry.js';
 import { snapshotOutcome, writeSnapshotData } from './helpers/guest-snapshot.js';
 import { compileForGuest, runInGuest } from './helpers/qemu-guest.js';
 import { localBookworm } from './helpers/remote-image.js';
@@ -60,6 +62,7 @@ beforeAll(async () => {
   config('snap', { lowers: [{ file: layer }], upper: await upper('upper5') });
   config('snap-next', { lowers: [{ file: layer }, { file: `${up}/upper5.data` }], upper: await upper('upper6') });
   writeSnapshotData(sh);
+  await prepareGuestRemoteImage(sh, '/tmp/remote');
   config('overlaybd', { cacheConfig: { cacheDir: path.join(sh, 'cache') }, enableAudit: false, controlSocket: '/run/obd/ctl.sock' });
   const expected = path.join(sh, 'expected');
   mergeLayers([bw.tar], expected, path.join(sh, 'scratch'));
@@ -146,6 +149,16 @@ describe('ublk devices (6.12 guest)', () => {
     // The device's config now names the new upper, as a restarted service would attach it.
     const config = JSON.parse(fs.readFileSync(path.join(tmp.dir, 'snap.json'), 'utf8')) as { upper: { data: string } };
     expect(config.upper.data).toBe('/tmp/obd-up/upper6.data');
+  });
+
+  it('fails reads of a remote image with EIO once its registry is gone, and still detaches', () => {
+    expect(f.remote_registry, out).toBe('200');
+    expect(f.remote_dev).toMatch(/^\/dev\/ublkb\d+$/);
+    expect(f.remote_read_before).toBe('ok');
+    console.log(`unreachable registry: dd failed after ${f.remote_dd_s} s`);
+    expect(f.remote_dd_rc).toBe('1'); // dd's failure, not timeout's 124
+    expect(f.remote_dd_eio).toBe('1');
+    expect(f.remote_gone).toBe('yes');
   });
 
   it('attaches and detaches in a loop leaving no device, fd or thread behind', () => {

@@ -1,8 +1,8 @@
 # The TCMU frontend end to end, in the 6.1 guest (test/device-tcmu.test.ts
 # boots it once). Prints `name=value` lines; set -e is off so one failure
 # does not hide the rest. Inputs in $GUEST_SHARE: overlaybd.json, the
-# layer, tree-list.sh, sg_write.py, snap-a.bin, snap-b.bin; $JS is the
-# repo's lib compiled to
+# layer, tree-list.sh, sg_write.py, remote-eio.sh, snap-a.bin, snap-b.bin,
+# the guest registry's storage and remote.json; $JS is the repo's lib compiled to
 # JavaScript (tsx under TCG costs a minute per process). The layer and the
 # uppers live in the guest's tmpfs (9p costs ~25 ms a request); the uppers
 # go back to the share at the end for the host to commit.
@@ -11,6 +11,7 @@ JS=build/guest-js/lib/cli
 SOCK=/tmp/obd.sock
 T0=$(date +%s)
 . "$S/tree-list.sh"
+. "$S/remote-eio.sh"
 modprobe -a target_core_user tcm_loop sd_mod crc32c_generic ext4
 mkdir -p /tmp/mnt /tmp/mnt-c /tmp/img
 cp "$S/bookworm.lz4.blob" "$S"/rw*.data "$S"/rw*.index "$S"/snap*.data "$S"/snap*.index /tmp/img/
@@ -152,6 +153,9 @@ echo "f_read=$(dd if="$DEV" bs=1M skip=1024 count=3 iflag=direct status=none | s
 echo "f_next_left=$(test -e /tmp/img/snap-next.json && echo yes || echo no)"
 detach "$DEV"
 cp /tmp/img/snap1.* /tmp/img/snap2.* /tmp/img/snap.json "$S/"
+
+# (g) a remote image whose registry stops: EIO, not a hang; detach works.
+remote_eio g attach detach
 
 # (e) attach/detach in a loop: nothing left behind, fds and threads back to the baseline.
 DEV=$(attach /tmp/img/ro.json); detach "$DEV"  # warm-up: the image service's lazy threads

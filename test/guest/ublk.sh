@@ -10,6 +10,7 @@ SH=$GUEST_SHARE
 LOOPS=${LOOPS:-200}
 LOOP_BUDGET_S=${OBD_GUEST_LOOP_S:-60}
 now() { date +%s%N | cut -c1-13; }
+. test/guest/remote-eio.sh
 api() { curl -sS --max-time 300 --unix-socket "$S" -X "$1" -H 'content-type: application/json' ${3:+-d "$3"} "http://obd$2"; }
 field() { sed -n "s/.*\"$1\":\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"; }
 start_service() { # $1: log name
@@ -130,6 +131,11 @@ echo "snap_read=$(dd if="$D" bs=1M skip=1024 count=3 iflag=direct status=none | 
 echo "snap_next_left=$(test -e "$SH/snap-next.json" && echo yes || echo no)"
 echo "snap_detach=$(api POST /detach "{\"device\":\"$D\"}" | field success)"
 cp $UP/upper5.* $UP/upper6.* "$SH/"
+
+# (f) a remote image whose registry stops: EIO, not a hang; detach works.
+uattach() { api POST /attach "{\"config\":\"$1\",\"frontend\":\"ublk\"}" | field path; }
+udetach() { api POST /detach "{\"device\":\"$1\"}" >/dev/null; }
+remote_eio remote uattach udetach
 
 # (d) attach/detach in a loop: nothing left behind, service fds and threads back to the baseline.
 api POST /detach "{\"device\":\"$(api POST /attach "{\"config\":\"$SH/ro.json\",\"frontend\":\"ublk\"}" | field path)\"}" >/dev/null
