@@ -73,7 +73,7 @@ beforeAll(async () => {
   guest = await runInGuest({ kernel: '6.1', script, timeoutMs: 1_000_000 + loopMs, shareDir: share });
   f = fields(guest.stdout);
   console.log(`guest 6.1: ${guest.ms} ms wall; fields: ${JSON.stringify(f)}`);
-}, 1_300_000 + loopMs);
+}, 1_600_000 + loopMs);
 
 afterAll(() => tmp?.cleanup());
 

@@ -77,7 +77,7 @@ beforeAll(async () => {
   f = fields(r.stdout);
   console.log(`ublk guest: ${r.ms} ms wall; fio write ${f.rw_fio_bw}, verify read ${f.verify_fio_bw}; ` +
     `${f.loop_n} attach/detach cycles in ${f.loop_ms} ms; service start ${f.svc1_start_ms}/${f.svc2_start_ms} ms`);
-}, 1_500_000 + loopMs);
+}, 1_800_000 + loopMs);
 
 afterAll(() => tmp?.cleanup());
 
