@@ -2,19 +2,16 @@
 // ring (cpp/frontend/tcmu) by a native thread, never by this event loop;
 // close() stops the thread and unmaps the ring on the pool. Also the
 // cfgstring and UIO name parsers, so TypeScript does not repeat them.
-#include "common.h"
-#include "device/image_device.h"
+#include "device_wrap.h"
 #include "frontend/tcmu/cfgstring.h"
 #include "frontend/tcmu/device.h"
-#include "image_wrap.h"
 
 namespace obdjs {
 namespace {
 
 namespace ft = obd::frontend::tcmu;
-using DevicePtr = std::shared_ptr<ft::Device>;
 
-class TcmuDeviceWrap final : public Napi::ObjectWrap<TcmuDeviceWrap>, public Closable {
+class TcmuDeviceWrap final : public Napi::ObjectWrap<TcmuDeviceWrap>, public DeviceWrap<ft::Device> {
  public:
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "NativeTcmuDevice",
@@ -25,20 +22,11 @@ class TcmuDeviceWrap final : public Napi::ObjectWrap<TcmuDeviceWrap>, public Clo
                         InstanceAccessor<&TcmuDeviceWrap::error>("error")});
   }
 
-  explicit TcmuDeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TcmuDeviceWrap>(info), Closable(info.Env()) {
-    if (info.Length() == 1 && info[0].IsExternal()) {
-      dev_ = *info[0].As<Napi::External<DevicePtr>>().Data();
-      name_ = dev_->uio_name();
-      ring_reset_ = dev_->ring_reset();
-    } else {
-      life_->mark_closed();
+  explicit TcmuDeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TcmuDeviceWrap>(info), DeviceWrap(info) {
+    if (handle_) {
+      name_ = handle_->uio_name();
+      ring_reset_ = handle_->ring_reset();
     }
-  }
-
-  void release() override {
-    life_->mark_closed();
-    if (dev_) dev_->close();
-    dev_.reset();
   }
 
  private:
@@ -46,7 +34,7 @@ class TcmuDeviceWrap final : public Napi::ObjectWrap<TcmuDeviceWrap>, public Clo
 
   // False once the kernel removed the device or the ring broke (see error).
   Napi::Value running(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), dev_ && dev_->running());
+    return Napi::Boolean::New(info.Env(), handle_ && handle_->running());
   }
 
   // Whether serving began with a ring reset (a takeover with commands left).
@@ -54,23 +42,15 @@ class TcmuDeviceWrap final : public Napi::ObjectWrap<TcmuDeviceWrap>, public Clo
 
   // Why the device stopped by itself, or null.
   Napi::Value error(const Napi::CallbackInfo& info) {
-    if (!dev_) return info.Env().Null();
-    obd::Status s = dev_->error();
+    if (!handle_) return info.Env().Null();
+    obd::Status s = handle_->error();
     if (s) return info.Env().Null();
     return make_error(info.Env(), s).Value();
   }
 
   // close() -> Promise<void>: joins the ring thread, unmaps, closes the UIO fd.
-  Napi::Value close(const Napi::CallbackInfo& info) {
-    DevicePtr d = std::move(dev_);
-    return life_->close(info.Env(), "obd.tcmu.close", [d]() mutable -> obd::Status {
-      if (d) d->close();
-      d.reset();
-      return obd::Status::ok();
-    });
-  }
+  Napi::Value close(const Napi::CallbackInfo& info) { return close_handle_async(info.Env(), "obd.tcmu.close"); }
 
-  DevicePtr dev_;
   std::string name_;
   bool ring_reset_ = false;
 };
@@ -78,11 +58,6 @@ class TcmuDeviceWrap final : public Napi::ObjectWrap<TcmuDeviceWrap>, public Clo
 // tcmuServe(nativeImage, uio, {serial?, depth?, workers?}) -> Promise<NativeTcmuDevice>
 Napi::Value tcmu_serve(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  obd::ImagePtr img = unwrap_image(info[0]);
-  if (!img) {
-    throw_status(env, obd::Status(obd::Code::kEINVAL, "argument 0 (image) must be an open NativeImage"));
-    return env.Undefined();
-  }
   ft::DeviceOptions o;
   o.uio = arg_string(info, 1, "uio");
   if (env.IsExceptionPending()) return env.Undefined();
@@ -93,19 +68,8 @@ Napi::Value tcmu_serve(const Napi::CallbackInfo& info) {
     o.workers = unsigned(opt_u64(opts, "workers", o.workers));
     if (env.IsExceptionPending()) return env.Undefined();
   }
-  auto result = std::make_shared<DevicePtr>();
-  return run_async(
-      env, "obd.tcmuServe",
-      [img, o, result]() mutable -> obd::Status {
-        std::shared_ptr<obd::BlockDevice> dev = obd::make_image_device(std::move(img));
-        OBD_ASSIGN_OR_RETURN(auto d, ft::start_device(std::move(dev), o));
-        *result = std::move(d);
-        return obd::Status::ok();
-      },
-      [result](Napi::Env env) -> Napi::Value {
-        auto ext = Napi::External<DevicePtr>::New(env, result.get());
-        return get_ctor(env, "NativeTcmuDevice").New({ext});
-      });
+  return serve_image<ft::Device>(info, "obd.tcmuServe", "NativeTcmuDevice",
+                                 [o](std::shared_ptr<obd::BlockDevice> dev) { return ft::start_device(std::move(dev), o); });
 }
 
 // tcmuParseUioName(name) -> {hba, device, cfgstring, configPath, devId}; EINVAL

@@ -7,12 +7,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultRunDir } from '../lib/device/service.js';
 import { runTool, spawnTool, waitFor } from './helpers/cli.js';
 import { localBookworm, writeGlobalConfig } from './helpers/remote-image.js';
 import { tempDir } from './helpers/vectors.js';
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-const loops = () => sh('losetup', ['-a']).split('\n').filter(Boolean).length;
+/** Loop devices backed by this service's FUSE files (its run dir, from the socket): not the machine's others. */
+const loops = () => sh('losetup', ['-a']).split('\n').filter((l) => l.includes(defaultRunDir(socket))).length;
 
 let tmp: { dir: string; cleanup: () => void };
 let config: string;
@@ -35,7 +37,7 @@ afterAll(() => {
 
 describe('overlaybd serve', () => {
   it('attaches, lists, serves and detaches devices over its control socket, and detaches the rest on SIGTERM', async () => {
-    const before = loops();
+    expect(loops()).toBe(0);
     const svc = spawnTool('overlaybd', ['serve', '--global', global]);
     try {
       await waitFor(() => fs.existsSync(socket), 'the control socket');
@@ -50,6 +52,7 @@ describe('overlaybd serve', () => {
       const list = JSON.parse(runTool('overlaybd', ['list', '--socket', socket]).stdout);
       expect(list.map((d: { path: string }) => d.path).sort()).toEqual([dev, b.stdout.trim()].sort());
       expect(list[0]).toMatchObject({ frontend: 'fuse', config });
+      expect(loops()).toBe(2);
 
       const mnt = path.join(tmp.dir, 'mnt');
       fs.mkdirSync(mnt);
@@ -75,7 +78,7 @@ describe('overlaybd serve', () => {
       await new Promise((r) => svc.child.once('exit', r));
     }
     expect(svc.child.exitCode).toBe(0);
-    expect(loops()).toBe(before);
+    expect(loops()).toBe(0);
     expect(fs.existsSync(socket)).toBe(false);
   }, 180_000);
 

@@ -5,9 +5,12 @@
  * file by file against the source tar), a writable device takes fio with
  * verify and re-verifies after a fresh attach (and the committed upper
  * holds the same bytes), a kill -9 of the service under fio is survived by
- * a restarted one taking the ring over, a device made by upstream's
- * configfs steps alone is served, and attach/detach in a loop leaks
- * nothing. Images, configs and the expected tree are prepared on the host.
+ * a restarted one taking the ring over (and a mounted ext4 on another
+ * device keeps working through it), a device made by upstream's configfs
+ * steps alone is served, the live snapshot API seals an upper under a
+ * device, a remote image whose registry stops fails reads with EIO rather
+ * than hang, and attach/detach in a loop leaks nothing. Images, configs and
+ * the expected tree are prepared on the host.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,6 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openImage } from '../lib/image.js';
 import { commitLayer, createLayer } from '../lib/layer.js';
 import { mergeLayers } from './helpers/convertor-tree.js';
+import { prepareGuestRemoteImage } from './helpers/guest-registry.js';
+import { snapshotOutcome, writeSnapshotData } from './helpers/guest-snapshot.js';
 import { compileForGuest, runInGuest, type GuestResult } from './helpers/qemu-guest.js';
 import { localBookworm, writeGlobalConfig } from './helpers/remote-image.js';
 import { tempDir } from './helpers/vectors.js';
@@ -50,10 +55,12 @@ beforeAll(async () => {
   fs.copyFileSync(bookworm.layers[0]!, layer);
   bookworm = { ...bookworm, layers: [layer] };
   // The guest writes its configs (its paths are in its tmpfs).
-  for (const name of ['rw', 'rw2']) await createLayer({ ...upper(name), virtualSize: 2 * GiB });
+  for (const name of ['rw', 'rw2', 'rw3', 'snap1', 'snap2']) await createLayer({ ...upper(name), virtualSize: 2 * GiB });
+  writeSnapshotData(share);
+  await prepareGuestRemoteImage(share, '/tmp/remote');
   const g = writeGlobalConfig(path.join(share, 'global'), { controlSocket: '/tmp/obd.sock' }, '/tmp/obd-cache');
   fs.copyFileSync(g.file, path.join(share, 'overlaybd.json'));
-  for (const file of ['tree-list.sh', 'sg_write.py']) fs.copyFileSync(path.join(here, 'guest', file), path.join(share, file));
+  for (const file of ['tree-list.sh', 'sg_write.py', 'remote-eio.sh']) fs.copyFileSync(path.join(here, 'guest', file), path.join(share, file));
   compileForGuest();
   // The expected tree: the source tar extracted, listed as the guest lists the device.
   const expected = path.join(tmp.dir, 'expected');
@@ -63,10 +70,10 @@ beforeAll(async () => {
   fs.rmSync(expected, { recursive: true, force: true });
 
   const script = fs.readFileSync(path.join(here, 'guest/tcmu.sh'), 'utf8');
-  guest = await runInGuest({ kernel: '6.1', script, timeoutMs: 600_000 + loopMs, shareDir: share });
+  guest = await runInGuest({ kernel: '6.1', script, timeoutMs: 1_000_000 + loopMs, shareDir: share });
   f = fields(guest.stdout);
   console.log(`guest 6.1: ${guest.ms} ms wall; fields: ${JSON.stringify(f)}`);
-}, 900_000 + loopMs);
+}, 1_600_000 + loopMs);
 
 afterAll(() => tmp?.cleanup());
 
@@ -126,11 +133,45 @@ describe('TCMU devices in the 6.1 guest', () => {
     expect(f.c_gone).toBe('yes');
   });
 
+  it('keeps a mounted ext4 working across the restart: flushed data read back, new data written, fsck clean', () => {
+    expect(f.c_m_mount, why()).toBe('ok');
+    expect(f.c_m_before).toBe('ok');
+    expect(f.c_m_after, why()).toBe('ok');
+    expect(f.c_m_write).toBe('ok');
+    expect(f.c_m_umount).toBe('ok');
+    expect(f.c_m_fsck, fs.readFileSync(path.join(share, 'fsck-c.log'), 'utf8')).toBe('0');
+    const found = fs.readFileSync(path.join(share, 'service.log'), 'utf8').split('\n').filter((l) => l.includes('"device.found"') && l.includes('rw3.json'));
+    expect(found).toHaveLength(1);
+  });
+
   it("serves a device made by upstream's configfs steps alone, and lets it go when removed", () => {
     expect(f.d_dev, why()).toMatch(/^\/dev\/sd[a-z]+$/);
     expect(f.d_version).toMatch(/^12\.\d+$/);
     expect(f.d_listed).toBe('1');
     expect(f.d_pruned).toBe('0');
+  });
+
+  it('takes a live snapshot (§6.6): the sealed upper holds the writes before it, the new upper those after', async () => {
+    expect(f.f_dev, why()).toMatch(/^\/dev\/sd[a-z]+$/);
+    expect([f.f_write_a, f.f_snapshot, f.f_write_b]).toEqual(['ok', '1', 'ok']);
+    const got = await snapshotOutcome(share, bookworm.layers[0]!, upper('snap1').data, upper('snap2'));
+    expect(got).toEqual({ deviceSha: f.f_read, sealedHoldsA: true, freshHoldsAB: true });
+    expect(f.f_next_left).toBe('no');
+    // The device's config now names the new upper, as a restarted service would attach it.
+    expect(JSON.parse(fs.readFileSync(path.join(share, 'snap.json'), 'utf8'))).toEqual({
+      lowers: [{ file: '/tmp/img/bookworm.lz4.blob' }, { file: '/tmp/img/snap1.data' }],
+      upper: { data: '/tmp/img/snap2.data', index: '/tmp/img/snap2.index' },
+    });
+  });
+
+  it('fails reads of a remote image with EIO once its registry is gone, and still detaches', () => {
+    expect(f.g_registry, why()).toBe('200');
+    expect(f.g_dev).toMatch(/^\/dev\/sd[a-z]+$/);
+    expect(f.g_read_before).toBe('ok');
+    console.log(`unreachable registry: dd failed after ${f.g_dd_s} s`);
+    expect(f.g_dd_rc).toBe('1'); // dd's failure, not timeout's 124
+    expect(f.g_dd_eio).toBe('1');
+    expect(f.g_gone).toBe('yes');
   });
 
   it('attach/detach in a loop leaves no configfs entry, disk, fd or thread behind', () => {

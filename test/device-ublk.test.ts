@@ -4,9 +4,12 @@
  * bookworm image attached over the control socket, its
  * ext4 mounted read-only, chroot, the tree equal to the source tar; (b) fio
  * crc32c-verified writes, commit of the upper, fio --verify_only of the
- * committed layer; (c) SIGKILL of the service under a verifying write
- * workload, restart, the device taken over and fio ending without errors;
- * (d) attach/detach in a loop leaving no device, fd or thread behind.
+ * committed layer; (c) SIGKILL of the service under a verifying read/write
+ * workload, restart, the device taken over and fio ending without errors,
+ * while a mounted ext4 on another device keeps working through it; (e) the
+ * live snapshot API sealing an upper under a device; (f) a remote image
+ * whose registry stops failing reads with EIO rather than hanging; (d)
+ * attach/detach in a loop leaving no device, fd or thread behind.
  * Images, configs and the expected tree are made on the host first.
  */
 import { execFileSync } from 'node:child_process';
@@ -15,6 +18,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLayer } from '../lib/layer.js';
 import { mergeLayers } from './helpers/convertor-tree.js';
+import { prepareGuestRemoteImage } from './helpers/guest-registry.js';
+import { snapshotOutcome, writeSnapshotData } from './helpers/guest-snapshot.js';
 import { compileForGuest, runInGuest } from './helpers/qemu-guest.js';
 import { localBookworm } from './helpers/remote-image.js';
 import { tempDir } from './helpers/vectors.js';
@@ -53,6 +58,11 @@ beforeAll(async () => {
   config('rw', { lowers: [{ file: layer }], upper: await upper('upper') });
   config('committed', { lowers: [{ file: layer }, { file: `${up}/committed.lsmt` }], upper: await upper('upper2') });
   config('kill', { lowers: [{ file: layer }], upper: await upper('upper3') });
+  config('mount', { lowers: [{ file: layer }], upper: await upper('upper4') });
+  config('snap', { lowers: [{ file: layer }], upper: await upper('upper5') });
+  config('snap-next', { lowers: [{ file: layer }, { file: `${up}/upper5.data` }], upper: await upper('upper6') });
+  writeSnapshotData(sh);
+  await prepareGuestRemoteImage(sh, '/tmp/remote');
   config('overlaybd', { cacheConfig: { cacheDir: path.join(sh, 'cache') }, enableAudit: false, controlSocket: '/run/obd/ctl.sock' });
   const expected = path.join(sh, 'expected');
   mergeLayers([bw.tar], expected, path.join(sh, 'scratch'));
@@ -67,7 +77,7 @@ beforeAll(async () => {
   f = fields(r.stdout);
   console.log(`ublk guest: ${r.ms} ms wall; fio write ${f.rw_fio_bw}, verify read ${f.verify_fio_bw}; ` +
     `${f.loop_n} attach/detach cycles in ${f.loop_ms} ms; service start ${f.svc1_start_ms}/${f.svc2_start_ms} ms`);
-}, 1_500_000 + loopMs);
+}, 1_800_000 + loopMs);
 
 afterAll(() => tmp?.cleanup());
 
@@ -114,10 +124,41 @@ describe('ublk devices (6.12 guest)', () => {
     expect(f.kill_fio_running, out).toBe('yes');
     expect(f.kill_dev_kept).toBe('yes');
     expect(f.svc2, out).toBe('ok');
-    expect(f.kill_list).toBe(f.kill_dev);
+    expect(f.kill_list?.trim().split(' ')).toEqual([f.kill_dev, f.mount_dev].sort());
     expect([f.kill_fio, f.kill_fio_err], out).toEqual(['0', 'err=0']);
     expect(f.kill_io_errors).toBe('0');
     expect(f.kill_detach).toBe('true');
+  });
+
+  it('keeps a mounted ext4 working across the restart: flushed data read back, new data written, fsck clean', () => {
+    expect(f.mount_dev, out).toMatch(/^\/dev\/ublkb\d+$/);
+    expect([f.mount_ok, f.mount_before], out).toEqual(['ok', 'ok']);
+    expect([f.mount_after, f.mount_write, f.mount_umount], out).toEqual(['ok', 'ok', 'ok']);
+    expect(f.mount_fsck, fs.readFileSync(path.join(tmp.dir, 'fsck-kill.log'), 'utf8')).toBe('0');
+    expect(f.mount_detach).toBe('true');
+  });
+
+  it('takes a live snapshot (§6.6): the sealed upper holds the writes before it, the new upper those after', async () => {
+    expect(f.snap_dev, out).toMatch(/^\/dev\/ublkb\d+$/);
+    expect([f.snap_write_a, f.snap_api, f.snap_write_b], out).toEqual(['ok', '0', 'ok']);
+    const p = (name: string) => path.join(tmp.dir, name);
+    const got = await snapshotOutcome(tmp.dir, p('layer0'), p('upper5.data'), { data: p('upper6.data'), index: p('upper6.index') });
+    expect(got).toEqual({ deviceSha: f.snap_read, sealedHoldsA: true, freshHoldsAB: true });
+    expect(f.snap_next_left).toBe('no');
+    expect(f.snap_detach).toBe('true');
+    // The device's config now names the new upper, as a restarted service would attach it.
+    const config = JSON.parse(fs.readFileSync(path.join(tmp.dir, 'snap.json'), 'utf8')) as { upper: { data: string } };
+    expect(config.upper.data).toBe('/tmp/obd-up/upper6.data');
+  });
+
+  it('fails reads of a remote image with EIO once its registry is gone, and still detaches', () => {
+    expect(f.remote_registry, out).toBe('200');
+    expect(f.remote_dev).toMatch(/^\/dev\/ublkb\d+$/);
+    expect(f.remote_read_before).toBe('ok');
+    console.log(`unreachable registry: dd failed after ${f.remote_dd_s} s`);
+    expect(f.remote_dd_rc).toBe('1'); // dd's failure, not timeout's 124
+    expect(f.remote_dd_eio).toBe('1');
+    expect(f.remote_gone).toBe('yes');
   });
 
   it('attaches and detaches in a loop leaving no device, fd or thread behind', () => {

@@ -10,6 +10,7 @@ SH=$GUEST_SHARE
 LOOPS=${LOOPS:-200}
 LOOP_BUDGET_S=${OBD_GUEST_LOOP_S:-60}
 now() { date +%s%N | cut -c1-13; }
+. test/guest/remote-eio.sh
 api() { curl -sS --max-time 300 --unix-socket "$S" -X "$1" -H 'content-type: application/json' ${3:+-d "$3"} "http://obd$2"; }
 field() { sed -n "s/.*\"$1\":\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"; }
 start_service() { # $1: log name
@@ -28,7 +29,7 @@ fio_job() { # fio with the options every run here shares; $1 = device, rest = ex
 }
 
 modprobe -a ublk_drv ext4 crc32c_generic
-mkdir -p /run/obd /tmp/mnt-ro
+mkdir -p /run/obd /tmp/mnt-ro /tmp/mnt-kill
 # Writable uppers on the guest's tmpfs (writes over 9p cost ~10 ms each under TCG).
 UP=/tmp/obd-up
 # The lower too: reads from RAM rather than 9p.
@@ -80,11 +81,22 @@ echo "verify_detach=$(api POST /detach "{\"device\":\"$RO2\"}" | field success)"
 
 # (c) SIGKILL of the service under a read/write workload with verification;
 # the restarted service takes the device over and fio ends without errors.
+# A second device holds a mounted ext4 (made on upper4's device): a file
+# written and synced before the kill reads back through the
+# same mount after the restart, another is written, fsck finds it clean.
 K=$(api POST /attach "{\"config\":\"$SH/kill.json\",\"frontend\":\"ublk\"}" | field path)
 echo "kill_dev=$K"
+M=$(api POST /attach "{\"config\":\"$SH/mount.json\",\"frontend\":\"ublk\"}" | field path)
+echo "mount_dev=$M"
+# A small fresh ext4 (64 MiB of the device): fsck of the image's own would cost minutes under TCG.
+mkfs.ext4 -q -F "$M" 64M && mount -t ext4 "$M" /tmp/mnt-kill && echo "mount_ok=ok"
+head -c 4M /dev/urandom >/tmp/kill-f1; head -c 4M /dev/urandom >/tmp/kill-f2
+cp /tmp/kill-f1 /tmp/mnt-kill/f1 && sync && echo "mount_before=ok"
 dmesg -C
-# Throttled to 400 IOPS (15 s) so the kill lands in the workload however fast the guest runs.
-fio_job "$K" --rw=randwrite --verify_backlog=64 --size=24M --rate_iops=400 >"$SH/fio-kill.log" 2>&1 &
+# Mixed reads and writes, each write verified from the backlog (randrw's
+# sound verify mode: see tcmu.sh). Throttled to 400 IOPS (15 s) so the kill
+# lands in the workload however fast the guest runs.
+fio_job "$K" --rw=randrw --verify_backlog=64 --size=24M --rate_iops=400 >"$SH/fio-kill.log" 2>&1 &
 FIO=$!
 sleep 4
 kill -0 $FIO 2>/dev/null && echo "kill_fio_running=yes"
@@ -93,12 +105,37 @@ echo "kill_dev_kept=$(test -b "$K" && echo yes)"
 t0=$(now)
 start_service svc2 && echo "svc2=ok"
 echo "svc2_start_ms=$(( $(now) - t0 ))"
-echo "kill_list=$(api GET /list | field path)"
+echo "kill_list=$(api GET /list | grep -o '"path":"[^"]*"' | cut -d'"' -f4 | sort | tr '\n' ' ')"
 wait $FIO
 echo "kill_fio=$?"
 echo "kill_fio_err=$(grep -o 'err= *[0-9]*' "$SH/fio-kill.log" | head -1 | tr -d ' ')"
-echo "kill_io_errors=$(dmesg | grep -c -i 'I/O error')"
 echo "kill_detach=$(api POST /detach "{\"device\":\"$K\"}" | field success)"
+sync; echo 3 >/proc/sys/vm/drop_caches  # f1 is read from the device, through the new service
+cmp /tmp/kill-f1 /tmp/mnt-kill/f1 && echo "mount_after=ok"
+cp /tmp/kill-f2 /tmp/mnt-kill/f2 && sync && echo "mount_write=ok"
+umount /tmp/mnt-kill && echo "mount_umount=ok"
+e2fsck -fn "$M" >"$SH/fsck-kill.log" 2>&1; echo "mount_fsck=$?"
+echo "kill_io_errors=$(dmesg | grep -c -i 'I/O error')"
+echo "mount_detach=$(api POST /detach "{\"device\":\"$M\"}" | field success)"
+
+# (e) the live snapshot API (§6.6): A (2 MiB at 1 GiB) written, `overlaybd
+# snapshot` seals upper5 and moves the device onto upper6, B (2 MiB at
+# 1 GiB + 1 MiB, over A's second half) written. The host checks both layers.
+R=$(api POST /attach "{\"config\":\"$SH/snap.json\",\"frontend\":\"ublk\"}")
+D=$(echo "$R" | field path); ID=$(echo "$R" | field id)
+echo "snap_dev=$D"
+dd if="$SH/snap-a.bin" of="$D" bs=1M seek=1024 oflag=direct conv=fsync status=none && echo "snap_write_a=ok"
+node build/guest-js/lib/cli/overlaybd.js snapshot --socket "$S" "$ID" "$SH/snap-next.json"; echo "snap_api=$?"
+dd if="$SH/snap-b.bin" of="$D" bs=1M seek=1025 oflag=direct conv=fsync status=none && echo "snap_write_b=ok"
+echo "snap_read=$(dd if="$D" bs=1M skip=1024 count=3 iflag=direct status=none | sha256sum | cut -c1-64)"
+echo "snap_next_left=$(test -e "$SH/snap-next.json" && echo yes || echo no)"
+echo "snap_detach=$(api POST /detach "{\"device\":\"$D\"}" | field success)"
+cp $UP/upper5.* $UP/upper6.* "$SH/"
+
+# (f) a remote image whose registry stops: EIO, not a hang; detach works.
+uattach() { api POST /attach "{\"config\":\"$1\",\"frontend\":\"ublk\"}" | field path; }
+udetach() { api POST /detach "{\"device\":\"$1\"}" >/dev/null; }
+remote_eio remote uattach udetach
 
 # (d) attach/detach in a loop: nothing left behind, service fds and threads back to the baseline.
 api POST /detach "{\"device\":\"$(api POST /attach "{\"config\":\"$SH/ro.json\",\"frontend\":\"ublk\"}" | field path)\"}" >/dev/null

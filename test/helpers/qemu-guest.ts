@@ -71,6 +71,22 @@ export function prepareGuest(kernel: GuestKernel): Promise<{ vmlinuz: string; in
 let compiled: string | undefined;
 
 /**
+ * Copies the files of `from` that differ into `to` (each by a rename, so a
+ * reader sees the old file or the new one whole) and removes `from`. A
+ * guest of another test reading build/guest-js meanwhile never sees a file
+ * rewritten under it.
+ */
+function syncTree(from: string, to: string): void {
+  fs.mkdirSync(to, { recursive: true });
+  for (const e of fs.readdirSync(from, { withFileTypes: true })) {
+    const [src, dst] = [path.join(from, e.name), path.join(to, e.name)];
+    if (e.isDirectory()) syncTree(src, dst);
+    else if (!fs.existsSync(dst) || !fs.readFileSync(src).equals(fs.readFileSync(dst))) fs.renameSync(src, dst);
+  }
+  fs.rmSync(from, { recursive: true, force: true });
+}
+
+/**
  * The repo's lib compiled to JavaScript under build/guest-js (once per
  * process): tsx costs a minute per node process under TCG. Returns the
  * dir of the CLI scripts (overlaybd.js, overlaybd-tcmu.js).
@@ -78,10 +94,12 @@ let compiled: string | undefined;
 export function compileForGuest(): string {
   const repo = path.resolve(guestDir, '../..');
   if (!compiled) {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', 'build/guest-js', '--declaration', 'false', '--sourceMap', 'false'], {
+    const out = path.join(repo, `build/guest-js.${process.pid}.tmp`);
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', out, '--declaration', 'false', '--sourceMap', 'false'], {
       cwd: repo,
       stdio: 'inherit',
     });
+    syncTree(out, path.join(repo, 'build/guest-js'));
     compiled = path.join(repo, 'build/guest-js/lib/cli');
   }
   return compiled;

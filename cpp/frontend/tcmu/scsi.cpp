@@ -15,6 +15,21 @@ constexpr size_t kPatternChunk = 256 * 1024;  // WRITE SAME of a non-zero block,
 
 uint64_t block_count(const DiskInfo& disk) { return disk.size / kBlockSize; }
 
+// READ and WRITE (6/10/12/16): the one list that both the dispatcher and
+// the ring runner's planner go by.
+struct RwOpcode {
+  uint8_t op;
+  bool write;
+};
+constexpr RwOpcode kRwOpcodes[] = {{0x08, false}, {0x28, false}, {0xa8, false}, {0x88, false},
+                                   {0x0a, true},  {0x2a, true},  {0xaa, true},  {0x8a, true}};
+
+const RwOpcode* find_rw_opcode(uint8_t op) {
+  for (const RwOpcode& r : kRwOpcodes)
+    if (r.op == op) return &r;
+  return nullptr;
+}
+
 bool in_range(const DiskInfo& disk, uint64_t lba, uint64_t blocks) {
   uint64_t n = block_count(disk);
   return lba <= n && blocks <= n - lba;
@@ -195,6 +210,7 @@ ScsiResult execute_cdb(std::span<const uint8_t> cdb, std::span<const iovec> data
   size_t len = cdb_length(cdb);
   if (len == 0 || cdb.size() < len) return invalid_opcode();
   cdb = cdb.first(len);
+  if (find_rw_opcode(cdb[0])) return read_write(cdb, data, disk, io);
   switch (cdb[0]) {
     case 0x00:  // TEST UNIT READY
       return {};
@@ -210,16 +226,6 @@ ScsiResult execute_cdb(std::span<const uint8_t> cdb, std::span<const iovec> data
     case 0x1a:  // MODE SENSE (6)
     case 0x5a:  // MODE SENSE (10)
       return mode_sense(cdb, data, disk);
-    case 0x08:
-    case 0x28:
-    case 0xa8:
-    case 0x88:  // READ (6/10/12/16)
-      return read_write(cdb, data, disk, io);
-    case 0x0a:
-    case 0x2a:
-    case 0xaa:
-    case 0x8a:  // WRITE (6/10/12/16)
-      return read_write(cdb, data, disk, io);
     case 0x35:
     case 0x91:  // SYNCHRONIZE CACHE (10/16)
       return synchronize_cache(cdb, disk, io);
@@ -235,12 +241,9 @@ ScsiResult execute_cdb(std::span<const uint8_t> cdb, std::span<const iovec> data
 
 RwStep plan_read_write(std::span<const uint8_t> cdb, std::span<const iovec> data, const DiskInfo& disk, RwPlan& plan,
                        ScsiResult& res) {
-  if (cdb.empty()) return RwStep::kNotRw;
-  switch (cdb[0]) {
-    case 0x08: case 0x28: case 0xa8: case 0x88: plan.write = false; break;  // READ (6/10/12/16)
-    case 0x0a: case 0x2a: case 0xaa: case 0x8a: plan.write = true; break;   // WRITE (6/10/12/16)
-    default: return RwStep::kNotRw;
-  }
+  const RwOpcode* rw = cdb.empty() ? nullptr : find_rw_opcode(cdb[0]);
+  if (!rw) return RwStep::kNotRw;
+  plan.write = rw->write;
   size_t len = cdb_length(cdb);
   if (cdb.size() < len) {
     res = invalid_opcode();
