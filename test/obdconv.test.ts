@@ -12,6 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerdConnection } from '../lib/containerd/index.js';
+import { chainIds, uuidFromChainId } from '../lib/convertor/index.js';
+import type { LayerInspection } from '../lib/layer.js';
 import { runTool, spawnTool, waitFor } from './helpers/cli.js';
 import { mountsUnder, startContainerd, type TestContainerd } from './helpers/containerd.js';
 import { buildImage, buildIndex, writeOciLayout, type BuiltImage, type TarEntry } from './helpers/oci-layout.js';
@@ -119,8 +121,9 @@ describe('overlaybd obdconv', () => {
     const srcCfg = JSON.parse(amd64.config.data.toString('utf8'));
     expect(cfg.architecture).toBe(srcCfg.architecture);
 
-    // Each layer blob is an overlaybd layer (tar-wrapped ZFile over LSMT) of the right size.
-    const uuids: string[] = [];
+    // Each layer blob is an overlaybd layer: a tar-wrapped lz4 ZFile over an LSMT file whose uuid comes from the chain ID.
+    const chains = chainIds(amd64.diffIds);
+    const infos: LayerInspection[] = [];
     for (const [i, l] of m.layers.entries()) {
       const file = path.join(tmp.dir, `layer${i}`);
       const bytes = contentGet(l.digest);
@@ -128,11 +131,14 @@ describe('overlaybd obdconv', () => {
       fs.writeFileSync(file, bytes);
       const ins = runTool('overlaybd', ['inspect', file]);
       expect(ins.code).toBe(0);
-      const info = JSON.parse(ins.stdout);
-      expect(JSON.stringify(info)).toMatch(/zfile|ZFile|lz4/i);
-      uuids.push(JSON.stringify(info));
+      const info = JSON.parse(ins.stdout) as LayerInspection;
+      expect(info.tar.wrapped).toBe(true);
+      expect(info.zfile).toMatchObject({ algorithm: 'lz4', blockSize: 4096 });
+      expect(info.header.virtualSize).toBe(64 * 1024 ** 3);
+      expect(info.header.uuid.toLowerCase()).toBe(uuidFromChainId(chains[i]!));
+      infos.push(info);
     }
-    expect(uuids[0]).not.toBe(uuids[1]);
+    expect(infos[1]!.header.parentUuid).toBe(infos[0]!.header.uuid);
 
     // The manifest's GC references, and a synchronous GC keeps everything.
     const conn = new ContainerdConnection({ address: cd.socket });
