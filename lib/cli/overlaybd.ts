@@ -6,6 +6,7 @@ import { convertorCommand } from './convertor-command.js';
 import { createCommand } from './create.js';
 import { dumpCommand } from './dump.js';
 import { inspectCommand } from './inspect.js';
+import { obdconvCommand } from './obdconv.js';
 import { prefetchCommand } from './prefetch.js';
 import { resizeCommand } from './resize.js';
 import { rpullCommand } from './rpull.js';
@@ -30,6 +31,7 @@ const commands: Record<string, Command> = {
   zfile: zfileCommand,
   convert: convertorCommand,
   rpull: rpullCommand,
+  obdconv: obdconvCommand,
 };
 
 const usage = `usage: overlaybd <command> [args]   (overlaybd <command> --help for its options)

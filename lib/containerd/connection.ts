@@ -46,6 +46,7 @@ export function isGrpcStatus(e: unknown, code: grpc.status): e is ContainerdErro
 type Callback = (err: grpc.ServiceError | null, res: unknown) => void;
 type UnaryMethod = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: Callback) => grpc.ClientUnaryCall;
 type DuplexMethod = (md: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientDuplexStream<unknown, unknown>;
+type ServerStreamMethod = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientReadableStream<unknown>;
 
 function lowerFirst(s: string): string {
   return s.charAt(0).toLowerCase() + s.slice(1);
@@ -142,6 +143,13 @@ export class ContainerdConnection {
     const fn = (this.client(service) as unknown as Record<string, DuplexMethod>)[lowerFirst(method)];
     if (typeof fn !== 'function') throw new OverlaybdError('INTERNAL', `containerd API has no call ${service}.${method}`);
     return this.track(fn.call(this.client(service), this.metadata(), { deadline: Date.now() + this.callTimeoutMs }));
+  }
+
+  /** A server stream (content.Read); the caller maps its errors with error(). */
+  serverStream(service: ServiceName, method: string, req: object): grpc.ClientReadableStream<unknown> {
+    const fn = (this.client(service) as unknown as Record<string, ServerStreamMethod>)[lowerFirst(method)];
+    if (typeof fn !== 'function') throw new OverlaybdError('INTERNAL', `containerd API has no call ${service}.${method}`);
+    return this.track(fn.call(this.client(service), req, this.metadata(), { deadline: Date.now() + this.callTimeoutMs }));
   }
 
   close(): void {

@@ -1,7 +1,8 @@
 /**
  * containerd's content store over gRPC: Info, label Update, and Write as
  * containerd's remote writer streams it (STAT, WRITE chunks, COMMIT with
- * the expected size and digest; each message answered before the next).
+ * the expected size and digest; each message answered before the next),
+ * and Read as a stream of chunks.
  */
 import * as grpc from '@grpc/grpc-js';
 import { OverlaybdError } from '../errors.js';
@@ -139,4 +140,38 @@ export async function writeContent(
     await conn.call('content', 'Abort', { ref }, ref).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * Streams a blob out of the content store (content.Read). A blob the
+ * namespace lacks fails with the gRPC NOT_FOUND ContainerdError.
+ */
+export async function* readContent(conn: ContainerdConnection, digest: string): AsyncGenerator<Buffer> {
+  const stream = conn.serverStream('content', 'Read', { digest, offset: 0, size: 0 });
+  let done = false;
+  try {
+    for await (const m of stream as AsyncIterable<{ data?: Buffer }>) {
+      if (m.data && m.data.length > 0) yield Buffer.from(m.data);
+    }
+    done = true;
+  } catch (e) {
+    throw typeof (e as { code?: unknown })?.code === 'number' ? conn.error('content.Read', digest, e) : e;
+  } finally {
+    // A consumer that stopped early: end the call so the stream's resources go.
+    if (!done) stream.cancel();
+  }
+}
+
+/** A small blob (manifest, index, config) read whole; its size must be `size` and at most `limit` bytes. */
+export async function readContentBytes(conn: ContainerdConnection, blob: BlobRef, limit = 16 << 20): Promise<Buffer> {
+  if (blob.size > limit) throw new OverlaybdError('CONFIG_INVALID', `content ${blob.digest}: ${blob.size} bytes, more than the ${limit} a document may have`);
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of readContent(conn, blob.digest)) {
+    n += c.length;
+    if (n > blob.size) break;
+    parts.push(c);
+  }
+  if (n !== blob.size) throw new OverlaybdError('DIGEST_MISMATCH', `content ${blob.digest}: read ${n} bytes, the descriptor says ${blob.size}`);
+  return Buffer.concat(parts);
 }

@@ -1,4 +1,4 @@
-/** containerd's image records: create one, or replace it when the name is taken (the Go client's createNewImage). */
+/** containerd's image records: look one up, create one, or replace it when the name is taken (the Go client's createNewImage). */
 import * as grpc from '@grpc/grpc-js';
 import { isGrpcStatus, type ContainerdConnection } from './connection.js';
 
@@ -19,4 +19,21 @@ export async function putImage(conn: ContainerdConnection, image: ImageRecord): 
   // No field mask: the record is replaced (target and labels), as containerd's client does.
   await conn.call('images', 'Update', { image: img }, image.name);
   return 'updated';
+}
+
+interface RawImage {
+  image?: { name: string; labels?: Record<string, string>; target?: { mediaType: string; digest: string; size: string } };
+}
+
+/** The image record named `name`, or undefined when the namespace has none. */
+export async function getImage(conn: ContainerdConnection, name: string): Promise<ImageRecord | undefined> {
+  try {
+    const r = await conn.call<RawImage>('images', 'Get', { name }, name);
+    if (!r.image?.target) return undefined;
+    const t = r.image.target;
+    return { name: r.image.name, labels: r.image.labels ?? {}, target: { mediaType: t.mediaType, digest: t.digest, size: Number(t.size) } };
+  } catch (e) {
+    if (isGrpcStatus(e, grpc.status.NOT_FOUND)) return undefined;
+    throw e;
+  }
 }

@@ -13,3 +13,4 @@ export * from './pull.js';
 export * from './resolve.js';
 export * from './snapshots.js';
 export * from './unpack.js';
+export * from './obdconv.js';

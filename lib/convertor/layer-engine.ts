@@ -83,6 +83,21 @@ export async function downloadSourceLayer(
   opts: { onBytes?: (n: number) => void; signal?: AbortSignal; what: string },
 ): Promise<SourceLayer> {
   const src = await client.fetchBlob(repo, desc, opts.signal ? { signal: opts.signal } : {});
+  return saveSourceLayer(src, desc, diffId, dir, opts);
+}
+
+/**
+ * Stores a source layer stream (any compression) in `dir` as `layer.tar`,
+ * checked against `diffId`; also the path of blobs read from containerd's
+ * content store (obdconv).
+ */
+export async function saveSourceLayer(
+  src: Readable,
+  desc: { digest: string; size: number },
+  diffId: string,
+  dir: string,
+  opts: { onBytes?: (n: number) => void; signal?: AbortSignal; what: string },
+): Promise<SourceLayer> {
   const counter = new Counter(opts.onBytes);
   const { head, stream } = await peek(src, 4);
   const compression = detectCompression(head);
