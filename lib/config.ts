@@ -35,7 +35,8 @@ export const ImageConfigSchema = z
   .object({
     repoBlobUrl: z.string().optional(),
     lowers: z.array(LowerSchema).max(255).default([]),
-    upper: UpperSchema.optional(),
+    // Upstream's snapshotter writes `"upper": {}` for a read-only image: no upper.
+    upper: z.preprocess((v) => (v !== null && typeof v === 'object' && Object.keys(v).length === 0 ? undefined : v), UpperSchema.optional()),
     resultFile: z.string().optional(),
     accelerationLayer: z.boolean().optional(),
     recordTracePath: z.string().optional(),

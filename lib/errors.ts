@@ -74,9 +74,13 @@ export const TS_ERROR_CODES = {
   REGISTRY_RATE_LIMITED: 'transient',
   REGISTRY_ERROR: 'io',
   REGISTRY_UNREACHABLE: 'transient',
+  CONTAINERD_ERROR: 'io',
+  CONTAINERD_UNREACHABLE: 'transient',
   DIGEST_MISMATCH: 'corrupt',
   CONVERT_FAILED: 'internal',
   DB_ERROR: 'io',
+  // A snapshot in the wrong state for the call (containerd's ErrFailedPrecondition).
+  FAILED_PRECONDITION: 'invalid_argument',
 } as const satisfies Record<string, ErrorCategory>;
 
 const CATEGORY_OF: Record<string, ErrorCategory> = { ...NATIVE_ERROR_CODES, ...TS_ERROR_CODES };

@@ -8,6 +8,7 @@ import { dumpCommand } from './dump.js';
 import { inspectCommand } from './inspect.js';
 import { prefetchCommand } from './prefetch.js';
 import { resizeCommand } from './resize.js';
+import { rpullCommand } from './rpull.js';
 import { serveCommand } from './serve.js';
 import { attachCommand, detachCommand, listCommand, snapshotCommand } from './device.js';
 import { runCli, usageError, type Command } from './run.js';
@@ -28,6 +29,7 @@ const commands: Record<string, Command> = {
   resize: resizeCommand,
   zfile: zfileCommand,
   convert: convertorCommand,
+  rpull: rpullCommand,
 };
 
 const usage = `usage: overlaybd <command> [args]   (overlaybd <command> --help for its options)
