@@ -21,6 +21,7 @@ import { mountsUnder, startContainerd, type TestContainerd } from '../test/helpe
 import { servedSince, logMark } from '../test/helpers/registry-bytes.js';
 import { skopeoCopy, startRegistry, stopChild, type TestRegistry } from '../test/helpers/registry.js';
 import { remoteBookworm, writeGlobalConfig } from '../test/helpers/remote-image.js';
+import { removeRuncContainers } from '../test/helpers/runc.js';
 import { startSnapshotter } from '../test/helpers/snapshotter.js';
 
 interface StartFigures {
@@ -164,6 +165,7 @@ export async function run(): Promise<Record<string, number | string>> {
       'served MB: ours / ctr pull + run': round(mine.servedMB / base.servedMB),
     };
   } finally {
+    removeRuncContainers(NS);
     await reg.stop();
     fs.rmSync(work, { recursive: true, force: true });
   }
