@@ -1,0 +1,172 @@
+/**
+ * Container start, end to end: the time from pulling an image to the first
+ * line of `ctr run … cat /etc/debian_version`, and the bytes the registry
+ * served for it. Ours: `overlaybd rpull` of the converted bookworm image
+ * into overlaybd-snapshotter, then `ctr run --snapshotter obd` (lazy reads
+ * through the device service). Baseline, same registry and machine:
+ * `ctr pull` + `ctr run` of the original OCI image with containerd's
+ * overlayfs snapshotter. Every run has a fresh containerd (cold content
+ * store), snapshotter and image cache. `rpull` runs as the npm package's
+ * bin (dist/, after `npm run build:ts`) when built, else from source (node
+ * + tsx); its start-up is in our time, and measured alone too.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { bookwormLayout } from '../test/helpers/bookworm.js';
+import { spawnTool, toolArgs, waitFor } from '../test/helpers/cli.js';
+import { ROOT } from '../test/helpers/vectors.js';
+import { mountsUnder, startContainerd, type TestContainerd } from '../test/helpers/containerd.js';
+import { servedSince, logMark } from '../test/helpers/registry-bytes.js';
+import { skopeoCopy, startRegistry, stopChild, type TestRegistry } from '../test/helpers/registry.js';
+import { remoteBookworm, writeGlobalConfig } from '../test/helpers/remote-image.js';
+import { removeRuncContainers } from '../test/helpers/runc.js';
+import { startSnapshotter } from '../test/helpers/snapshotter.js';
+
+interface StartFigures {
+  /** Pull (rpull or ctr pull) alone. */
+  pullS: number;
+  /** From the pull's start to the first line the container printed. */
+  firstLineS: number;
+  /** What the registry served (manifests, configs, blobs) and the blob part of it. */
+  servedMB: number;
+  blobMB: number;
+  blobGets: number;
+}
+
+const MB = 2 ** 20;
+// Our own namespace: runc's state dir is per namespace and shared by every containerd here.
+const NS = `bench-start-${process.pid}`;
+const round = (n: number, d = 3) => Number(n.toFixed(d));
+
+const DIST_CLI = path.join(ROOT, 'dist/lib/cli/overlaybd.js');
+/** node arguments of `overlaybd`: the built bin when there is one. */
+const overlaybdArgs = (): string[] => (fs.existsSync(DIST_CLI) ? [DIST_CLI] : toolArgs('overlaybd'));
+
+/** Runs `overlaybd ...args` to its end; rejects with its stderr on a non-zero exit. */
+async function overlaybd(args: string[]): Promise<void> {
+  const child = spawn(process.execPath, [...overlaybdArgs(), ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`overlaybd ${args.join(' ')} exited ${code}: ${stderr}`);
+}
+
+/** Runs `ctr` and resolves at the first line it prints (then waits for its exit). */
+async function firstLine(cd: TestContainerd, args: string[]): Promise<{ line: string; atMs: number }> {
+  const child = spawn('ctr', ['-a', cd.socket, '-n', NS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let first: { line: string; atMs: number } | undefined;
+  child.stdout.on('data', (b: Buffer) => {
+    stdout += b.toString();
+    if (!first && stdout.includes('\n')) first = { line: stdout.slice(0, stdout.indexOf('\n')), atMs: performance.now() };
+  });
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0 || !first) throw new Error(`ctr ${args.join(' ')}: exit ${code}, stdout ${JSON.stringify(stdout)}: ${stderr}`);
+  return first;
+}
+
+function figures(reg: TestRegistry, mark: number, t0: number, pulledAt: number, firstAt: number): StartFigures {
+  const served = servedSince(reg.logFile, mark).filter((r) => r.method === 'GET');
+  const blobs = served.filter((r) => r.uri.includes('/blobs/'));
+  return {
+    pullS: round((pulledAt - t0) / 1000),
+    firstLineS: round((firstAt - t0) / 1000),
+    servedMB: round(served.reduce((a, r) => a + r.written, 0) / MB),
+    blobMB: round(blobs.reduce((a, r) => a + r.written, 0) / MB),
+    blobGets: blobs.length,
+  };
+}
+
+/** rpull + ctr run through overlaybd-snapshotter and a fresh device service. */
+async function ours(reg: TestRegistry, ref: string, work: string): Promise<StartFigures> {
+  const deviceSocket = path.join(work, 'dev.sock');
+  const global = writeGlobalConfig(path.join(work, 'svc'), { enableAudit: false, controlSocket: deviceSocket }).file;
+  const device = spawnTool('overlaybd', ['serve', '--global', global]);
+  try {
+    await waitFor(() => fs.existsSync(deviceSocket), 'the device service socket');
+    const snap = await startSnapshotter({ deviceSocket, deviceFrontend: 'fuse', autoRemoveDev: true, mirrorRegistry: [{ host: reg.host, insecure: true }], verbose: 'info' });
+    try {
+      const cd = await startContainerd({ proxySnapshotters: { obd: snap.socket }, plainHttpRegistries: [reg.host] });
+      try {
+        const mark = logMark(reg.logFile);
+        const t0 = performance.now();
+        await overlaybd(['rpull', '--plain-http', '--address', cd.socket, '--namespace', NS, '--snapshotter', 'obd', ref]);
+        const pulledAt = performance.now();
+        const first = await firstLine(cd, ['run', '--rm', '--snapshotter', 'obd', ref, 'start-obd', 'cat', '/etc/debian_version']);
+        if (!/^12\./.test(first.line)) throw new Error(`the container printed ${JSON.stringify(first.line)}`);
+        return figures(reg, mark, t0, pulledAt, first.atMs);
+      } finally {
+        await cd.stop();
+      }
+    } finally {
+      await snap.stop();
+    }
+  } finally {
+    await stopChild(device.child, 15_000);
+    for (const m of mountsUnder(work)) execFileSync('umount', ['-l', m]);
+  }
+}
+
+/** ctr pull + ctr run of the OCI image with containerd's overlayfs snapshotter. */
+async function baseline(reg: TestRegistry, ref: string): Promise<StartFigures> {
+  const cd = await startContainerd({ plainHttpRegistries: [reg.host] });
+  try {
+    const mark = logMark(reg.logFile);
+    const t0 = performance.now();
+    await cd.ctr(['images', 'pull', '--hosts-dir', cd.hostsDir, ref], { timeoutMs: 600_000, namespace: NS });
+    const pulledAt = performance.now();
+    const first = await firstLine(cd, ['run', '--rm', ref, 'start-oci', 'cat', '/etc/debian_version']);
+    if (!/^12\./.test(first.line)) throw new Error(`the container printed ${JSON.stringify(first.line)}`);
+    return figures(reg, mark, t0, pulledAt, first.atMs);
+  } finally {
+    await cd.stop();
+  }
+}
+
+export async function run(): Promise<Record<string, number | string>> {
+  const reg = await startRegistry({ mode: 'plain' });
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-bench-start-'));
+  try {
+    const rb = await remoteBookworm({ registry: reg });
+    const bw = await bookwormLayout();
+    const ociRef = `${reg.host}/bookworm/oci:${bw.tag}`;
+    await skopeoCopy(bw.layout, bw.tag, ociRef);
+    const obdRef = `${reg.host}/${rb.repo}:${rb.tag}`;
+
+    const t = performance.now();
+    await overlaybd(['--help']);
+    const toolStartS = round((performance.now() - t) / 1000);
+    const base = await baseline(reg, ociRef);
+    const mine = await ours(reg, obdRef, work);
+    await rb.close();
+    const obdBlobsMB = rb.lowers.reduce((a, l) => a + l.size, 0) / MB;
+    const ociBlobsMB = bw.image.layers.reduce((a, l) => a + l.size, 0) / MB;
+    return {
+      'image: OCI layer blob MB': round(ociBlobsMB, 1),
+      'image: overlaybd layer blobs MB': round(obdBlobsMB, 1),
+      'ctr pull s': base.pullS,
+      'ctr pull + run: first line s': base.firstLineS,
+      'ctr pull + run: served MB': base.servedMB,
+      'ctr pull + run: blob GETs': base.blobGets,
+      'overlaybd CLI used': fs.existsSync(DIST_CLI) ? 'dist (built)' : 'source (tsx)',
+      'overlaybd --help s (CLI start)': toolStartS,
+      'rpull s (CLI start included)': mine.pullS,
+      'rpull + run: first line s': mine.firstLineS,
+      'rpull + run: served MB': mine.servedMB,
+      'rpull + run: blob MB': mine.blobMB,
+      'rpull + run: blob GETs': mine.blobGets,
+      'rpull + run: blob MB / overlaybd blobs': round(mine.blobMB / obdBlobsMB),
+      'first line: ours / ctr pull + run (aim <= 0.3)': round(mine.firstLineS / base.firstLineS, 2),
+      'first line less CLI start: ours / ctr pull + run': round((mine.firstLineS - toolStartS) / base.firstLineS, 2),
+      'served MB: ours / ctr pull + run': round(mine.servedMB / base.servedMB),
+    };
+  } finally {
+    removeRuncContainers(NS);
+    await reg.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
