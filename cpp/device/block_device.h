@@ -53,6 +53,10 @@ struct QueueOptions {
   // Threads executing the queue's requests; 0 executes each inside submit()
   // (completion still waits for reap()).
   unsigned workers = 1;
+  // With workers: a read first runs inside submit() without waiting on
+  // storage (io/nowait.h: page cache, memory); only one that would wait goes
+  // to a worker. Saves two thread hand-offs per cached read.
+  bool inline_reads = true;
   // Staging buffer per worker for requests with several buffers.
   uint32_t max_io_bytes = 1u << 20;
 };
