@@ -109,7 +109,7 @@ class ImageQueue final : public IoQueue {
  public:
   ImageQueue(std::shared_ptr<DeviceCore> core, unsigned qid, int efd, const QueueOptions& opts)
       : core_(std::move(core)), qid_(qid), staging_bytes_(std::max<uint64_t>(kSector, opts.max_io_bytes / kSector * kSector)),
-        efd_(efd), inline_reads_(opts.inline_reads) {
+        efd_(efd), inline_reads_(opts.inline_reads), signal_fd_(opts.signal_fd) {
     if (opts.workers == 0 || inline_reads_) inline_staging_.resize(staging_bytes_);
     for (unsigned i = 0; i < opts.workers; i++) workers_.emplace_back([this] { work(); });
   }
@@ -206,7 +206,7 @@ class ImageQueue final : public IoQueue {
     }
     done_cv_.notify_one();
     // One write per batch: the fd stays readable until reap() clears the flag.
-    if (!signalled_.exchange(true)) {
+    if (signal_fd_ && !signalled_.exchange(true)) {
       uint64_t one = 1;
       [[maybe_unused]] ssize_t rc = ::write(efd_, &one, sizeof one);
     }
@@ -218,6 +218,7 @@ class ImageQueue final : public IoQueue {
   int efd_;
   std::atomic<bool> signalled_{false};  // efd_ was written since reap() last cleared it
   bool inline_reads_;
+  bool signal_fd_;
   bool closing_ = false;  // set by the destructor, on the queue's thread
   std::mutex mu_;  // this queue's lists only
   std::condition_variable work_cv_, done_cv_;
