@@ -10,6 +10,7 @@
 
 #include "cache/cache.h"
 #include "cache/entry.h"
+#include "io/nowait.h"
 
 namespace obd::cache {
 namespace {
@@ -48,10 +49,14 @@ class CachedFile final : public File {
   Result<uint64_t> size() override { return entry_->size(); }
   Result<size_t> pread(void* buf, size_t len, uint64_t off) override {
     ReadReq r{buf, len, off};
-    OBD_TRY(entry_->read(*source_, {&r, 1}));
+    OBD_TRY(pread_batch({&r, 1}));
     return r.done;
   }
-  Status pread_batch(std::span<ReadReq> reqs) override { return entry_->read(*source_, reqs); }
+  // A read may fetch or wait for another reader's fetch: never inline.
+  Status pread_batch(std::span<ReadReq> reqs) override {
+    if (nowait_active()) return would_block(name());
+    return entry_->read(*source_, reqs);
+  }
   Status invalidate(uint64_t off, uint64_t len) override { return entry_->invalidate(off, len); }
 
  private:

@@ -53,6 +53,14 @@ struct QueueOptions {
   // Threads executing the queue's requests; 0 executes each inside submit()
   // (completion still waits for reap()).
   unsigned workers = 1;
+  // With workers: a read first runs inside submit() without waiting on
+  // storage (io/nowait.h: page cache, memory); only one that would wait goes
+  // to a worker. Saves two thread hand-offs per cached read.
+  bool inline_reads = true;
+  // Make completion_fd() readable while completions wait. A caller that
+  // reaps right after each submit, with no poll loop (a FUSE thread), turns
+  // it off and saves an eventfd write and read per request.
+  bool signal_fd = true;
   // Staging buffer per worker for requests with several buffers.
   uint32_t max_io_bytes = 1u << 20;
 };
@@ -69,7 +77,8 @@ class IoQueue {
   // waiting until at least min(`min`, in_flight()) are done. Returns the count.
   virtual size_t reap(size_t min = 0) = 0;
   // An eventfd that is readable while completions wait for reap(), for the
-  // queue thread's poll loop (io_uring POLL_ADD in a ublk server).
+  // queue thread's poll loop (io_uring POLL_ADD in a ublk server); never
+  // readable when QueueOptions::signal_fd is off.
   virtual int completion_fd() const = 0;
   // Submitted requests whose completion has not run yet.
   virtual size_t in_flight() const = 0;

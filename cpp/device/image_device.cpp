@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "device/iov.h"
+#include "io/nowait.h"
 
 namespace obd {
 namespace {
@@ -108,8 +109,8 @@ class ImageQueue final : public IoQueue {
  public:
   ImageQueue(std::shared_ptr<DeviceCore> core, unsigned qid, int efd, const QueueOptions& opts)
       : core_(std::move(core)), qid_(qid), staging_bytes_(std::max<uint64_t>(kSector, opts.max_io_bytes / kSector * kSector)),
-        efd_(efd) {
-    if (opts.workers == 0) inline_staging_.resize(staging_bytes_);
+        efd_(efd), inline_reads_(opts.inline_reads), signal_fd_(opts.signal_fd) {
+    if (opts.workers == 0 || inline_reads_) inline_staging_.resize(staging_bytes_);
     for (unsigned i = 0; i < opts.workers; i++) workers_.emplace_back([this] { work(); });
   }
 
@@ -141,6 +142,14 @@ class ImageQueue final : public IoQueue {
       finish(req, execute(*core_, req, inline_staging_));
       return;
     }
+    if (inline_reads_ && req.op == IoOp::kRead) {
+      NoWaitScope nowait;
+      Status s = execute(*core_, req, inline_staging_);
+      if (!nowait.refused()) {
+        finish(req, std::move(s));
+        return;
+      }
+    }
     {
       std::lock_guard lk(mu_);
       pending_.push(&req);
@@ -156,8 +165,10 @@ class ImageQueue final : public IoQueue {
       {
         std::unique_lock lk(mu_);
         if (ran < min) done_cv_.wait(lk, [this] { return !completed_.empty(); });
-        uint64_t v;
-        [[maybe_unused]] ssize_t rc = ::read(efd_, &v, sizeof v);  // clear before taking the list
+        if (signalled_.exchange(false)) {  // clear before taking the list
+          uint64_t v;
+          [[maybe_unused]] ssize_t rc = ::read(efd_, &v, sizeof v);
+        }
         std::swap(done, completed_);
       }
       while (!done.empty()) {
@@ -194,14 +205,20 @@ class ImageQueue final : public IoQueue {
       completed_.push(&r);
     }
     done_cv_.notify_one();
-    uint64_t one = 1;
-    [[maybe_unused]] ssize_t rc = ::write(efd_, &one, sizeof one);
+    // One write per batch: the fd stays readable until reap() clears the flag.
+    if (signal_fd_ && !signalled_.exchange(true)) {
+      uint64_t one = 1;
+      [[maybe_unused]] ssize_t rc = ::write(efd_, &one, sizeof one);
+    }
   }
 
   std::shared_ptr<DeviceCore> core_;
   unsigned qid_;
   uint64_t staging_bytes_;
   int efd_;
+  std::atomic<bool> signalled_{false};  // efd_ was written since reap() last cleared it
+  bool inline_reads_;
+  bool signal_fd_;
   bool closing_ = false;  // set by the destructor, on the queue's thread
   std::mutex mu_;  // this queue's lists only
   std::condition_variable work_cv_, done_cv_;

@@ -2,13 +2,29 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 
+#include "io/nowait.h"
+
 namespace obd {
+
+namespace {
+
+bool memory_backed(int fd) {
+  struct statfs fs;
+  return ::fstatfs(fd, &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+}
+
+}  // namespace
+
+LocalFile::LocalFile(int fd, std::string path) : fd_(fd), path_(std::move(path)), in_memory_(memory_backed(fd)) {}
 
 LocalFile::~LocalFile() {
   if (fd_ >= 0) ::close(fd_);
@@ -22,10 +38,20 @@ Result<uint64_t> LocalFile::size() {
 
 Result<size_t> LocalFile::finish_read(void* buf, size_t len, uint64_t off, size_t got) {
   auto* p = static_cast<uint8_t*>(buf);
+  // RWF_NOWAIT: the page cache only (EAGAIN otherwise); EOPNOTSUPP where the
+  // filesystem cannot tell.
+  const bool nowait = !in_memory_ && nowait_active();
   while (got < len) {
-    ssize_t n = ::pread(fd_, p + got, len - got, off + got);
+    ssize_t n;
+    if (nowait) {
+      iovec v{p + got, len - got};
+      n = ::preadv2(fd_, &v, 1, off_t(off + got), RWF_NOWAIT);
+    } else {
+      n = ::pread(fd_, p + got, len - got, off + got);
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (nowait && (errno == EAGAIN || errno == EOPNOTSUPP)) return would_block("read " + path_);
       return Status::from_errno(errno, "read " + path_ + " at offset " + std::to_string(off + got));
     }
     if (n == 0) break;

@@ -7,7 +7,7 @@ namespace obd {
 
 class LocalFile : public File {
  public:
-  LocalFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  LocalFile(int fd, std::string path);
   ~LocalFile() override;
   const std::string& name() const override { return path_; }
   Result<uint64_t> size() override;
@@ -21,10 +21,12 @@ class LocalFile : public File {
 
  protected:
   // Completes a read that io_uring returned short (signals, page boundaries).
+  // Inside a NoWaitScope: reads only what needs no storage I/O.
   Result<size_t> finish_read(void* buf, size_t len, uint64_t off, size_t got);
 
   int fd_;
   std::string path_;
+  bool in_memory_;  // tmpfs or ramfs: a read never waits on storage
 };
 
 class UringFile final : public LocalFile {

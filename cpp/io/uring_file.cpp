@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "io/local_file.h"
+#include "io/nowait.h"
 
 namespace obd {
 namespace {
@@ -47,6 +48,12 @@ Result<size_t> UringFile::pread(void* buf, size_t len, uint64_t off) {
 }
 
 Status UringFile::pread_batch(std::span<ReadReq> reqs) {
+  if (nowait_active()) {  // preadv2(RWF_NOWAIT) each: a ring read would wait
+    for (ReadReq& r : reqs) {
+      OBD_ASSIGN_OR_RETURN(r.done, finish_read(r.buf, r.len, r.off, 0));
+    }
+    return Status::ok();
+  }
   Ring* ring = thread_ring();
   if (!ring) return LocalFile::pread_batch(reqs);
   for (size_t base = 0; base < reqs.size();) {

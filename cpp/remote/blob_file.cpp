@@ -8,6 +8,7 @@
 #include <cstring>
 #include <thread>
 
+#include "io/nowait.h"
 #include "remote/registry_core.h"
 
 namespace obd::remote {
@@ -104,6 +105,7 @@ class BlobFile final : public File {
 
   Result<size_t> pread(void* buf, size_t len, uint64_t off) override {
     if (off >= size_ || len == 0) return size_t(0);
+    if (nowait_active()) return would_block(name());  // an HTTP round trip
     OBD_TRY(check_size());
     uint64_t n = std::min<uint64_t>(len, size_ - off);
     OBD_TRY(read_range(static_cast<char*>(buf), off, n, nullptr));

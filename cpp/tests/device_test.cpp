@@ -316,3 +316,38 @@ TEST_F(DeviceTest, QueueDestructorCompletesEverything) {
 }
 
 }  // namespace
+
+namespace {
+
+bool readable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1;
+}
+
+}  // namespace
+
+// The completion fd is readable while completions wait and clear once
+// reaped; with signal_fd off it never is, and reap() still runs them.
+TEST_F(DeviceTest, CompletionFdFollowsWaitingCompletions) {
+  auto dev = make_image_device(open(false, std::vector<uint8_t>(kMiB, 3), kMiB));
+  for (bool signal : {true, false}) {
+    auto q = dev->open_queue(signal ? 0 : 1, {.workers = 0, .signal_fd = signal});
+    ASSERT_TRUE(q.is_ok());
+    std::vector<uint8_t> buf(4 * 4096);
+    iovec iov[4];
+    IoRequest reqs[4];
+    static int ran = 0;
+    ran = 0;
+    for (int i = 0; i < 4; i++) {
+      iov[i] = {buf.data() + i * 4096, 4096};
+      reqs[i] = {.op = IoOp::kRead, .offset = uint64_t(i) * 4096, .length = 4096, .iov = &iov[i], .iovcnt = 1,
+                 .done = [](IoRequest&, const Status& s) { ran += s.is_ok(); }};
+      (*q)->submit(reqs[i]);
+    }
+    EXPECT_EQ(readable((*q)->completion_fd()), signal);
+    EXPECT_EQ((*q)->reap(4), 4u);
+    EXPECT_EQ(ran, 4);
+    EXPECT_FALSE(readable((*q)->completion_fd()));
+    EXPECT_EQ(buf, std::vector<uint8_t>(buf.size(), 3));
+  }
+}

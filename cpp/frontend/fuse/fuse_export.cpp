@@ -66,7 +66,8 @@ class QueuePool {
       }
     }
     QueueOptions o;
-    o.workers = 0;  // the FUSE thread executes its own request
+    o.workers = 0;         // the FUSE thread executes its own request
+    o.signal_fd = false;   // and reaps it at once: nobody polls the fd
     o.max_io_bytes = kMaxIo;
     return dev_->open_queue(next_qid_++, o);
   }
