@@ -14,12 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerdConnection } from '../lib/containerd/index.js';
 import { chainIds, uuidFromChainId } from '../lib/convertor/index.js';
 import type { LayerInspection } from '../lib/layer.js';
-import { runTool, spawnTool, waitFor } from './helpers/cli.js';
-import { mountsUnder, startContainerd, type TestContainerd } from './helpers/containerd.js';
+import { runTool } from './helpers/cli.js';
+import { mountsUnder, type TestContainerd } from './helpers/containerd.js';
+import { startObdStack, type ObdStack } from './helpers/obd-stack.js';
 import { buildImage, buildIndex, writeOciLayout, type BuiltImage, type TarEntry } from './helpers/oci-layout.js';
-import { skopeoCopy, startRegistry, stopChild, trackChild, type TestRegistry } from './helpers/registry.js';
-import { writeGlobalConfig } from './helpers/remote-image.js';
-import { startSnapshotter, type TestSnapshotter } from './helpers/snapshotter.js';
+import { skopeoCopy, startRegistry, type TestRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/vectors.js';
 
 const P = 'containerd.io/snapshot/overlaybd/';
@@ -41,10 +40,8 @@ function busyboxImage(): BuiltImage {
 describe('overlaybd obdconv', () => {
   let tmp: { dir: string; cleanup: () => void };
   let reg: TestRegistry;
+  let stack: ObdStack;
   let cd: TestContainerd;
-  let snap: TestSnapshotter;
-  let device: ReturnType<typeof spawnTool>;
-  let deviceSocket: string;
   let amd64: BuiltImage;
   let src: string;
   const dst = 'localhost/demo/busybox:obd';
@@ -63,23 +60,15 @@ describe('overlaybd obdconv', () => {
     src = `${reg.host}/demo/busybox:latest`;
     await skopeoCopy(layout, 'latest', src);
 
-    deviceSocket = path.join(tmp.dir, 'dev.sock');
-    const global = writeGlobalConfig(path.join(tmp.dir, 'svc'), { enableAudit: false, controlSocket: deviceSocket }).file;
-    device = spawnTool('overlaybd', ['serve', '--global', global]);
-    trackChild(device.child);
-    await waitFor(() => fs.existsSync(deviceSocket), 'the device service socket');
-    snap = await startSnapshotter({ deviceSocket, deviceFrontend: 'fuse', autoRemoveDev: true });
-    cd = await startContainerd({ proxySnapshotters: { obd: snap.socket }, plainHttpRegistries: [reg.host] });
+    stack = await startObdStack({ name: 'obdconv-stack', snapshotter: { autoRemoveDev: true }, containerd: { plainHttpRegistries: [reg.host] } });
+    cd = stack.cd!;
     const r = runTool('overlaybd', ['rpull', '--plain-http', '--address', cd.socket, '--snapshotter', 'overlayfs', src]);
     if (r.code !== 0) throw new Error(`rpull failed:\n${r.stderr}`);
   }, 600_000);
 
   afterAll(async () => {
-    await cd?.stop();
-    await snap?.stop();
-    await stopChild(device?.child, 15_000);
+    await stack?.stop();
     await reg?.stop();
-    if (tmp) for (const m of mountsUnder(tmp.dir)) execFileSync('umount', ['-l', m]);
     tmp?.cleanup();
   });
 
@@ -169,9 +158,9 @@ describe('overlaybd obdconv', () => {
   it('runs the converted image with ctr run --snapshotter obd', async () => {
     const run = await cd.ctr(['run', '--rm', '--snapshotter', 'obd', dst, 'c1', 'cat', '/etc/motd'], { timeoutMs: 300_000 });
     expect(run.stdout).toBe('second layer\n');
-    const committed = await snap.list(['kind==committed']);
+    const committed = await stack.snap.list(['kind==committed']);
     expect(committed).toHaveLength(2);
-    for (let i = 0; i < 100 && mountsUnder(snap.dir).length > 0; i++) await new Promise((res) => setTimeout(res, 100));
+    for (let i = 0; i < 100 && mountsUnder(stack.snap.dir).length > 0; i++) await new Promise((res) => setTimeout(res, 100));
   }, 300_000);
 
   it('names an unknown source image, a missing blob, and refuses --dbstr and other filesystems', async () => {

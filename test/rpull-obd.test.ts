@@ -6,17 +6,14 @@
  * service: the registry log shows only ranged reads of the layer blobs.
  * With --download-blobs, rpull fetches each blob and containerd applies it.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callService } from '../lib/device/service.js';
-import { spawnTool, waitFor } from './helpers/cli.js';
-import { mountsUnder, startContainerd, type TestContainerd } from './helpers/containerd.js';
-import { stopChild, trackChild } from './helpers/registry.js';
-import { remoteBookworm, writeGlobalConfig, type RemoteBookworm } from './helpers/remote-image.js';
-import { startSnapshotter, type TestSnapshotter } from './helpers/snapshotter.js';
-import { tempDir } from './helpers/vectors.js';
+import { spawnTool } from './helpers/cli.js';
+import type { TestContainerd } from './helpers/containerd.js';
+import { startObdStack, type ObdStack } from './helpers/obd-stack.js';
+import { remoteBookworm, type RemoteBookworm } from './helpers/remote-image.js';
+import type { TestSnapshotter } from './helpers/snapshotter.js';
 
 interface RegistryRequest {
   method: string;
@@ -41,14 +38,12 @@ function requestsSince(logFile: string, from: number): RegistryRequest[] {
 }
 
 describe('overlaybd rpull into overlaybd-snapshotter', () => {
-  let tmp: { dir: string; cleanup: () => void };
   let image: RemoteBookworm;
-  let device: ReturnType<typeof spawnTool>;
-  let deviceSocket: string;
+  let stack: ObdStack;
   let snap: TestSnapshotter;
   let cd: TestContainerd;
   let ref: string;
-  const devices = async () => (await callService(deviceSocket, 'GET', '/list')) as { path: string; config: string }[];
+  const devices = () => stack.devices();
 
   /** rpull without blocking this process. */
   async function rpull(...args: string[]): Promise<{ code: number | null; stderr: string }> {
@@ -58,30 +53,20 @@ describe('overlaybd rpull into overlaybd-snapshotter', () => {
   }
 
   beforeAll(async () => {
-    tmp = tempDir('obd-rpull-obd-');
     image = await remoteBookworm();
     ref = `${image.registry.host}/${image.repo}:${image.tag}`;
-    deviceSocket = path.join(tmp.dir, 'dev.sock');
-    const global = writeGlobalConfig(path.join(tmp.dir, 'svc'), { enableAudit: false, controlSocket: deviceSocket }).file;
-    device = spawnTool('overlaybd', ['serve', '--global', global]);
-    trackChild(device.child);
-    await waitFor(() => fs.existsSync(deviceSocket), 'the device service socket');
-    snap = await startSnapshotter({
-      deviceSocket,
-      deviceFrontend: 'fuse',
-      autoRemoveDev: true,
-      mirrorRegistry: [{ host: image.registry.host, insecure: true }],
+    stack = await startObdStack({
+      name: 'rpull-obd',
+      snapshotter: { autoRemoveDev: true, mirrorRegistry: [{ host: image.registry.host, insecure: true }] },
+      containerd: { plainHttpRegistries: [image.registry.host] },
     });
-    cd = await startContainerd({ proxySnapshotters: { obd: snap.socket }, plainHttpRegistries: [image.registry.host] });
+    ({ snap } = stack);
+    cd = stack.cd!;
   }, 600_000);
 
   afterAll(async () => {
-    await cd?.stop();
-    await snap?.stop();
-    await stopChild(device?.child, 15_000);
+    await stack?.stop();
     await image?.close();
-    for (const m of mountsUnder(tmp.dir)) execFileSync('umount', ['-l', m]);
-    tmp?.cleanup();
   });
 
   it('takes every layer remotely, and ctr run reads the image lazily', async () => {
@@ -98,7 +83,7 @@ describe('overlaybd rpull into overlaybd-snapshotter', () => {
     for (const s of committed) expect(s.labels['containerd.io/snapshot/image-ref']).toBe(ref);
 
     // The answer goes through a bind mount: ctr's stdout of a short task was seen to come back empty under load.
-    const out = path.join(tmp.dir, 'out');
+    const out = path.join(stack.dir, 'out');
     fs.mkdirSync(out, { recursive: true });
     const mount = `type=bind,src=${out},dst=/out,options=rbind:rw`;
     await cd.ctr(['run', '--rm', '--snapshotter', 'obd', '--mount', mount, ref, 'c2', '/bin/sh', '-c', 'cat /etc/debian_version > /out/v'], { timeoutMs: 300_000 });
@@ -143,7 +128,7 @@ describe('overlaybd rpull into overlaybd-snapshotter', () => {
     }
     // The layers' configs name the local files first, so the container reads no layer from the registry.
     const afterPull = fs.statSync(image.registry.logFile).size;
-    const out = path.join(tmp.dir, 'out-dl');
+    const out = path.join(stack.dir, 'out-dl');
     fs.mkdirSync(out, { recursive: true });
     const mount = `type=bind,src=${out},dst=/out,options=rbind:rw`;
     await cd.ctr(['run', '--rm', '--snapshotter', 'obd', '--mount', mount, ref, 'c3', '/bin/sh', '-c', 'cat /etc/debian_version > /out/v'], { timeoutMs: 300_000 });

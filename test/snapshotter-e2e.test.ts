@@ -12,15 +12,13 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callService } from '../lib/device/service.js';
 import { spawnTool, waitFor } from './helpers/cli.js';
-import { mountsUnder, startContainerd, type TestContainerd } from './helpers/containerd.js';
+import { mountsUnder, type TestContainerd } from './helpers/containerd.js';
+import { startObdStack, type ObdStack } from './helpers/obd-stack.js';
 import { blobBytesSince, logMark } from './helpers/registry-bytes.js';
-import { stopChild, trackChild } from './helpers/registry.js';
-import { remoteBookworm, writeGlobalConfig, type RemoteBookworm } from './helpers/remote-image.js';
+import { remoteBookworm, type RemoteBookworm } from './helpers/remote-image.js';
 import { startSnapshotter, type TestSnapshotter } from './helpers/snapshotter.js';
 import { removeRuncContainers } from './helpers/runc.js';
-import { tempDir } from './helpers/vectors.js';
 
 const WRITABLE = 'containerd.io/snapshot/overlaybd.writable';
 const PARALLEL = 20;
@@ -38,18 +36,15 @@ function configfsEntries(): string[] {
 }
 
 describe('containerd + overlaybd-snapshotter end to end', () => {
-  let tmp: { dir: string; cleanup: () => void };
   let image: RemoteBookworm;
-  let device: ReturnType<typeof spawnTool>;
-  let deviceSocket: string;
-  let snapConfig: Record<string, unknown>;
+  let stack: ObdStack;
   let snap: TestSnapshotter;
   let cd: TestContainerd;
   let ref: string;
   let out: string;
   let outMount: string;
   let configfsBefore: string[];
-  const devices = async () => (await callService(deviceSocket, 'GET', '/list')) as { path: string; config: string }[];
+  const devices = () => stack.devices();
   const ctr = (args: string[], timeoutMs = 300_000) => cd.ctr(args, { namespace: NS, timeoutMs });
   const obd = (args: string[]) => ctr(['snapshots', '--snapshotter', 'obd', ...args]);
   const answer = (name: string) => fs.readFileSync(path.join(out, name), 'utf8');
@@ -62,31 +57,25 @@ describe('containerd + overlaybd-snapshotter end to end', () => {
       .sort();
 
   beforeAll(async () => {
-    tmp = tempDir('obd-e2e-');
     configfsBefore = configfsEntries();
     image = await remoteBookworm();
     ref = `${image.registry.host}/${image.repo}:${image.tag}`;
-    out = path.join(tmp.dir, 'out');
+    stack = await startObdStack({
+      name: 'e2e',
+      snapshotter: { autoRemoveDev: true, mirrorRegistry: [{ host: image.registry.host, insecure: true }] },
+      containerd: { plainHttpRegistries: [image.registry.host] },
+    });
+    ({ snap } = stack);
+    cd = stack.cd!;
+    out = path.join(stack.dir, 'out');
     fs.mkdirSync(out);
     outMount = `type=bind,src=${out},dst=/out,options=rbind:rw`;
-    deviceSocket = path.join(tmp.dir, 'dev.sock');
-    const global = writeGlobalConfig(path.join(tmp.dir, 'svc'), { enableAudit: false, controlSocket: deviceSocket }).file;
-    device = spawnTool('overlaybd', ['serve', '--global', global]);
-    trackChild(device.child);
-    await waitFor(() => fs.existsSync(deviceSocket), 'the device service socket');
-    snapConfig = { deviceSocket, deviceFrontend: 'fuse', autoRemoveDev: true, mirrorRegistry: [{ host: image.registry.host, insecure: true }] };
-    snap = await startSnapshotter(snapConfig);
-    cd = await startContainerd({ proxySnapshotters: { obd: snap.socket }, plainHttpRegistries: [image.registry.host] });
   }, 600_000);
 
   afterAll(async () => {
     removeRuncContainers(NS);
-    await cd?.stop();
-    await snap?.stop();
-    await stopChild(device?.child, 15_000);
+    await stack?.stop();
     await image?.close();
-    for (const m of mountsUnder(tmp.dir)) execFileSync('umount', ['-l', m]);
-    tmp?.cleanup();
   });
 
   it('rpull then ctr run prints /etc/debian_version, fetching under 10% of the blob bytes', async () => {
@@ -123,7 +112,7 @@ describe('containerd + overlaybd-snapshotter end to end', () => {
     expect(answer('exec0')).toMatch(/^12\.\d+\n$/);
     expect(answer('exec0.md5')).toMatch(/^[0-9a-f]{32}\s+\/usr\/bin\/apt-get\n$/);
 
-    snap = await startSnapshotter(snapConfig, snap.dir);
+    snap = stack.snap = await startSnapshotter(stack.snapshotterConfig, snap.dir);
     // containerd redials its proxy with a backoff of up to 3 s: the first calls may still find it gone.
     expect(await retried(snapshotsLs)).toEqual(before);
     await ctr(['task', 'exec', '--exec-id', 'read2', 'par1', '/bin/sh', '-c', 'md5sum /usr/bin/dpkg > /out/exec1.md5']);
@@ -218,7 +207,7 @@ describe('containerd + overlaybd-snapshotter end to end', () => {
     const mounts = JSON.parse((await obd(['prepare', '--mounts', key, parent])).stdout) as { Type: string; Source: string; Options: string[] | null }[];
     expect(mounts).toHaveLength(1);
     const m = { type: mounts[0]!.Type, source: mounts[0]!.Source, options: mounts[0]!.Options ?? [] };
-    const dir = path.join(tmp.dir, key);
+    const dir = path.join(stack.dir, key);
     fs.mkdirSync(dir);
     // A bind mount is not a filesystem type to mount(8): its options say bind.
     const type = m.type === 'bind' ? [] : ['-t', m.type];

@@ -12,13 +12,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callService } from '../lib/device/service.js';
-import { spawnTool, waitFor } from './helpers/cli.js';
 import { mountsUnder } from './helpers/containerd.js';
-import { stopChild, trackChild } from './helpers/registry.js';
-import { remoteBookworm, writeGlobalConfig, type RemoteBookworm } from './helpers/remote-image.js';
-import { startSnapshotter, type TestSnapshotter } from './helpers/snapshotter.js';
-import { tempDir } from './helpers/vectors.js';
+import { startObdStack, type ObdStack } from './helpers/obd-stack.js';
+import { remoteBookworm, type RemoteBookworm } from './helpers/remote-image.js';
+import type { TestSnapshotter } from './helpers/snapshotter.js';
 
 const L = {
   ref: 'containerd.io/snapshot.ref',
@@ -33,32 +30,22 @@ const L = {
 const sha = (s: string) => 'sha256:' + createHash('sha256').update(s).digest('hex');
 
 describe('overlaybd-snapshotter with overlaybd layers', () => {
-  let tmp: { dir: string; cleanup: () => void };
   let image: RemoteBookworm;
-  let device: ReturnType<typeof spawnTool>;
-  let deviceSocket: string;
+  let stack: ObdStack;
   let snap: TestSnapshotter;
   const chain: string[] = [];
   // What `overlaybd list` prints, asked in-process (a tool start costs seconds here).
-  const devices = async () => (await callService(deviceSocket, 'GET', '/list')) as { path: string; config: string }[];
+  const devices = () => stack.devices();
 
   beforeAll(async () => {
-    tmp = tempDir('obd-snap-obd-');
     image = await remoteBookworm();
-    deviceSocket = path.join(tmp.dir, 'dev.sock');
-    const global = writeGlobalConfig(path.join(tmp.dir, 'svc'), { enableAudit: false, controlSocket: deviceSocket }).file;
-    device = spawnTool('overlaybd', ['serve', '--global', global]);
-    trackChild(device.child);
-    await waitFor(() => fs.existsSync(deviceSocket), 'the device service socket');
-    snap = await startSnapshotter({ deviceSocket, deviceFrontend: 'fuse', mirrorRegistry: [{ host: image.registry.host, insecure: true }] });
+    stack = await startObdStack({ name: 'snap-obd', snapshotter: { mirrorRegistry: [{ host: image.registry.host, insecure: true }] } });
+    ({ snap } = stack);
   }, 600_000);
 
   afterAll(async () => {
-    await snap?.stop();
-    await stopChild(device?.child, 15_000);
+    await stack?.stop();
     await image?.close();
-    for (const m of mountsUnder(tmp.dir)) execFileSync('umount', ['-l', m]);
-    tmp?.cleanup();
   });
 
   it('commits each remote layer under its chainID and answers AlreadyExists', async () => {
@@ -101,7 +88,7 @@ describe('overlaybd-snapshotter with overlaybd layers', () => {
     const dev = fs.readFileSync(`${snap.root}/snapshots/${topId}/block/backstore_mark`, 'utf8');
     expect((await devices()).map((d) => d.path)).toEqual([dev]);
 
-    const rootfs = path.join(tmp.dir, 'rootfs');
+    const rootfs = path.join(stack.dir, 'rootfs');
     fs.mkdirSync(rootfs);
     execFileSync('mount', ['-t', m.type, m.source, rootfs, '-o', m.options.join(',')]);
     try {
@@ -156,7 +143,7 @@ describe('overlaybd-snapshotter with overlaybd layers', () => {
     expect(res.mounts).toHaveLength(1);
     expect(res.mounts[0]).toMatchObject({ type: 'ext4', options: ['rw', 'discard'] });
     expect(res.mounts[0]!.source).toMatch(/^\/dev\/loop\d+$/);
-    const mnt = path.join(tmp.dir, 'dev-mnt');
+    const mnt = path.join(stack.dir, 'dev-mnt');
     fs.mkdirSync(mnt);
     execFileSync('mount', ['-t', 'ext4', res.mounts[0]!.source, mnt]);
     try {

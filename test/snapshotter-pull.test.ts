@@ -7,48 +7,32 @@
  * block device, attached through the device service and (autoRemoveDev)
  * detached when the container goes.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callService } from '../lib/device/service.js';
-import { spawnTool, waitFor } from './helpers/cli.js';
-import { mountsUnder, startContainerd, type TestContainerd } from './helpers/containerd.js';
-import { stopChild, trackChild } from './helpers/registry.js';
-import { remoteBookworm, writeGlobalConfig, type RemoteBookworm } from './helpers/remote-image.js';
-import { startSnapshotter, type TestSnapshotter } from './helpers/snapshotter.js';
-import { tempDir } from './helpers/vectors.js';
+import { mountsUnder, type TestContainerd } from './helpers/containerd.js';
+import { startObdStack, type ObdStack } from './helpers/obd-stack.js';
+import { remoteBookworm, type RemoteBookworm } from './helpers/remote-image.js';
+import type { TestSnapshotter } from './helpers/snapshotter.js';
 
 describe('ctr image pull + ctr run of an overlaybd image', () => {
-  let tmp: { dir: string; cleanup: () => void };
   let image: RemoteBookworm;
-  let device: ReturnType<typeof spawnTool>;
-  let deviceSocket: string;
+  let stack: ObdStack;
   let snap: TestSnapshotter;
   let cd: TestContainerd;
   let ref: string;
-  const devices = async () => (await callService(deviceSocket, 'GET', '/list')) as { path: string; config: string }[];
+  const devices = () => stack.devices();
 
   beforeAll(async () => {
-    tmp = tempDir('obd-snap-pull-');
     image = await remoteBookworm();
     ref = `${image.registry.host}/${image.repo}:${image.tag}`;
-    deviceSocket = path.join(tmp.dir, 'dev.sock');
-    const global = writeGlobalConfig(path.join(tmp.dir, 'svc'), { enableAudit: false, controlSocket: deviceSocket }).file;
-    device = spawnTool('overlaybd', ['serve', '--global', global]);
-    trackChild(device.child);
-    await waitFor(() => fs.existsSync(deviceSocket), 'the device service socket');
-    snap = await startSnapshotter({ deviceSocket, deviceFrontend: 'fuse', autoRemoveDev: true });
-    cd = await startContainerd({ proxySnapshotters: { obd: snap.socket }, plainHttpRegistries: [image.registry.host] });
+    stack = await startObdStack({ name: 'snap-pull', snapshotter: { autoRemoveDev: true }, containerd: { plainHttpRegistries: [image.registry.host] } });
+    ({ snap } = stack);
+    cd = stack.cd!;
   }, 600_000);
 
   afterAll(async () => {
-    await cd?.stop();
-    await snap?.stop();
-    await stopChild(device?.child, 15_000);
+    await stack?.stop();
     await image?.close();
-    for (const m of mountsUnder(tmp.dir)) execFileSync('umount', ['-l', m]);
-    tmp?.cleanup();
   });
 
   it('unpacks the layers as local overlaybd layers and runs a container on them', async () => {
