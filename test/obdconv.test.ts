@@ -17,25 +17,11 @@ import type { LayerInspection } from '../lib/layer.js';
 import { runTool } from './helpers/cli.js';
 import { mountsUnder, type TestContainerd } from './helpers/containerd.js';
 import { startObdStack, type ObdStack } from './helpers/obd-stack.js';
-import { buildImage, buildIndex, writeOciLayout, type BuiltImage, type TarEntry } from './helpers/oci-layout.js';
+import { buildImage, buildIndex, busyboxImage, writeOciLayout, type BuiltImage } from './helpers/oci-layout.js';
 import { skopeoCopy, startRegistry, type TestRegistry } from './helpers/registry.js';
 import { tempDir } from './helpers/vectors.js';
 
 const P = 'containerd.io/snapshot/overlaybd/';
-
-/** busybox-static with a few applets, and a second layer with /etc/motd. */
-function busyboxImage(): BuiltImage {
-  const base: TarEntry[] = [
-    { path: 'bin', type: 'dir' },
-    { path: 'bin/busybox', content: fs.readFileSync('/bin/busybox'), mode: 0o755 },
-    ...['sh', 'echo', 'cat', 'ls'].map((a) => ({ path: `bin/${a}`, type: 'symlink' as const, target: 'busybox' })),
-  ];
-  const top: TarEntry[] = [
-    { path: 'etc', type: 'dir' },
-    { path: 'etc/motd', content: 'second layer\n' },
-  ];
-  return buildImage({ layers: [base, top], env: ['PATH=/bin'], cmd: ['/bin/sh'] });
-}
 
 describe('overlaybd obdconv', () => {
   let tmp: { dir: string; cleanup: () => void };

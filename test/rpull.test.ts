@@ -11,22 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerdConnection } from '../lib/containerd/index.js';
 import { startContainerd, type TestContainerd } from './helpers/containerd.js';
 import { runTool } from './helpers/cli.js';
-import { blob, buildImage, buildIndex, writeOciLayout, type BuiltImage, type TarEntry } from './helpers/oci-layout.js';
+import { blob, buildImage, buildIndex, busyboxImage, writeOciLayout, type BuiltImage } from './helpers/oci-layout.js';
 import { skopeoCopy, startRegistry, type TestRegistry } from './helpers/registry.js';
-
-/** busybox-static with a few applets, and a second layer with /etc/motd. */
-function busyboxImage(): BuiltImage {
-  const base: TarEntry[] = [
-    { path: 'bin', type: 'dir' },
-    { path: 'bin/busybox', content: fs.readFileSync('/bin/busybox'), mode: 0o755 },
-    ...['sh', 'echo', 'cat', 'ls'].map((a) => ({ path: `bin/${a}`, type: 'symlink' as const, target: 'busybox' })),
-  ];
-  const top: TarEntry[] = [
-    { path: 'etc', type: 'dir' },
-    { path: 'etc/motd', content: 'second layer\n' },
-  ];
-  return buildImage({ layers: [base, top], env: ['PATH=/bin'], cmd: ['/bin/sh'] });
-}
 
 /** The image with `annotations` on every layer descriptor of its manifest (as the convertor writes overlaybd's). */
 function annotated(img: BuiltImage, annotations: (i: number) => Record<string, string>): BuiltImage {

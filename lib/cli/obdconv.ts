@@ -2,10 +2,9 @@
  * `overlaybd obdconv`: upstream's `ctr obdconv SRC DST`, converting an image
  * in containerd's content store into an overlaybd image DST there.
  */
-import { constants } from 'node:os';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, parsePlatform } from '../containerd/index.js';
 import { obdconv } from '../containerd/obdconv.js';
-import { parse, usageError, type Command } from './run.js';
+import { parse, untilSignal, usageError, type Command } from './run.js';
 
 function intFlag(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -45,19 +44,11 @@ store, then the image record DST. Push it with ctr images push.
       throw usageError(positionals.length < 2 ? 'a source and a destination image are required' : `unexpected argument '${positionals[2]}'`);
     }
     const env = process.env;
-    const abort = new AbortController();
-    let stoppedBy: NodeJS.Signals | undefined;
-    const onSignal = (sig: NodeJS.Signals) => {
-      stoppedBy ??= sig;
-      abort.abort(new Error(`interrupted by ${sig}`));
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    try {
+    await untilSignal('overlaybd obdconv', async (signal) => {
       const vsize = intFlag('vsize', v.vsize);
       const bs = intFlag('bs', v.bs);
       const r = await obdconv({
-        signal: abort.signal,
+        signal,
         src: positionals[0]!,
         dst: positionals[1]!,
         address: v.address ?? (env.CONTAINERD_ADDRESS || DEFAULT_ADDRESS),
@@ -71,13 +62,6 @@ store, then the image record DST. Push it with ctr images push.
         progress: (line) => process.stderr.write(line + '\n'),
       });
       process.stdout.write(`${r.target.digest}\n`);
-    } catch (e) {
-      if (!stoppedBy) throw e;
-      process.stderr.write(`overlaybd obdconv: interrupted by ${stoppedBy}\n`);
-      process.exitCode = 128 + constants.signals[stoppedBy];
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    });
   },
 };

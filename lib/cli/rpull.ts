@@ -2,10 +2,9 @@
  * `overlaybd rpull`: upstream's `ctr rpull`, a pull through containerd that
  * leaves overlaybd layers to the snapshotter (no layer blob download).
  */
-import { constants } from 'node:os';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_SNAPSHOTTER, parsePlatform, rpull } from '../containerd/index.js';
 import { RegistryClient } from '../registry/index.js';
-import { parse, usageError, type Command } from './run.js';
+import { parse, untilSignal, usageError, type Command } from './run.js';
 
 function labelFlags(list: string[] | undefined): Record<string, string> | undefined {
   if (!list || list.length === 0) return undefined;
@@ -66,35 +65,23 @@ record. Progress goes to stderr.
       credentials: v.user !== undefined ? { userPass: v.user } : {},
     });
     // SIGINT/SIGTERM: cancel what is in flight, remove the extraction snapshot and the lease, then exit 128+n.
-    const abort = new AbortController();
-    let stoppedBy: NodeJS.Signals | undefined;
-    const onSignal = (sig: NodeJS.Signals) => {
-      stoppedBy ??= sig;
-      abort.abort(new Error(`interrupted by ${sig}`));
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
     try {
-      await rpull({
-        signal: abort.signal,
-        ref: positionals[0]!,
-        registry,
-        address: v.address ?? (env.CONTAINERD_ADDRESS || DEFAULT_ADDRESS),
-        namespace: v.namespace ?? (env.CONTAINERD_NAMESPACE || DEFAULT_NAMESPACE),
-        snapshotter: v.snapshotter ?? (env.CONTAINERD_SNAPSHOTTER || DEFAULT_SNAPSHOTTER),
-        downloadBlobs: v['download-blobs'] ?? false,
-        ...(v.platform !== undefined ? { platform: parsePlatform(v.platform) } : {}),
-        ...(labelFlags(v.label) ? { imageLabels: labelFlags(v.label)! } : {}),
-        progress: (line) => process.stderr.write(line + '\n'),
+      await untilSignal('overlaybd rpull', async (signal) => {
+        await rpull({
+          signal,
+          ref: positionals[0]!,
+          registry,
+          address: v.address ?? (env.CONTAINERD_ADDRESS || DEFAULT_ADDRESS),
+          namespace: v.namespace ?? (env.CONTAINERD_NAMESPACE || DEFAULT_NAMESPACE),
+          snapshotter: v.snapshotter ?? (env.CONTAINERD_SNAPSHOTTER || DEFAULT_SNAPSHOTTER),
+          downloadBlobs: v['download-blobs'] ?? false,
+          ...(v.platform !== undefined ? { platform: parsePlatform(v.platform) } : {}),
+          ...(labelFlags(v.label) ? { imageLabels: labelFlags(v.label)! } : {}),
+          progress: (line) => process.stderr.write(line + '\n'),
+        });
+        process.stderr.write('done\n');
       });
-      process.stderr.write('done\n');
-    } catch (e) {
-      if (!stoppedBy) throw e;
-      process.stderr.write(`overlaybd rpull: interrupted by ${stoppedBy}\n`);
-      process.exitCode = 128 + constants.signals[stoppedBy];
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
       await registry.close();
     }
   },

@@ -74,6 +74,33 @@ export function removeOutputsOnSignals(): void {
 }
 
 /**
+ * Runs `work` with a signal that SIGINT or SIGTERM aborts, so it can undo what
+ * is in flight (leases, extraction snapshots); work ended that way reports
+ * `<tool>: interrupted by SIG` and sets the exit code 128 + n, as a shell
+ * reports a killed process. Other errors pass through.
+ */
+export async function untilSignal(tool: string, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const abort = new AbortController();
+  let stoppedBy: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    stoppedBy ??= sig;
+    abort.abort(new Error(`interrupted by ${sig}`));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await work(abort.signal);
+  } catch (e) {
+    if (!stoppedBy) throw e;
+    process.stderr.write(`${tool}: interrupted by ${stoppedBy}\n`);
+    process.exitCode = 128 + constants.signals[stoppedBy];
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/**
  * The reader of stdout went away (`| head`): stop at once and quietly, with
  * the status of a tool that SIGPIPE ended (128 + 13), as cat or git do.
  */

@@ -182,3 +182,17 @@ export function sampleImages(): { single: BuiltImage; index: Blob; platforms: Bu
   const arm64 = mk('arm64');
   return { single: amd64, index: buildIndex([amd64, arm64]), platforms: [amd64, arm64] };
 }
+
+/** busybox-static with a few applets, and a second layer with /etc/motd: a tiny image that runs. */
+export function busyboxImage(): BuiltImage {
+  const base: TarEntry[] = [
+    { path: 'bin', type: 'dir' },
+    { path: 'bin/busybox', content: fs.readFileSync('/bin/busybox'), mode: 0o755 },
+    ...['sh', 'echo', 'cat', 'ls'].map((a) => ({ path: `bin/${a}`, type: 'symlink' as const, target: 'busybox' })),
+  ];
+  const top: TarEntry[] = [
+    { path: 'etc', type: 'dir' },
+    { path: 'etc/motd', content: 'second layer\n' },
+  ];
+  return buildImage({ layers: [base, top], env: ['PATH=/bin'], cmd: ['/bin/sh'] });
+}
