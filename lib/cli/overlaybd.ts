@@ -1,51 +1,50 @@
 #!/usr/bin/env node
 /** `overlaybd <command>`: every tool under one name. */
-import { applyCommand } from './apply.js';
-import { commitCommand } from './commit.js';
-import { convertorCommand } from './convertor-command.js';
-import { createCommand } from './create.js';
-import { dumpCommand } from './dump.js';
-import { inspectCommand } from './inspect.js';
-import { obdconvCommand } from './obdconv.js';
-import { prefetchCommand } from './prefetch.js';
-import { resizeCommand } from './resize.js';
-import { rpullCommand } from './rpull.js';
-import { serveCommand } from './serve.js';
-import { attachCommand, detachCommand, listCommand, snapshotCommand } from './device.js';
 import { runCli, usageError, type Command } from './run.js';
-import { zfileCommand } from './zfile.js';
 
-const commands: Record<string, Command> = {
-  dump: dumpCommand,
-  prefetch: prefetchCommand,
-  serve: serveCommand,
-  attach: attachCommand,
-  detach: detachCommand,
-  list: listCommand,
-  snapshot: snapshotCommand,
-  inspect: inspectCommand,
-  create: createCommand,
-  commit: commitCommand,
-  apply: applyCommand,
-  resize: resizeCommand,
-  zfile: zfileCommand,
-  convert: convertorCommand,
-  rpull: rpullCommand,
-  obdconv: obdconvCommand,
+// Each command is imported only when it runs: a start of `overlaybd rpull`
+// or `attach` should not load the convertor, ext4 and registry stacks of the
+// others (about 0.4 s of a 1.3 s start). --help loads them all for the summaries.
+const commands: Record<string, () => Promise<Command>> = {
+  dump: async () => (await import('./dump.js')).dumpCommand,
+  prefetch: async () => (await import('./prefetch.js')).prefetchCommand,
+  serve: async () => (await import('./serve.js')).serveCommand,
+  attach: async () => (await import('./device.js')).attachCommand,
+  detach: async () => (await import('./device.js')).detachCommand,
+  list: async () => (await import('./device.js')).listCommand,
+  snapshot: async () => (await import('./device.js')).snapshotCommand,
+  inspect: async () => (await import('./inspect.js')).inspectCommand,
+  create: async () => (await import('./create.js')).createCommand,
+  commit: async () => (await import('./commit.js')).commitCommand,
+  apply: async () => (await import('./apply.js')).applyCommand,
+  resize: async () => (await import('./resize.js')).resizeCommand,
+  zfile: async () => (await import('./zfile.js')).zfileCommand,
+  convert: async () => (await import('./convertor-command.js')).convertorCommand,
+  rpull: async () => (await import('./rpull.js')).rpullCommand,
+  obdconv: async () => (await import('./obdconv.js')).obdconvCommand,
 };
 
-const usage = `usage: overlaybd <command> [args]   (overlaybd <command> --help for its options)
-${Object.entries(commands)
-  .map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`)
-  .join('\n')}`;
-
-const sub = process.argv[2];
-const cmd = sub ? commands[sub] : undefined;
-if (cmd) {
-  process.argv.splice(2, 1);
-  runCli(`overlaybd ${sub}`, cmd.usage, cmd.main);
-} else {
-  runCli('overlaybd', usage, async () => {
-    throw usageError(sub ? `unknown command '${sub}'` : 'a command is required');
-  });
+async function usage(): Promise<string> {
+  const lines = await Promise.all(Object.entries(commands).map(async ([n, load]) => `  ${n.padEnd(10)} ${(await load()).summary}`));
+  return `usage: overlaybd <command> [args]   (overlaybd <command> --help for its options)\n${lines.join('\n')}`;
 }
+
+// No top-level await: the single-file executables bundle this as CommonJS.
+async function main(): Promise<void> {
+  const sub = process.argv[2];
+  const load = sub !== undefined && Object.hasOwn(commands, sub) ? commands[sub] : undefined;
+  if (load) {
+    const cmd = await load();
+    process.argv.splice(2, 1);
+    runCli(`overlaybd ${sub}`, cmd.usage, cmd.main);
+  } else {
+    runCli('overlaybd', await usage(), async () => {
+      throw usageError(sub ? `unknown command '${sub}'` : 'a command is required');
+    });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`overlaybd: ${(e as Error).stack ?? String(e)}\n`);
+  process.exitCode = 1;
+});
