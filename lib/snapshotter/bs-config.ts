@@ -62,8 +62,8 @@ export function writeBsConfig(layout: Layout, id: string, cfg: BsConfig): void {
   fs.renameSync(tmp, file);
 }
 
-/** ConstructOverlayBDSpec for a non-writable layer of `type` (remoteBlock or localBlock). */
-export function constructSpec(layout: Layout, cfg: SnapshotterConfig, id: string, parentId: string | undefined, type: StorageType, labels: Record<string, string>): BsConfig {
+/** A new config for `id` starting from its parent's registry and lowers (a parent must have a config). */
+function inheritSpec(layout: Layout, id: string, parentId: string | undefined): BsConfig {
   const spec: BsConfig = { repoBlobUrl: '', lowers: [], upper: {}, resultFile: path.join(layout.block(id), 'init-debug.log') };
   if (parentId !== undefined) {
     const p = readBsConfig(layout, parentId);
@@ -71,6 +71,12 @@ export function constructSpec(layout: Layout, cfg: SnapshotterConfig, id: string
     spec.repoBlobUrl = p.repoBlobUrl;
     spec.lowers = [...p.lowers];
   }
+  return spec;
+}
+
+/** ConstructOverlayBDSpec for a non-writable layer of `type` (remoteBlock or localBlock). */
+export function constructSpec(layout: Layout, cfg: SnapshotterConfig, id: string, parentId: string | undefined, type: StorageType, labels: Record<string, string>): BsConfig {
+  const spec = inheritSpec(layout, id, parentId);
   if (type === 'remoteBlock') {
     const ref = labels[LABELS.imageRef] ?? labels[LABELS.criImageRef];
     if (!ref) throw new OverlaybdError('EINVAL', `snapshot ${id}: remote layer without ${LABELS.imageRef} or ${LABELS.criImageRef}`);
@@ -98,13 +104,7 @@ const DEFAULT_VSIZE_GB = 64;
  * label, default 64 GB); our layers need a size, so every upper gets it.
  */
 export async function constructWritableSpec(layout: Layout, cfg: SnapshotterConfig, id: string, parentId: string | undefined, labels: Record<string, string>): Promise<BsConfig> {
-  const spec: BsConfig = { repoBlobUrl: '', lowers: [], upper: {}, resultFile: path.join(layout.block(id), 'init-debug.log') };
-  if (parentId !== undefined) {
-    const p = readBsConfig(layout, parentId);
-    if (!p) throw new OverlaybdError('FAILED_PRECONDITION', `parent snapshot ${parentId} has no overlaybd config (${layout.configPath(parentId)})`);
-    spec.repoBlobUrl = p.repoBlobUrl;
-    spec.lowers = [...p.lowers];
-  }
+  const spec = inheritSpec(layout, id, parentId);
   const parsed = Number.parseInt(labels[LABELS.vsize] ?? '', 10);
   const vsize = Number.isSafeInteger(parsed) && parsed > 0 ? parsed : DEFAULT_VSIZE_GB;
   const rwDir = labels[LABELS.overlayActivePath] ?? layout.block(id);

@@ -248,6 +248,12 @@ export class MetaStore {
     return rows.map(toInfo).filter((i) => f(infoAdaptor(i)));
   }
 
+  /** The labels of the snapshot with `id` ({} when there is none): one row, not the whole id map. */
+  labelsById(id: string): Record<string, string> {
+    const r = this.#db.prepare('SELECT labels FROM snapshots WHERE id = ?').get(Number(id)) as { labels: string } | undefined;
+    return r ? (JSON.parse(r.labels) as Record<string, string>) : {};
+  }
+
   /** id -> key of every snapshot. */
   idMap(): Map<string, string> {
     const rows = this.#db.prepare('SELECT id, key FROM snapshots').all() as { id: number; key: string }[];

@@ -120,8 +120,7 @@ export class Snapshotter {
    * the rootfs asks for, or neither (a previous rootfs's settings go).
    */
   #traceSettings(parentId: string, labels: Record<string, string>): { accelerationLayer?: true; recordTracePath?: string } {
-    const key = this.store.idMap().get(parentId);
-    const parentLabels = key !== undefined ? this.store.getInfo(key).info.labels : {};
+    const parentLabels = this.store.labelsById(parentId);
     if (parentLabels[LABELS.accelerationLayer] === 'yes') return { accelerationLayer: true, recordTracePath: undefined };
     const tracePath = labels[LABELS.recordTracePath];
     if (labels[LABELS.recordTrace] === 'yes' && tracePath) return { accelerationLayer: undefined, recordTracePath: tracePath };
@@ -138,15 +137,11 @@ export class Snapshotter {
 
   /** The type of a snapshot from its labels and files. */
   #typeOf(id: string): StorageType {
-    const key = this.store.idMap().get(id);
-    const labels = key !== undefined ? this.store.getInfo(key).info.labels : {};
-    return identifyStorageType(this.layout, id, labels);
+    return identifyStorageType(this.layout, id, this.store.labelsById(id));
   }
 
   #fsTypeOf(id: string): string {
-    const key = this.store.idMap().get(id);
-    const labels = key !== undefined ? this.store.getInfo(key).info.labels : {};
-    return labels[LABELS.blobFsType] ?? this.config.defaultFsType;
+    return this.store.labelsById(id)[LABELS.blobFsType] ?? this.config.defaultFsType;
   }
 
   /**
