@@ -4,56 +4,31 @@
 
 namespace obd::lsmt {
 
-namespace {
-constexpr size_t kFanout = 16;  // keys a tree node: two cache lines of u64
-}
-
 RoIndex::RoIndex(std::vector<Segment> segs) : segs_(std::move(segs)) { build_search_tree(); }
 
-// Layout: segments form groups of kFanout; the bottom level holds each
-// group's last end (padded with UINT64_MAX to a multiple of kFanout), each
-// upper level the last key of each node below. Levels are stored top first.
-// The levels stay small (1/16 of the entries) and cache resident; a lookup
-// then touches one group of adjacent segments.
+// Groups stay small (8 segments, 192 bytes) and the tree over their ends
+// about 1 byte an entry, so its upper levels stay cache resident.
 void RoIndex::build_search_tree() {
-  tree_.clear();
-  level_start_.clear();
-  if (segs_.size() < 4 * kFanout) return;  // binary search is as fast
-  std::vector<std::vector<uint64_t>> levels;
-  std::vector<uint64_t> level;
-  for (size_t g = 0; g < segs_.size(); g += kFanout) level.push_back(segs_[std::min(g + kFanout, segs_.size()) - 1].end());
-  while (true) {
-    level.resize((level.size() + kFanout - 1) / kFanout * kFanout, UINT64_MAX);
-    levels.push_back(level);
-    if (level.size() == kFanout) break;
-    std::vector<uint64_t> up;
-    for (size_t i = kFanout - 1; i < level.size(); i += kFanout) up.push_back(level[i]);
-    level = std::move(up);
-  }
-  for (auto it = levels.rbegin(); it != levels.rend(); ++it) {
-    level_start_.push_back(tree_.size());
-    tree_.insert(tree_.end(), it->begin(), it->end());
-  }
+  tree_ = SearchTree();
+  if (segs_.size() < 4 * kGroup) return;  // binary search is as fast
+  std::vector<uint64_t> ends;
+  ends.reserve(segs_.size() / kGroup + 1);
+  for (size_t g = 0; g < segs_.size(); g += kGroup) ends.push_back(segs_[std::min(g + kGroup, segs_.size()) - 1].end());
+  tree_ = SearchTree(ends);
 }
 
-size_t RoIndex::find(uint64_t lba) const {
+size_t RoIndex::find(uint64_t lba) const { return find(lba, tree_.isa()); }
+
+size_t RoIndex::find(uint64_t lba, SearchIsa isa) const {
   if (segs_.empty() || lba >= segs_.back().end()) return segs_.size();
   if (tree_.empty()) {
     auto it = std::upper_bound(segs_.begin(), segs_.end(), lba,
                                [](uint64_t v, const Segment& s) { return v < s.end(); });
     return size_t(it - segs_.begin());
   }
-  // Walk down: in each node take the first key beyond lba. Since lba is below
-  // the last end, that key is never padding, so the child exists.
-  size_t node = 0;
-  for (size_t level = 0; level < level_start_.size(); level++) {
-    const uint64_t* keys = tree_.data() + level_start_[level] + node * kFanout;
-    size_t k = 0;
-    while (keys[k] <= lba) k++;
-    node = node * kFanout + k;
-  }
-  // `node` is now the group holding the answer.
-  size_t i = node * kFanout;
+  // lba is below the last end, so the tree names a real group: the first
+  // whose last end is beyond lba. The answer is in it.
+  size_t i = tree_.rank(lba, isa) * kGroup;
   while (segs_[i].end() <= lba) i++;
   return i;
 }

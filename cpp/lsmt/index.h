@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "lsmt/format.h"
+#include "lsmt/search_tree.h"
 
 namespace obd::lsmt {
 
@@ -20,6 +21,9 @@ class RoIndex {
   size_t size() const { return segs_.size(); }
   // Index of the first segment whose end is beyond `lba` (size() if none).
   size_t find(uint64_t lba) const;
+  // The same with the tree's compares in a given instruction set (tests force
+  // each one the CPU supports).
+  size_t find(uint64_t lba, SearchIsa isa) const;
   // Calls fn(piece) for each mapped piece of [lba, lba+n), trimmed to it, in order.
   template <typename F>
   void lookup(uint64_t lba, uint64_t n, F&& fn) const {
@@ -36,10 +40,11 @@ class RoIndex {
   void build_search_tree();
 
   std::vector<Segment> segs_;
-  // Static B-tree (Eytzinger-like, 16 keys a node) over segment end LBAs:
-  // one cache line a level instead of one a comparison as in binary search.
-  std::vector<uint64_t> tree_;
-  std::vector<size_t> level_start_;  // offset of each level in tree_, top first
+  // Static B-tree over the end LBA of each group of kGroup segments: one
+  // cache line a level, compared with SIMD, instead of one cache miss a
+  // comparison as in binary search; then a short scan of one group.
+  static constexpr size_t kGroup = 8;
+  SearchTree tree_;
 };
 
 // Checks a committed index against the layout rules (§2.2) and drops padding

@@ -1,0 +1,43 @@
+// A static search tree over sorted u64 keys (the ends of an RoIndex's
+// segment groups): nodes of 8 keys, one 64-byte cache line each, compared
+// in one go with SIMD. The instruction set is picked once at run time
+// (AVX-512, AVX2, SSE4.2, or plain C++), so the build stays portable.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace obd::lsmt {
+
+enum class SearchIsa { kScalar, kSse42, kAvx2, kAvx512 };
+
+const char* search_isa_name(SearchIsa isa);
+bool search_isa_supported(SearchIsa isa);
+// The fastest variant this CPU runs (chosen once, at first use).
+SearchIsa best_search_isa();
+
+class SearchTree {
+ public:
+  static constexpr size_t kFanout = 8;  // u64 keys a node: one cache line
+
+  SearchTree() = default;
+  // `keys` must be sorted ascending and all below UINT64_MAX (the padding).
+  explicit SearchTree(std::span<const uint64_t> keys);
+
+  bool empty() const { return nodes_.empty(); }
+  SearchIsa isa() const { return isa_; }
+  // The number of keys <= x, given x < the last key.
+  size_t rank(uint64_t x) const { return rank(x, isa_); }
+  size_t rank(uint64_t x, SearchIsa isa) const;
+
+ private:
+  struct alignas(64) Node {
+    uint64_t k[kFanout];
+  };
+  std::vector<Node> nodes_;           // levels top first, each padded with UINT64_MAX
+  std::vector<uint32_t> level_start_;  // first node of each level
+  SearchIsa isa_ = SearchIsa::kScalar;
+};
+
+}  // namespace obd::lsmt
