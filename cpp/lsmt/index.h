@@ -40,10 +40,10 @@ class RoIndex {
   void build_search_tree();
 
   std::vector<Segment> segs_;
-  // Static B-tree over the end LBA of each group of kGroup segments: one
-  // cache line a level, compared with SIMD, instead of one cache miss a
-  // comparison as in binary search; then a short scan of one group.
-  static constexpr size_t kGroup = 8;
+  // Static B-tree over the end LBA of each group of kGroup segments: two
+  // adjacent cache lines a level, compared with SIMD, instead of one cache
+  // miss a comparison as in binary search; then a short scan of one group.
+  static constexpr size_t kGroup = 16;
   SearchTree tree_;
 };
 

@@ -31,16 +31,19 @@ __attribute__((target("sse4.2"))) size_t count_sse42(Node k, uint64_t x) {
 
 __attribute__((target("avx2,popcnt"))) size_t count_avx2(Node k, uint64_t x) {
   const __m256i sign = _mm256_set1_epi64x(INT64_MIN), v = _mm256_xor_si256(_mm256_set1_epi64x(int64_t(x)), sign);
-  __m256i a = _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(k)), sign);
-  __m256i b = _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(k + 4)), sign);
-  int m = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(a, v))) |
-          _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(b, v))) << 4;
-  return SearchTree::kFanout - size_t(__builtin_popcount(m));
+  int gt = 0;
+  for (size_t i = 0; i < SearchTree::kFanout; i += 4) {
+    __m256i key = _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(k + i)), sign);
+    gt += __builtin_popcount(_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(key, v))));
+  }
+  return SearchTree::kFanout - size_t(gt);
 }
 
 __attribute__((target("avx512f,popcnt"))) size_t count_avx512(Node k, uint64_t x) {
-  __mmask8 le = _mm512_cmple_epu64_mask(_mm512_load_si512(k), _mm512_set1_epi64(int64_t(x)));
-  return size_t(__builtin_popcount(le));
+  const __m512i v = _mm512_set1_epi64(int64_t(x));
+  size_t le = 0;
+  for (size_t i = 0; i < SearchTree::kFanout; i += 8) le += __builtin_popcount(_mm512_cmple_epu64_mask(_mm512_load_si512(k + i), v));
+  return le;
 }
 #endif
 

@@ -1,6 +1,6 @@
 // A static search tree over sorted u64 keys (the ends of an RoIndex's
-// segment groups): nodes of 8 keys, one 64-byte cache line each, compared
-// in one go with SIMD. The instruction set is picked once at run time
+// segment groups): nodes of 16 keys, two adjacent 64-byte cache lines,
+// compared with SIMD. The instruction set is picked once at run time
 // (AVX-512, AVX2, SSE4.2, or plain C++), so the build stays portable.
 #pragma once
 #include <cstddef>
@@ -19,7 +19,7 @@ SearchIsa best_search_isa();
 
 class SearchTree {
  public:
-  static constexpr size_t kFanout = 8;  // u64 keys a node: one cache line
+  static constexpr size_t kFanout = 16;  // u64 keys a node: two cache lines, fetched together
 
   SearchTree() = default;
   // `keys` must be sorted ascending and all below UINT64_MAX (the padding).
@@ -32,7 +32,7 @@ class SearchTree {
   size_t rank(uint64_t x, SearchIsa isa) const;
 
  private:
-  struct alignas(64) Node {
+  struct alignas(128) Node {
     uint64_t k[kFanout];
   };
   std::vector<Node> nodes_;           // levels top first, each padded with UINT64_MAX
