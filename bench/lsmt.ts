@@ -4,7 +4,9 @@
  *  - 4 KiB random reads through a 10-layer stack, plain and LZ4, against
  *    pread of a flat file with the same content (warm page cache);
  *  - merged-index lookups/s, 10 layers x 100k entries, one core, against
- *    binary search over the same merged array;
+ *    std::lower_bound over the same merged array, in alternating slices of
+ *    thread CPU time (lookup_ratio_vs_lower_bound, aim >= 4; lookup_isa
+ *    names the SIMD variant picked at run time);
  *  - io_uring against pread (single reads, batches of 16);
  *  - commit throughput against copying the data file;
  *  - reads/s of 4 threads while 1 thread writes to the stack's append

@@ -3,7 +3,8 @@
  *  - native (cpp/tools/bench_zfile.cpp): LZ4 4 KiB-block random reads
  *    through open_zfile() against bare LZ4_decompress_safe of the same
  *    blocks in memory (and the CRC-32C the reader checks first), over an
- *    in-memory and a page-cached local ZFile;
+ *    in-memory and a page-cached local ZFile; `zfile 4KiB reads vs bare
+ *    lz4` is the issue's figure (aim >= 0.8);
  *  - through the addon: concurrent random 4 KiB reads of a ZFile against
  *    node:fs reads of the uncompressed file, and compression throughput.
  */
@@ -67,8 +68,9 @@ export async function run(): Promise<Record<string, number | string>> {
       'native open_zfile (file) ns/4KiB': native.zfile_file_ns!,
       'ratio zfile(memory)/lz4': native.ratio_memory!,
       'ratio zfile(file)/lz4': native.ratio_file!,
-      // The issue's figure: ZFile read throughput as a share of bare LZ4's (aim >= 0.8).
-      'throughput zfile(memory) vs lz4': native.lz4_decompress_ns! / native.zfile_memory_ns!,
+      // The issue's figure: ZFile read throughput as a share of bare LZ4's
+      // (aim >= 0.8), both timed in alternating slices of the same run.
+      'zfile 4KiB reads vs bare lz4': native.zfile_vs_lz4!,
     };
 
     // Through the addon: what a JavaScript caller sees.

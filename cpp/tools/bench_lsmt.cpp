@@ -2,7 +2,8 @@
 // object. Each figure is paired with a baseline measured in the same run:
 //  stack4k_*   4 KiB random reads through a 10-layer stack (plain, LZ4)
 //              against pread of a flat file with the same content
-//  lookup_*    merged-index lookups/s, 10 layers x 100k entries, one core
+//  lookup_*    merged-index lookups/s, 10 layers x 100k entries, one core,
+//              against std::lower_bound over the merged segments
 //  uring_*     io_uring against pread, single reads and batches of 16
 //  commit_*    commit throughput against copying the data file
 //  mixed_*     4 threads of 4 KiB random reads while 1 thread writes 4 KiB
@@ -371,7 +372,7 @@ void bench_mixed(const Stacks& s, const std::string& dir, double budget) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_lsmt WORKDIR [SECONDS_PER_FIGURE]\n");
+    std::fprintf(stderr, "usage: bench_lsmt WORKDIR [SECONDS_PER_FIGURE] [lookup]\n");
     return 2;
   }
   std::string dir = argv[1];
