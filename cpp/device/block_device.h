@@ -72,13 +72,17 @@ class IoQueue {
   virtual ~IoQueue() = default;
   virtual unsigned id() const = 0;
   // Starts `req`; errors (bad range, closed device) arrive as its completion.
+  // A request may finish inside submit() (workers = 0, a cached read): its
+  // completion then waits for the next reap() without making completion_fd()
+  // readable, so the submitting thread reaps before it polls.
   virtual void submit(IoRequest& req) = 0;
   // Runs completions of finished requests on the calling thread, first
   // waiting until at least min(`min`, in_flight()) are done. Returns the count.
   virtual size_t reap(size_t min = 0) = 0;
-  // An eventfd that is readable while completions wait for reap(), for the
-  // queue thread's poll loop (io_uring POLL_ADD in a ublk server); never
-  // readable when QueueOptions::signal_fd is off.
+  // An eventfd that is readable while completions of requests that finished
+  // outside submit() wait for reap(), for the queue thread's poll loop
+  // (io_uring POLL_ADD in a ublk server); never readable when
+  // QueueOptions::signal_fd is off.
   virtual int completion_fd() const = 0;
   // Submitted requests whose completion has not run yet.
   virtual size_t in_flight() const = 0;

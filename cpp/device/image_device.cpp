@@ -47,6 +47,13 @@ struct ReqList {
     if (!head) tail = nullptr;
     return r;
   }
+  // Moves all of `o` to the end of this list.
+  void append(ReqList& o) {
+    if (o.empty()) return;
+    (tail ? tail->next_ : head) = o.head;
+    tail = o.tail;
+    o.head = o.tail = nullptr;
+  }
 };
 
 std::string range_text(const IoRequest& r) {
@@ -139,14 +146,14 @@ class ImageQueue final : public IoQueue {
       return;
     }
     if (workers_.empty()) {
-      finish(req, execute(*core_, req, inline_staging_));
+      finish_inline(req, execute(*core_, req, inline_staging_));
       return;
     }
     if (inline_reads_ && req.op == IoOp::kRead) {
       NoWaitScope nowait;
       Status s = execute(*core_, req, inline_staging_);
       if (!nowait.refused()) {
-        finish(req, std::move(s));
+        finish_inline(req, std::move(s));
         return;
       }
     }
@@ -160,16 +167,18 @@ class ImageQueue final : public IoQueue {
   size_t reap(size_t min) override {
     min = std::min(min, in_flight_);
     size_t ran = 0;
+    reaping_++;
     do {
       ReqList done;
+      std::swap(done, inline_done_);
       {
         std::unique_lock lk(mu_);
-        if (ran < min) done_cv_.wait(lk, [this] { return !completed_.empty(); });
+        if (ran < min && done.empty()) done_cv_.wait(lk, [this] { return !completed_.empty(); });
         if (signalled_.exchange(false)) {  // clear before taking the list
           uint64_t v;
           [[maybe_unused]] ssize_t rc = ::read(efd_, &v, sizeof v);
         }
-        std::swap(done, completed_);
+        done.append(completed_);
       }
       while (!done.empty()) {
         IoRequest* r = done.pop();
@@ -180,6 +189,7 @@ class ImageQueue final : public IoQueue {
         r->done(*r, s);  // may resubmit r
       }
     } while (ran < min);
+    reaping_--;
     return ran;
   }
 
@@ -196,6 +206,17 @@ class ImageQueue final : public IoQueue {
       finish(*r, std::move(s));
       lk.lock();
     }
+  }
+
+  // A request done inside submit(): the submitting thread reaps after
+  // submitting (every caller's loop does), so it needs neither the lock nor
+  // the eventfd (a write, a read and, in a ublk ring, one more wake-up per
+  // batch). One submitted by a completion inside reap() is signalled as
+  // usual: that reap may return before seeing it.
+  void finish_inline(IoRequest& r, Status s) {
+    if (reaping_) return finish(r, std::move(s));
+    r.status_ = std::move(s);
+    inline_done_.push(&r);
   }
 
   void finish(IoRequest& r, Status s) {
@@ -225,6 +246,8 @@ class ImageQueue final : public IoQueue {
   ReqList pending_, completed_;
   bool stopping_ = false;
   size_t in_flight_ = 0;  // touched by the queue's thread only
+  ReqList inline_done_;   // completed inside submit(); queue's thread only
+  unsigned reaping_ = 0;  // reap() calls on the stack (a completion may reap)
   std::vector<uint8_t> inline_staging_;
   std::vector<std::thread> workers_;
 };

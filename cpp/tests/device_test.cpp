@@ -326,12 +326,15 @@ bool readable(int fd) {
 
 }  // namespace
 
-// The completion fd is readable while completions wait and clear once
-// reaped; with signal_fd off it never is, and reap() still runs them.
+// The completion fd is readable while completions of a worker's requests
+// wait and clear once reaped; with signal_fd off it never is, nor for
+// requests that finished inside submit(), and reap() still runs them.
 TEST_F(DeviceTest, CompletionFdFollowsWaitingCompletions) {
   auto dev = make_image_device(open(false, std::vector<uint8_t>(kMiB, 3), kMiB));
-  for (bool signal : {true, false}) {
-    auto q = dev->open_queue(signal ? 0 : 1, {.workers = 0, .signal_fd = signal});
+  unsigned qid = 0;
+  for (bool signal : {true, false})
+  for (unsigned workers : {0u, 1u}) {
+    auto q = dev->open_queue(qid++, {.workers = workers, .inline_reads = false, .signal_fd = signal});
     ASSERT_TRUE(q.is_ok());
     std::vector<uint8_t> buf(4 * 4096);
     iovec iov[4];
@@ -344,10 +347,42 @@ TEST_F(DeviceTest, CompletionFdFollowsWaitingCompletions) {
                  .done = [](IoRequest&, const Status& s) { ran += s.is_ok(); }};
       (*q)->submit(reqs[i]);
     }
-    EXPECT_EQ(readable((*q)->completion_fd()), signal);
+    if (workers) {
+      while ((*q)->in_flight() && !readable((*q)->completion_fd()) && signal) ::poll(nullptr, 0, 1);
+    }
+    EXPECT_EQ(readable((*q)->completion_fd()), signal && workers) << "workers " << workers;
     EXPECT_EQ((*q)->reap(4), 4u);
     EXPECT_EQ(ran, 4);
     EXPECT_FALSE(readable((*q)->completion_fd()));
     EXPECT_EQ(buf, std::vector<uint8_t>(buf.size(), 3));
   }
+}
+
+// A completion that submits again from inside reap() may finish at once;
+// that one makes the fd readable, so a poll loop does not sleep on it.
+TEST_F(DeviceTest, ResubmitInsideReapSignals) {
+  auto dev = make_image_device(open(false, std::vector<uint8_t>(kMiB, 5), kMiB));
+  auto q = dev->open_queue(0, {.workers = 0});
+  ASSERT_TRUE(q.is_ok());
+  std::vector<uint8_t> buf(4096);
+  iovec iov{buf.data(), buf.size()};
+  struct Ctx {
+    IoQueue* q;
+    int runs = 0;
+  } ctx{q->get()};
+  IoRequest r{.op = IoOp::kRead, .offset = 0, .length = 4096, .iov = &iov, .iovcnt = 1,
+              .done = [](IoRequest& req, const Status& s) {
+                auto* c = static_cast<Ctx*>(req.ctx);
+                if (s.is_ok() && ++c->runs == 1) c->q->submit(req);
+              },
+              .ctx = &ctx};
+  (*q)->submit(r);
+  EXPECT_FALSE(readable((*q)->completion_fd()));
+  EXPECT_EQ((*q)->reap(1), 1u);
+  EXPECT_EQ(ctx.runs, 1);
+  EXPECT_TRUE(readable((*q)->completion_fd()));
+  EXPECT_EQ((*q)->reap(0), 1u);
+  EXPECT_EQ(ctx.runs, 2);
+  EXPECT_EQ((*q)->in_flight(), 0u);
+  EXPECT_FALSE(readable((*q)->completion_fd()));
 }
