@@ -5,6 +5,12 @@
  * run: extract the tar into a tmpfs directory, then `mkfs.ext4 -d` of the
  * same size (extract + mkfs timed together). Best of three each. Needs root
  * (tmpfs mount, tar keeping owners).
+ *
+ * Large directories: a layer with one directory of 10k and of 100k empty
+ * files, then a deletion layer whiting out half of them, applied onto a
+ * fresh filesystem; per-file µs (the apply of an empty layer subtracted as
+ * fixed cost) and the 100k / 10k ratio, which stays near 1 when adding and
+ * removing names costs the same whatever the directory's size.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -17,6 +23,7 @@ import { bookwormTar } from '../test/helpers/bookworm.js';
 const exec = promisify(execFile);
 const ROUNDS = 3;
 const VSIZE_GB = 2;
+const DIR_SIZES = [10_000, 100_000];
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
@@ -24,7 +31,66 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return (performance.now() - t) / 1000;
 }
 
+/** Tars of one directory with n files, and of whiteouts for every other one. */
+async function dirTars(work: string, n: number): Promise<{ add: string; del: string }> {
+  const add = path.join(work, `dir-${n}.tar`);
+  const del = path.join(work, `dir-${n}-del.tar`);
+  const py = `import sys, tarfile
+n, add, rm = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def entry(name, kind=tarfile.REGTYPE):
+    ti = tarfile.TarInfo(name); ti.type = kind; ti.mtime = 1600000000; ti.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+    return ti
+with tarfile.open(add, 'w') as t:
+    t.addfile(entry('big', tarfile.DIRTYPE))
+    for i in range(n): t.addfile(entry('big/file-%07d.txt' % i))
+with tarfile.open(rm, 'w') as t:
+    for i in range(0, n, 2): t.addfile(entry('big/.wh.file-%07d.txt' % i))
+`;
+  await exec('python3', ['-c', py, String(n), add, del]);
+  return { add, del };
+}
+
+/** Per-file µs of adding n names to one directory and removing half, best of `rounds`. */
+async function largeDir(work: string, n: number, rounds: number): Promise<{ add: number; del: number }> {
+  const { add, del } = await dirTars(work, n);
+  const empty = path.join(work, 'empty.tar');
+  await exec('tar', ['-cf', empty, '-T', '/dev/null']);
+  const img = path.join(work, 'dir.img');
+  let fixed = Infinity;
+  let addS = Infinity;
+  let delS = Infinity;
+  for (let i = 0; i < rounds; i++) {
+    fs.rmSync(img, { force: true });
+    await applyLayer({ raw: img }, empty, { mkfs: true, vsizeGB: VSIZE_GB });
+    fixed = Math.min(fixed, await timed(() => applyLayer({ raw: img }, empty, {})));
+    addS = Math.min(addS, await timed(() => applyLayer({ raw: img }, add, {})));
+    delS = Math.min(delS, await timed(() => applyLayer({ raw: img }, del, {})));
+  }
+  fs.rmSync(img, { force: true });
+  return { add: ((addS - fixed) * 1e6) / n, del: ((delS - fixed) * 1e6) / (n / 2) };
+}
+
 export async function run(): Promise<Record<string, number | string>> {
+  const dirWork = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-bench-ext4-dirs-'));
+  const dirs: Record<string, number> = {};
+  try {
+    const [small, large] = DIR_SIZES as [number, number];
+    const a = await largeDir(dirWork, small, ROUNDS);
+    const b = await largeDir(dirWork, large, 2);
+    const r = (x: number) => Number(x.toFixed(2));
+    dirs[`dir ${small / 1000}k files: add µs/file`] = r(a.add);
+    dirs[`dir ${large / 1000}k files: add µs/file`] = r(b.add);
+    dirs[`dir add ${large / 1000}k / ${small / 1000}k per file`] = r(b.add / a.add);
+    dirs[`dir ${small / 1000}k: delete half µs/file`] = r(a.del);
+    dirs[`dir ${large / 1000}k: delete half µs/file`] = r(b.del);
+    dirs[`dir delete ${large / 1000}k / ${small / 1000}k per file`] = r(b.del / a.del);
+  } finally {
+    fs.rmSync(dirWork, { recursive: true, force: true });
+  }
+  return { ...(await bookwormApply()), ...dirs };
+}
+
+async function bookwormApply(): Promise<Record<string, number | string>> {
   const tar = await bookwormTar();
   const tarMB = fs.statSync(tar).size / 1e6;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-bench-ext4-'));
