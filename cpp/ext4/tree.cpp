@@ -33,7 +33,9 @@ Status Tree::read_listing(ext2_ino_t dir, Listing& l) {
   ext2_filsys fs = fs_.get();
   InodeBuf b(fs_);
   OBD_TRY(read_inode(fs_, dir, b));
-  if (b.large()->i_flags & EXT4_INLINE_DATA_FL) {
+  // Inline directories are small; checksummed blocks need a tail record
+  // this code does not write. Both stay with libext2fs.
+  if ((b.large()->i_flags & EXT4_INLINE_DATA_FL) || ext2fs_has_feature_metadata_csum(fs->super)) {
     l.by_ext2fs = true;
     std::unordered_map<std::string, Child> kids;
     ListCtx ctx{&kids};

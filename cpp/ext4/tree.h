@@ -56,7 +56,7 @@ class Tree {
   struct Listing {
     std::unordered_map<std::string, Entry> names;
     ext2_ino_t parent = 0;  // ".."
-    // Inline-data directories are left to libext2fs (they are small).
+    // Left to libext2fs: inline-data directories, checksummed filesystems.
     bool by_ext2fs = false;
   };
   Result<Listing*> listing(ext2_ino_t dir);

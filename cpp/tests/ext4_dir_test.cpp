@@ -77,7 +77,7 @@ int collect(ext2_ino_t, int, ext2_dir_entry* de, int, int, char*, void* priv) {
 void build(const std::string& path) {
   auto dev = open_local(path, OpenMode::kCreateTruncate);
   ASSERT_TRUE(dev.is_ok()) << dev.status().to_string();
-  ASSERT_OBD_OK((*dev)->truncate(64 << 20));
+  ASSERT_OBD_OK((*dev)->truncate(256 << 20));  // 16k inodes
   bool first = true;
   for (auto& tar : layers()) {
     ext4::ApplyOptions o;
