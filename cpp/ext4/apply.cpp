@@ -88,7 +88,8 @@ Status Applier::run() {
     ++res_->entries;
     report(false);
   }
-  return Status::ok();
+  // Large directories this layer changed get their hash index back.
+  return tree_.finish();
 }
 
 Status Applier::apply(const TarEntry& e) {

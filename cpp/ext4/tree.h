@@ -1,11 +1,15 @@
 // Tree: the directory entries of the filesystem as the apply sees them.
-// libext2fs looks names up by scanning directory blocks, which makes a layer
-// with large directories quadratic; each directory is listed once instead,
-// and every link/unlink done through Tree keeps that listing current.
+// libext2fs looks names up, adds and removes them by scanning directory
+// blocks, which makes a layer with large directories quadratic. Here each
+// directory is listed once and every name's block and offset kept, so a
+// lookup is a map probe, a removal edits one block and an addition fills
+// the last block or appends one. A directory changed this way loses its
+// hash index until finish() rebuilds it (htree.h) once per layer.
 #pragma once
 #include <ext2fs/ext2fs.h>
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -34,14 +38,37 @@ class Tree {
   Status link(ext2_ino_t dir, const std::string& name, Child c);
   Status unlink(ext2_ino_t dir, const std::string& name);
   // Drops the listing of a directory that was removed.
-  void forget(ext2_ino_t dir) { dirs_.erase(dir); }
+  void forget(ext2_ino_t dir) {
+    dirs_.erase(dir);
+    changed_.erase(dir);
+  }
+  // Rewrites every directory changed since the start that spans more than
+  // one block: compacted, and hash-indexed when the names need more than
+  // one block. Call once, when the layer is applied.
+  Status finish();
 
  private:
-  using Listing = std::unordered_map<std::string, Child>;
+  struct Entry {
+    Child c;
+    uint64_t lblk = 0;  // where its record is
+    uint32_t off = 0;
+  };
+  struct Listing {
+    std::unordered_map<std::string, Entry> names;
+    ext2_ino_t parent = 0;  // ".."
+    // Left to libext2fs: inline-data directories, checksummed filesystems.
+    bool by_ext2fs = false;
+  };
   Result<Listing*> listing(ext2_ino_t dir);
+  Status read_listing(ext2_ino_t dir, Listing& l);
+  // Clears the hash index of a directory about to change (once).
+  Status mark_changed(ext2_ino_t dir);
+  Status add_entry(ext2_ino_t dir, const std::string& name, Child c, Entry* at);
+  Status remove_entry(ext2_ino_t dir, const std::string& name, const Entry& at);
 
   const Fs& fs_;
   std::unordered_map<ext2_ino_t, Listing> dirs_;
+  std::set<ext2_ino_t> changed_;  // ordered: finish() allocates deterministically
 };
 
 }  // namespace obd::ext4

@@ -63,8 +63,12 @@ def model(tars):
     tree = {"": Inode(type="dir", mode=0o755, uid=0, gid=0, mtime=None, xattrs={})}
 
     def remove(path):
-        for p in [p for p in tree if p == path or p.startswith(path + "/")]:
-            del tree[p]
+        # Only a directory has descendants: a file's removal stays O(1), so
+        # deletion layers over large directories model in linear time.
+        node = tree.pop(path, None)
+        if node is not None and node.type == "dir":
+            for p in [p for p in tree if p.startswith(path + "/")]:
+                del tree[p]
 
     for t in tars:
         unpacked = set()
