@@ -42,11 +42,14 @@ def clean(name):
     return "/".join(parts)
 
 
+MAX_NS = (1 << 63) - 1  # containerd's bound: a 64-bit count of nanoseconds
+
+
 def mtime_ns(m):
     s = m.pax_headers.get("mtime")
-    if s is not None:
-        return int(Decimal(s) * 1_000_000_000)
-    return int(m.mtime) * 1_000_000_000
+    ns = int(Decimal(s) * 1_000_000_000) if s is not None else int(m.mtime) * 1_000_000_000
+    # As containerd: outside [epoch, 2262] becomes the epoch.
+    return ns if 0 <= ns <= MAX_NS else 0
 
 
 def xattrs_of(m):
@@ -94,8 +97,9 @@ def model(tars):
                 unpacked.add(path)
                 if m.isdir():
                     if old is not None and old.type == "dir":
+                        # Contents stay; metadata and xattrs are the header's alone.
                         old.__dict__.update(meta)
-                        old.xattrs.update(xa)
+                        old.xattrs = xa
                         continue
                     if old is not None:
                         remove(path)
