@@ -335,6 +335,8 @@ with tarfile.open(out, 'w', format=tarfile.PAX_FORMAT) as t:
     add(t, 'repl/keep/upper', data=b'u', mode=0o644)
     # A hard link to a file of the lower layer; its header sets the shared inode.
     add(t, 'lowerlink', tarfile.LNKTYPE, linkname='dir/empty', mode=0o640, uid=33, gid=44, pax={'SCHILY.xattr.user.l': '1'})
+    # A new name for the file with a capability: its chown drops it, as in containerd.
+    add(t, 'capslink', tarfile.LNKTYPE, linkname='caps', mode=0o755)
     add(t, 'dir/.wh.old', data=b'')
     add(t, 'many/.wh..wh..opq', data=b'')
     add(t, 'many/f00007', data=b'kept', mode=0o644)
@@ -358,6 +360,7 @@ with tarfile.open(out, 'w', format=tarfile.PAX_FORMAT) as t:
       expect(fs.lstatSync(path.join(d, 'lowerlink')).nlink).toBe(2);
       // As containerd: a re-given directory has only the new header's xattrs; pre-1970 is the epoch.
       expect(fs.lstatSync(path.join(d, 'dir/prehistoric'), { bigint: true }).mtimeNs).toBe(0n);
+      expect(execFileSync('python3', ['-c', 'import os,sys; print(sorted(os.listxattr(sys.argv[1])))', path.join(d, 'capslink')], { encoding: 'utf8' }).trim()).toBe("['trusted.overlay.opaque', 'user.comment']");
       expect(execFileSync('python3', ['-c', 'import os,sys; print(sorted(os.listxattr(sys.argv[1])))', path.join(d, 'repl/keep')], { encoding: 'utf8' }).trim()).toBe("['user.k']");
     });
     fs.rmSync(img);

@@ -56,7 +56,9 @@ class Applier {
   Status create(ext2_ino_t parent, const std::string& base, const TarEntry& e);
   Status create_file(ext2_ino_t parent, const std::string& base, const TarEntry& e);
   Status hardlink(ext2_ino_t parent, const std::string& base, const TarEntry& e);
-  enum class XattrMode { kAdd, kReplace };
+  // How a header's xattrs meet the inode's: added to them, replacing them
+  // (a directory given again), or added after a chown (a hard link's header).
+  enum class XattrMode { kAdd, kReplace, kAfterChown };
   Status update_meta(ext2_ino_t ino, const TarEntry& e, XattrMode xm = XattrMode::kAdd);
   Status link_new(ext2_ino_t parent, const std::string& base, ext2_ino_t ino, InodeBuf& b);
 
@@ -256,7 +258,11 @@ Status Applier::update_meta(ext2_ino_t ino, const TarEntry& e, XattrMode xm) {
   OBD_TRY(read_inode(fs_, ino, b));
   apply_meta(b, meta_of(e));
   OBD_TRY(write_inode(fs_, ino, b));
-  return xm == XattrMode::kReplace ? replace_xattrs(fs_, ino, e.xattrs) : set_xattrs(fs_, ino, e.xattrs);
+  switch (xm) {
+    case XattrMode::kReplace: return replace_xattrs(fs_, ino, e.xattrs);
+    case XattrMode::kAfterChown: return set_xattrs_after_chown(fs_, ino, e.xattrs);
+    default: return set_xattrs(fs_, ino, e.xattrs);
+  }
 }
 
 Status Applier::create(ext2_ino_t parent, const std::string& base, const TarEntry& e) {
@@ -322,7 +328,7 @@ Status Applier::hardlink(ext2_ino_t parent, const std::string& base, const TarEn
   OBD_ASSIGN_OR_RETURN(Resolved tr, resolve_path(fs_, tree_, e.link, false));
   if (existing && tr.exists() && !tr.comps.empty() && tr.leaf().ino == existing->ino) {
     // Already the same inode under this name: only the metadata changes.
-    return update_meta(existing->ino, e);
+    return update_meta(existing->ino, e, XattrMode::kAfterChown);
   }
   if (existing) {
     Child old = *existing;
@@ -348,7 +354,9 @@ Status Applier::hardlink(ext2_ino_t parent, const std::string& base, const TarEn
     return ls;
   }
   ++res_->hardlinks;
-  return set_xattrs(fs_, t.ino, e.xattrs);
+  // containerd chowns the new name before setting its xattrs, and the
+  // kernel's chown drops the shared inode's capability.
+  return set_xattrs_after_chown(fs_, t.ino, e.xattrs);
 }
 
 }  // namespace

@@ -110,6 +110,8 @@ def model(tars):
                     if old is not None and old is not target:
                         remove(path)
                     target.__dict__.update(meta)
+                    # containerd chowns the link, which drops the inode's capability.
+                    target.xattrs.pop("security.capability", None)
                     target.xattrs.update(xa)
                     if target.type == "symlink":
                         target.mode = 0o777
@@ -186,6 +188,8 @@ def emit(tree, by_ino):
     for p, n in tree.items():
         d = n.node()
         key = d.pop("ino", None) if by_ino else id(n)
+        if d["mtime"] is not None:
+            d["mtime"] = str(d["mtime"])  # nanoseconds: past what a JSON number holds exactly
         if d["type"] != "dir":
             groups.setdefault(key, []).append(p)
         out[p] = d
