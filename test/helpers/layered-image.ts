@@ -3,13 +3,17 @@
  * rootfs with containerd's: the bookworm minbase layer (mmdebstrap), a umoci
  * layer made by changing the unpacked rootfs (deletions become whiteouts,
  * type changes, a new name for a lower file, capabilities and user.*
- * xattrs), and a GNU `tar --format=posix` layer made by hand (an opaque
+ * xattrs), a buildah layer (vfs storage, committed uncompressed: a directory
+ * emptied and refilled, a file where a directory was, a changed directory
+ * xattr), and a GNU `tar --format=posix` layer made by hand (an opaque
  * directory, directories given again with other xattrs, sub-second,
  * post-2038 and pre-1970 mtimes, a hard link to a re-given lower file).
  * Needs root (umoci keeps owners, setcap, xattrs).
  */
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { bookwormLayout } from './bookworm.js';
 
@@ -57,6 +61,35 @@ function changeRootfs(r: string): void {
   write(path.join(r, 'opt/obd2/kept'), 'kept\n');
   setXattr(path.join(r, 'opt/obd2'), 'user.x', 'lower');
   fs.chownSync(path.join(r, 'opt/obd2/kept'), 1000, 1000);
+}
+
+/** The buildah layer: a container from the umoci image, changed through its mount, committed. */
+function buildahLayer(work: string, layout: string, from: string, tag: string): void {
+  const store = path.join(work, 'buildah');
+  const buildah = (...args: string[]) =>
+    run('buildah', ['--storage-driver', 'vfs', '--root', path.join(store, 'root'), '--runroot', path.join(store, 'run'), ...args]).trim();
+  // buildah names the image after the layout's path, which must be lower case.
+  const alias = path.join(os.tmpdir(), `obd-layout-${crypto.randomBytes(6).toString('hex')}`);
+  fs.symlinkSync(layout, alias);
+  try {
+    const ctr = buildah('from', '--pull-never', '--quiet', '--name', 'obd-layered', `oci:${alias}:${from}`).split('\n').pop()!;
+    const r = buildah('mount', ctr);
+    const files = path.join(r, 'usr/share/base-files');
+    fs.rmSync(files, { recursive: true });
+    write(path.join(files, 'only'), 'the only file left\n');
+    fs.rmSync(path.join(r, 'etc/motd'));
+    fs.rmSync(path.join(r, 'usr/share/doc/apt'), { recursive: true });
+    write(path.join(r, 'usr/share/doc/apt'), 'a file where a directory was\n');
+    fs.linkSync(path.join(r, 'usr/local/bin/captrue'), path.join(r, 'usr/local/bin/captrue2'));
+    fs.chownSync(path.join(r, 'etc/debian_version/inside'), 1000, 1000);
+    setXattr(path.join(r, 'etc/apt'), 'user.layer', 'buildah');
+    fs.symlinkSync('../bin/true', path.join(r, 'usr/local/bin/t'));
+    buildah('commit', '--quiet', '--format', 'oci', ctr, `oci:${alias}:${tag}`);
+    buildah('rm', ctr);
+  } finally {
+    fs.rmSync(alias, { force: true });
+    fs.rmSync(store, { recursive: true, force: true });
+  }
 }
 
 /** The hand-made GNU tar layer's staging tree and its members, in order. */
@@ -121,11 +154,12 @@ export async function buildLayeredImage(work: string): Promise<LayeredImage> {
   const rootfs = path.join(bundle, 'rootfs');
   changeRootfs(rootfs);
   run('umoci', ['repack', '--image', `${layout}:umoci`, bundle]);
+  buildahLayer(work, layout, 'umoci', 'buildah');
   const stage = path.join(work, 'stage');
   const members = stageTarLayer(stage, rootfs);
   const tarLayer = path.join(work, 'gnu-posix.tar');
   run('tar', ['-C', stage, '--format=posix', '--xattrs', '--xattrs-include=*', '--numeric-owner', '--no-recursion', '-cf', tarLayer, ...members]);
-  run('umoci', ['raw', 'add-layer', '--image', `${layout}:umoci`, '--tag', 'layered', tarLayer]);
+  run('umoci', ['raw', 'add-layer', '--image', `${layout}:buildah`, '--tag', 'layered', tarLayer]);
   fs.rmSync(bundle, { recursive: true, force: true });
   fs.rmSync(stage, { recursive: true, force: true });
   return { layout, tag: 'layered', layers: layerBlobs(layout, 'layered') };
