@@ -297,6 +297,7 @@ with tarfile.open(out, 'w', format=tarfile.PAX_FORMAT) as t:
     add(t, 'dir/nsec', data=b'n', mode=0o644, pax={'mtime': '1700000000.123456789'})
     add(t, 'dir/old', data=b'o', mode=0o644, mtime=100)
     add(t, 'dir/future', data=b'f', mode=0o644, pax={'mtime': '4000000000.5'})
+    add(t, 'dir/prehistoric', data=b'p', mode=0o644, pax={'mtime': '-86400.25'})
     add(t, 'dir/' + 'L' * 200 + '/' + 'n' * 255, data=b'long', mode=0o644, pax={})
     add(t, 'dir/héllo wörld/日本語.txt', data='ünïcode'.encode(), mode=0o644)
     add(t, 'dir/fast', tarfile.SYMTYPE, linkname='setuid')
@@ -313,7 +314,7 @@ with tarfile.open(out, 'w', format=tarfile.PAX_FORMAT) as t:
     add(t, 'repl/file-then-dir', data=b'f', mode=0o644)
     add(t, 'repl/dir-then-file', tarfile.DIRTYPE, mode=0o755)
     add(t, 'repl/dir-then-file/child', data=b'c', mode=0o644)
-    add(t, 'repl/keep', tarfile.DIRTYPE, mode=0o700, mtime=5)
+    add(t, 'repl/keep', tarfile.DIRTYPE, mode=0o700, mtime=5, pax={'SCHILY.xattr.user.old': 'gone', 'SCHILY.xattr.user.k': 'old'})
     add(t, 'repl/keep/lower', data=b'l', mode=0o644)
     add(t, 'repl/dup', data=b'first', mode=0o644)
     add(t, 'repl/dup', data=b'second', mode=0o600)
@@ -334,6 +335,8 @@ with tarfile.open(out, 'w', format=tarfile.PAX_FORMAT) as t:
     add(t, 'repl/keep/upper', data=b'u', mode=0o644)
     # A hard link to a file of the lower layer; its header sets the shared inode.
     add(t, 'lowerlink', tarfile.LNKTYPE, linkname='dir/empty', mode=0o640, uid=33, gid=44, pax={'SCHILY.xattr.user.l': '1'})
+    # A new name for the file with a capability: its chown drops it, as in containerd.
+    add(t, 'capslink', tarfile.LNKTYPE, linkname='caps', mode=0o755)
     add(t, 'dir/.wh.old', data=b'')
     add(t, 'many/.wh..wh..opq', data=b'')
     add(t, 'many/f00007', data=b'kept', mode=0o644)
@@ -355,6 +358,10 @@ with tarfile.open(out, 'w', format=tarfile.PAX_FORMAT) as t:
       expect(fs.readdirSync(path.join(d, 'many'))).toEqual(['f00007']);
       expect(fs.lstatSync(path.join(d, 'dir/empty')).mode & 0o7777).toBe(0o640);
       expect(fs.lstatSync(path.join(d, 'lowerlink')).nlink).toBe(2);
+      // As containerd: a re-given directory has only the new header's xattrs; pre-1970 is the epoch.
+      expect(fs.lstatSync(path.join(d, 'dir/prehistoric'), { bigint: true }).mtimeNs).toBe(0n);
+      expect(execFileSync('python3', ['-c', 'import os,sys; print(sorted(os.listxattr(sys.argv[1])))', path.join(d, 'capslink')], { encoding: 'utf8' }).trim()).toBe("['trusted.overlay.opaque', 'user.comment']");
+      expect(execFileSync('python3', ['-c', 'import os,sys; print(sorted(os.listxattr(sys.argv[1])))', path.join(d, 'repl/keep')], { encoding: 'utf8' }).trim()).toBe("['user.k']");
     });
     fs.rmSync(img);
   });

@@ -1,6 +1,7 @@
 #include "ext4/apply.h"
 
 #include <chrono>
+#include <cstdint>
 #include <unordered_set>
 
 #include "archive/tar_reader.h"
@@ -22,8 +23,18 @@ const std::string kWhiteoutMeta = ".wh..wh.";  // aufs bookkeeping: skipped
 
 std::string join(const std::string& a, const std::string& b) { return a.empty() ? b : a + "/" + b; }
 
+// containerd's bounds (archive.boundTime): an mtime before the epoch, or
+// past what a 64-bit count of nanoseconds holds (2262), becomes the epoch.
+constexpr int64_t kMaxTimeSec = INT64_MAX / 1000000000;
+constexpr uint32_t kMaxTimeNsec = uint32_t(INT64_MAX % 1000000000);
+
 Meta meta_of(const TarEntry& e) {
-  return Meta{e.mode & 07777, e.uid, e.gid, e.mtime_sec, e.mtime_nsec};
+  Meta m{e.mode & 07777, e.uid, e.gid, e.mtime_sec, e.mtime_nsec};
+  if (m.mtime_sec < 0 || m.mtime_sec > kMaxTimeSec || (m.mtime_sec == kMaxTimeSec && m.mtime_nsec > kMaxTimeNsec)) {
+    m.mtime_sec = 0;
+    m.mtime_nsec = 0;
+  }
+  return m;
 }
 
 class Applier {
@@ -45,7 +56,10 @@ class Applier {
   Status create(ext2_ino_t parent, const std::string& base, const TarEntry& e);
   Status create_file(ext2_ino_t parent, const std::string& base, const TarEntry& e);
   Status hardlink(ext2_ino_t parent, const std::string& base, const TarEntry& e);
-  Status update_meta(ext2_ino_t ino, const TarEntry& e);
+  // How a header's xattrs meet the inode's: added to them, replacing them
+  // (a directory given again), or added after a chown (a hard link's header).
+  enum class XattrMode { kAdd, kReplace, kAfterChown };
+  Status update_meta(ext2_ino_t ino, const TarEntry& e, XattrMode xm = XattrMode::kAdd);
   Status link_new(ext2_ino_t parent, const std::string& base, ext2_ino_t ino, InodeBuf& b);
 
   const Fs& fs_;
@@ -120,8 +134,10 @@ Status Applier::apply(const TarEntry& e) {
   OBD_ASSIGN_OR_RETURN(const Child* existing, tree_.lookup(dir.ino, base));
   if (existing) {
     if (existing->is_dir() && e.type == TarEntry::Type::kDir) {
-      // An existing directory stays (with its contents); only its metadata changes.
-      OBD_TRY(update_meta(existing->ino, e));
+      // An existing directory stays (with its contents); its metadata and
+      // xattrs become the header's, as in containerd's tree, where the layer
+      // makes the directory anew in its own upper directory.
+      OBD_TRY(update_meta(existing->ino, e, XattrMode::kReplace));
       unpacked_.insert(key);
       return Status::ok();
     }
@@ -238,12 +254,16 @@ Status Applier::remove(ext2_ino_t dir, const std::string& name, const Child& c) 
   return Status::ok();
 }
 
-Status Applier::update_meta(ext2_ino_t ino, const TarEntry& e) {
+Status Applier::update_meta(ext2_ino_t ino, const TarEntry& e, XattrMode xm) {
   InodeBuf b(fs_);
   OBD_TRY(read_inode(fs_, ino, b));
   apply_meta(b, meta_of(e));
   OBD_TRY(write_inode(fs_, ino, b));
-  return set_xattrs(fs_, ino, e.xattrs);
+  switch (xm) {
+    case XattrMode::kReplace: return replace_xattrs(fs_, ino, e.xattrs);
+    case XattrMode::kAfterChown: return set_xattrs_after_chown(fs_, ino, e.xattrs);
+    default: return set_xattrs(fs_, ino, e.xattrs);
+  }
 }
 
 Status Applier::create(ext2_ino_t parent, const std::string& base, const TarEntry& e) {
@@ -309,7 +329,7 @@ Status Applier::hardlink(ext2_ino_t parent, const std::string& base, const TarEn
   OBD_ASSIGN_OR_RETURN(Resolved tr, resolve_path(fs_, tree_, e.link, false));
   if (existing && tr.exists() && !tr.comps.empty() && tr.leaf().ino == existing->ino) {
     // Already the same inode under this name: only the metadata changes.
-    return update_meta(existing->ino, e);
+    return update_meta(existing->ino, e, XattrMode::kAfterChown);
   }
   if (existing) {
     Child old = *existing;
@@ -335,7 +355,9 @@ Status Applier::hardlink(ext2_ino_t parent, const std::string& base, const TarEn
     return ls;
   }
   ++res_->hardlinks;
-  return set_xattrs(fs_, t.ino, e.xattrs);
+  // containerd chowns the new name before setting its xattrs, and the
+  // kernel's chown drops the shared inode's capability.
+  return set_xattrs_after_chown(fs_, t.ino, e.xattrs);
 }
 
 }  // namespace

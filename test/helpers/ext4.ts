@@ -49,7 +49,8 @@ export interface TreeNode {
   mode: number;
   uid: number;
   gid: number;
-  mtime: number | null;
+  /** Nanoseconds since the epoch, as a decimal string (exact). */
+  mtime: string | null;
   size?: number;
   sha256?: string;
   link?: string;

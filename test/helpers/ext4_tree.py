@@ -42,11 +42,14 @@ def clean(name):
     return "/".join(parts)
 
 
+MAX_NS = (1 << 63) - 1  # containerd's bound: a 64-bit count of nanoseconds
+
+
 def mtime_ns(m):
     s = m.pax_headers.get("mtime")
-    if s is not None:
-        return int(Decimal(s) * 1_000_000_000)
-    return int(m.mtime) * 1_000_000_000
+    ns = int(Decimal(s) * 1_000_000_000) if s is not None else int(m.mtime) * 1_000_000_000
+    # As containerd: outside [epoch, 2262] becomes the epoch.
+    return ns if 0 <= ns <= MAX_NS else 0
 
 
 def xattrs_of(m):
@@ -98,8 +101,9 @@ def model(tars):
                 unpacked.add(path)
                 if m.isdir():
                     if old is not None and old.type == "dir":
+                        # Contents stay; metadata and xattrs are the header's alone.
                         old.__dict__.update(meta)
-                        old.xattrs.update(xa)
+                        old.xattrs = xa
                         continue
                     if old is not None:
                         remove(path)
@@ -110,6 +114,8 @@ def model(tars):
                     if old is not None and old is not target:
                         remove(path)
                     target.__dict__.update(meta)
+                    # containerd chowns the link, which drops the inode's capability.
+                    target.xattrs.pop("security.capability", None)
                     target.xattrs.update(xa)
                     if target.type == "symlink":
                         target.mode = 0o777
@@ -186,6 +192,8 @@ def emit(tree, by_ino):
     for p, n in tree.items():
         d = n.node()
         key = d.pop("ino", None) if by_ino else id(n)
+        if d["mtime"] is not None:
+            d["mtime"] = str(d["mtime"])  # nanoseconds: past what a JSON number holds exactly
         if d["type"] != "dir":
             groups.setdefault(key, []).append(p)
         out[p] = d
