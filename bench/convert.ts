@@ -43,12 +43,13 @@ export async function run(): Promise<Record<string, number | string>> {
     await copy(`docker://${reg2.host}/bench/copy:${bw.tag}`);
     const skopeoMs = performance.now() - t;
 
-    const once = async (stageLayers: boolean) => {
+    // Each run converts in its own registry, so neither finds the other's layer there.
+    const once = async (stageLayers: boolean, repository: string) => {
       const client = new RegistryClient({ transport: { plainHttp: true }, credentials: { dockerConfig: false } });
       const store = await openDedupStore({ dbType: 'none' });
       const t0 = performance.now();
       const r = await convert(
-        { repository: `${reg.host}/bench/src`, inputTag: bw.tag, overlaybdTag: stageLayers ? 'staged' : 'obd', workDir: path.join(work, 'conv'), stageLayers },
+        { repository, inputTag: bw.tag, overlaybdTag: 'obd', workDir: path.join(work, 'conv'), stageLayers },
         { client, store, logger: silentLogger },
       );
       const ms = performance.now() - t0;
@@ -56,8 +57,8 @@ export async function run(): Promise<Record<string, number | string>> {
       await client.close();
       return { m: r.manifests[0]!, ms, stats };
     };
-    const staged = await once(true);
-    const { m, ms: wallMs, stats } = await once(false);
+    const staged = await once(true, `${reg2.host}/bench/copy`);
+    const { m, ms: wallMs, stats } = await once(false, `${reg.host}/bench/src`);
     const s = (ms: number) => Number((ms / 1000).toFixed(3));
     return {
       'source layer (gzip) MB': Number((bw.image.layers[0]!.size / 2 ** 20).toFixed(1)),
