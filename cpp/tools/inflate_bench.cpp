@@ -1,7 +1,7 @@
 // inflate_bench FILE.gz: gunzip speed of zlib and (when built with ISA-L)
 // igzip on one gzip file held in memory, output discarded. Prints one JSON
 // line: {"bytesIn", "bytesOut", "zlibMBps", "igzipMBps"} (MB/s of output).
-// bench/convert.ts runs it on the bookworm layer to choose the inflater.
+// Run by hand on the bookworm layer blob to choose the inflater.
 #include <zlib.h>
 
 #include <algorithm>
