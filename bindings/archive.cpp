@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <vector>
 
 #include "archive/byte_stream.h"
@@ -60,8 +62,26 @@ Napi::Value decompress_file_js(const Napi::CallbackInfo& info) {
       });
 }
 
+// makePipe() -> { readFd, writeFd }: a pipe (close-on-exec) that carries a
+// layer blob from JS (the write end, wrapped in a net.Socket, non-blocking)
+// to a native reader. 1 MiB of pipe buffer where the system allows it.
+Napi::Value make_pipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    throw_status(env, obd::Status::from_errno(errno, "pipe2"));
+    return env.Undefined();
+  }
+  (void)::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("readFd", double(fds[0]));
+  o.Set("writeFd", double(fds[1]));
+  return o;
+}
+
 void init_archive(Napi::Env env, Napi::Object exports) {
   exports.Set("decompressFile", Napi::Function::New(env, decompress_file_js));
+  exports.Set("makePipe", Napi::Function::New(env, make_pipe));
 }
 
 Registrar reg("archive", init_archive);

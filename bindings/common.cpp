@@ -4,6 +4,7 @@
 
 #include <map>
 #include <set>
+#include <thread>
 #include <vector>
 
 namespace obdjs {
@@ -200,6 +201,37 @@ Napi::Promise run_async(Napi::Env env, const char* name, Work work, Done done, L
   Job* j = Job::make(env, name, std::move(work), std::move(done), &promise);
   j->life = std::move(life);
   Job::queue(j);
+  return Napi::Promise(env, promise);
+}
+
+// Settles a thread job on the JS thread; env is null when the environment is
+// going away, and then the job is only freed (its async work with it is dead).
+static void settle_thread_job(napi_env env, napi_value, void*, void* data) {
+  if (!env) {
+    static_cast<Job*>(data)->work = nullptr;
+    delete static_cast<Job*>(data);
+    return;
+  }
+  Job::complete(env, napi_ok, data);
+}
+
+Napi::Promise run_on_thread(Napi::Env env, const char* name, Work work, Done done) {
+  napi_value promise;
+  Job* j = Job::make(env, name, std::move(work), std::move(done), &promise);
+  napi_value resource;
+  napi_threadsafe_function tsfn = nullptr;
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource) != napi_ok ||
+      napi_create_threadsafe_function(env, nullptr, nullptr, resource, 0, 1, nullptr, nullptr, nullptr, settle_thread_job,
+                                      &tsfn) != napi_ok) {
+    j->status = obd::Status(obd::Code::kINTERNAL, "cannot start a native thread job");
+    Job::complete(env, napi_ok, j);
+    return Napi::Promise(env, promise);
+  }
+  std::thread([j, tsfn] {
+    Job::execute(nullptr, j);
+    napi_call_threadsafe_function(tsfn, j, napi_tsfn_blocking);
+    napi_release_threadsafe_function(tsfn, napi_tsfn_release);
+  }).detach();
   return Napi::Promise(env, promise);
 }
 

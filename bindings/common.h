@@ -33,6 +33,10 @@ Napi::Promise run_async(Napi::Env env, const char* name, Work work, Done done, L
 // Resolves with undefined.
 Napi::Promise run_async(Napi::Env env, const char* name, Work work, LifetimePtr life = nullptr);
 
+// As run_async, on a thread of its own: for work that blocks on input JS
+// feeds (a pipe), which on the pool could starve the pool the feeder needs.
+Napi::Promise run_on_thread(Napi::Env env, const char* name, Work work, Done done);
+
 struct Job;
 // The open/closed state of a native object with close() and the count of its
 // calls in flight. Used on the JS thread only, so it needs no lock; closing

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "common.h"
+#include "archive/digest_stream.h"
 #include "ext4/apply.h"
 #include "ext4/mkfs.h"
 #include "image/image.h"
@@ -125,11 +126,33 @@ class Progress {
   Napi::ThreadSafeFunction fn_;
 };
 
-// applyLayer(device, input, { mkfs?, vsize?, seed?, timestamp?, journal?, sync? }, onProgress?)
+// A layer read from a pipe JS feeds: { fd, digest?, diffId?, what? }. The
+// read end is owned from here on, so it is closed whatever happens next.
+struct StreamInput {
+  std::shared_ptr<obd::ByteStreamPtr> fd_stream;
+  obd::LayerDigests want;
+  std::string what;
+};
+
+StreamInput stream_input(const Napi::Object& o) {
+  StreamInput in;
+  int fd = int(opt_u64(o, "fd"));
+  in.what = opt_string(o, "what", "layer");
+  in.fd_stream = std::make_shared<obd::ByteStreamPtr>(obd::make_fd_stream(fd, in.what, true));
+  in.want.digest = opt_string(o, "digest");
+  in.want.diff_id = opt_string(o, "diffId");
+  return in;
+}
+
+// applyLayer(device, input: path | { fd, digest?, diffId?, what? }, { mkfs?, vsize?, seed?, timestamp?, journal?, sync? }, onProgress?)
 Napi::Value apply_layer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  // A streamed input is taken first: its descriptor must be owned even when a later argument is bad.
+  bool streamed = info.Length() > 1 && info[1].IsObject();
+  StreamInput sin;
+  if (streamed) sin = stream_input(info[1].As<Napi::Object>());
   Napi::Object dev = arg_object(info, 0, "device");
-  std::string input = arg_string(info, 1, "input");
+  std::string input = streamed ? std::string() : arg_string(info, 1, "input");
   Napi::Object o = arg_object(info, 2, "options");
   if (env.IsExceptionPending()) return env.Undefined();
   DeviceArg d = device_from(dev);
@@ -152,7 +175,14 @@ Napi::Value apply_layer(const Napi::CallbackInfo& info) {
     ext4::ApplyOptions opts = a;
     if (progress) opts.on_progress = [progress](const ext4::ApplyProgress& p) { progress->report(p); };
     OBD_ASSIGN_OR_RETURN(obd::FilePtr f, open_device(d, vsize));
-    OBD_ASSIGN_OR_RETURN(*result, ext4::apply_layer(f, input, opts));
+    if (!streamed) {
+      OBD_ASSIGN_OR_RETURN(*result, ext4::apply_layer(f, input, opts));
+      return Status::ok();
+    }
+    // The work runs once: it takes the pipe's read end from the holder.
+    OBD_ASSIGN_OR_RETURN(obd::ByteStreamPtr tar,
+                         obd::make_verified_layer_stream(std::move(*sin.fd_stream), sin.want, sin.what));
+    OBD_ASSIGN_OR_RETURN(*result, ext4::apply_layer(f, std::move(tar), opts));
     return Status::ok();
   };
   auto done = [result](Napi::Env env) -> Napi::Value {
@@ -171,6 +201,8 @@ Napi::Value apply_layer(const Napi::CallbackInfo& info) {
     n("bytesRead", result->io.bytes_read);
     return o;
   };
+  // A streamed apply waits on JS for its bytes: on its own thread, not the pool.
+  if (streamed) return run_on_thread(env, "obd.ext4.applyLayer", work, done);
   return run_async(env, "obd.ext4.applyLayer", work, done);
 }
 

@@ -61,6 +61,7 @@ export const NATIVE_ERROR_CODES = {
   ZSTD_CORRUPT: 'corrupt',
   EXT4_ERROR: 'corrupt',
   TRACE_CORRUPT: 'corrupt',
+  DIGEST_MISMATCH: 'corrupt',
   INTERNAL: 'internal',
 } as const satisfies Record<string, ErrorCategory>;
 
@@ -76,7 +77,6 @@ export const TS_ERROR_CODES = {
   REGISTRY_UNREACHABLE: 'transient',
   CONTAINERD_ERROR: 'io',
   CONTAINERD_UNREACHABLE: 'transient',
-  DIGEST_MISMATCH: 'corrupt',
   CONVERT_FAILED: 'internal',
   DB_ERROR: 'io',
   // A snapshot in the wrong state for the call (containerd's ErrFailedPrecondition).

@@ -250,6 +250,12 @@ describe('conversion', () => {
     expect(c.stats.blobsExisting).toBeGreaterThanOrEqual(4);
   });
 
+  it('gives the same layers with --stage-layers (layer.tar on disk) as streamed', async () => {
+    const none = await openDedupStore({ dbType: 'none' });
+    const { r } = await doConvert({ repository: 'app', overlaybdTag: 'staged', stageLayers: true }, none);
+    expect(r.manifests[0]!.layers.map((l) => l.digest)).toEqual(firstLayers);
+  });
+
   it('writes OCI manifests with --oci, and subject and artifactType with --referrer', async () => {
     const none = await openDedupStore({ dbType: 'none' });
     const { r } = await doConvert({ repository: 'app', overlaybdTag: 'ref', referrer: true }, none);
@@ -398,6 +404,41 @@ describe('faults', () => {
     proxy.add({ method: 'GET', path: new RegExp(`/blobs/${d}$`), times: 100, action: { kind: 'replace', body: arm64.layers[2]!.data } });
     await expectFailure(doConvert({ repository: 'f/wrong' }, await none()), 'DIGEST_MISMATCH', /layer 2/, new RegExp(d));
     expect(manifestPuts()).toBe(0);
+  });
+
+  /** Pushes amd64 with layer 1 replaced by `data` (its digest and size in the manifest; the config keeps the true diff_id). */
+  async function pushWithLayer1(repo: string, data: Buffer): Promise<string> {
+    const bad = blob(amd64.layers[1]!.mediaType, data);
+    const layers = [amd64.layers[0]!, bad, amd64.layers[2]!];
+    const manifest = blob(amd64.manifest.mediaType, JSON.stringify({ ...JSON.parse(amd64.manifest.data.toString()), layers: layers.map(desc) }));
+    const lay = path.join(work, `layout-${repo.replace('/', '-')}`);
+    writeOciLayout(lay, { v1: { ...amd64, layers, manifest } });
+    await skopeoCopy(lay, 'v1', `${reg.host}/${repo}:v1`);
+    return bad.digest;
+  }
+  const layer1Tar = () => zlib.gunzipSync(amd64.layers[1]!.data);
+  const leftovers = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }) : []);
+
+  it('stops on gzip data corrupt mid-stream (its digest right), names the layer, leaves no files', async () => {
+    // Stored blocks: one flipped byte in the file data only breaks the gzip CRC, found as the stream ends.
+    const gz = zlib.gzipSync(layer1Tar(), { level: 0 });
+    gz[gz.length >> 1]! ^= 0xff;
+    const d = await pushWithLayer1('f/gzbad', gz);
+    proxy.reset();
+    const dir = path.join(work, 'conv-gzbad');
+    await expectFailure(doConvert({ repository: 'f/gzbad', workDir: dir }, await none()), 'GZIP_CORRUPT', /convert layer 1/, new RegExp(d));
+    expect(manifestPuts()).toBe(0);
+    expect(leftovers(dir)).toEqual([]);
+  });
+
+  it('stops on a gzip blob cut short (its digest right) with a clear error, no hang', async () => {
+    const gz = zlib.gzipSync(layer1Tar());
+    await pushWithLayer1('f/gzcut', gz.subarray(0, gz.length >> 1));
+    proxy.reset();
+    const dir = path.join(work, 'conv-gzcut');
+    await expectFailure(doConvert({ repository: 'f/gzcut', workDir: dir }, await none()), 'GZIP_CORRUPT', /layer 1/, /truncated/);
+    expect(manifestPuts()).toBe(0);
+    expect(leftovers(dir)).toEqual([]);
   });
 
   it('stops when the config lists a diff_id the layer does not have', async () => {

@@ -1,6 +1,11 @@
-// The decompressing stream: gzip (zlib) or zstd chosen by magic, else plain.
+// The decompressing stream: gzip (ISA-L's igzip where the build has it,
+// about twice zlib's speed on layer blobs: cpp/tools/inflate_bench; else
+// zlib) or zstd chosen by magic, else plain.
 #include <zlib.h>
 #include <zstd.h>
+#ifdef OBD_HAVE_ISAL
+#include <isa-l/igzip_lib.h>
+#endif
 
 #include <algorithm>
 #include <cstring>
@@ -128,6 +133,85 @@ class GzipStream final : public ByteStream {
   bool init_ = false, done_ = false, between_members_ = false, zero_tail_ = false;
 };
 
+#ifdef OBD_HAVE_ISAL
+// The same contract as GzipStream (members in turn, zero padding after the
+// last, truncation and corruption as GZIP_CORRUPT), decoded by igzip.
+class IgzipStream final : public ByteStream {
+ public:
+  explicit IgzipStream(Input in) : in_(std::move(in)) {
+    isal_inflate_init(&st_);
+    st_.crc_flag = ISAL_GZIP;
+  }
+
+  Result<size_t> read(void* buf, size_t n) override {
+    while (!done_ && n > 0) {
+      OBD_ASSIGN_OR_RETURN(bool more, in_.refill());
+      if (between_members_) {
+        OBD_TRY(next_member(more));
+        continue;
+      }
+      st_.next_in = const_cast<uint8_t*>(in_.data());
+      st_.avail_in = uint32_t(std::min<size_t>(in_.avail(), UINT32_MAX));
+      st_.next_out = static_cast<uint8_t*>(buf);
+      st_.avail_out = uint32_t(std::min<size_t>(n, UINT32_MAX));
+      int ret = isal_inflate(&st_);
+      size_t used = size_t(st_.next_in - in_.data());
+      size_t out = size_t(st_.next_out - static_cast<uint8_t*>(buf));
+      in_.advance(used);
+      if (ret != ISAL_DECOMP_OK) return corrupt(error_name(ret));
+      if (st_.block_state == ISAL_BLOCK_FINISH) {
+        between_members_ = true;
+      } else if (used == 0 && out == 0 && !more) {
+        return corrupt("gzip data ends early (truncated)");
+      }
+      if (out > 0) return out;
+    }
+    return size_t(0);
+  }
+  uint64_t consumed() const override { return in_.consumed(); }
+  const std::string& name() const override { return in_.name(); }
+
+ private:
+  static const char* error_name(int ret) {
+    switch (ret) {
+      case ISAL_INVALID_BLOCK: return "invalid deflate block";
+      case ISAL_INVALID_SYMBOL: return "invalid deflate symbol";
+      case ISAL_INVALID_LOOKBACK: return "invalid distance too far back";
+      case ISAL_INVALID_WRAPPER: return "invalid gzip header";
+      case ISAL_UNSUPPORTED_METHOD: return "unknown compression method";
+      case ISAL_INCORRECT_CHECKSUM: return "incorrect data check";
+      default: return "inflate error";
+    }
+  }
+  Status next_member(bool more) {
+    if (!more) {
+      done_ = true;
+      return Status::ok();
+    }
+    if (zero_tail_ || in_.data()[0] == 0) {
+      zero_tail_ = true;
+      const uint8_t* p = in_.data();
+      size_t k = in_.avail();
+      if (std::any_of(p, p + k, [](uint8_t b) { return b != 0; })) return corrupt("garbage after the last gzip member");
+      in_.advance(k);
+      return Status::ok();
+    }
+    if (in_.data()[0] != 0x1f) return corrupt("garbage after gzip member (not a gzip header)");
+    isal_inflate_reset(&st_);
+    st_.crc_flag = ISAL_GZIP;
+    between_members_ = false;
+    return Status::ok();
+  }
+  Status corrupt(const std::string& what) const {
+    return Status(Code::kGZIP_CORRUPT, name() + ": " + what + " at compressed offset " + std::to_string(in_.offset()));
+  }
+
+  Input in_;
+  inflate_state st_;
+  bool done_ = false, between_members_ = false, zero_tail_ = false;
+};
+#endif
+
 class ZstdStream final : public ByteStream {
  public:
   explicit ZstdStream(Input in) : in_(std::move(in)) {}
@@ -202,9 +286,13 @@ Result<ByteStreamPtr> make_decompressing_stream(ByteStreamPtr inner, Compression
   else if (k >= 4 && std::memcmp(magic.data(), kZstd, 4) == 0) c = Compression::kZstd;
   if (detected) *detected = c;
   if (c == Compression::kGzip) {
+#ifdef OBD_HAVE_ISAL
+    return ByteStreamPtr(std::make_unique<IgzipStream>(Input(std::move(inner), std::move(magic))));
+#else
     auto s = std::make_unique<GzipStream>(Input(std::move(inner), std::move(magic)));
     OBD_TRY(s->init());
     return ByteStreamPtr(std::move(s));
+#endif
   }
   if (c == Compression::kZstd) {
     auto s = std::make_unique<ZstdStream>(Input(std::move(inner), std::move(magic)));

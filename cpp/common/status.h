@@ -55,6 +55,7 @@ namespace obd {
   X(kZSTD_CORRUPT, "ZSTD_CORRUPT", kCorrupt)                                             \
   X(kEXT4_ERROR, "EXT4_ERROR", kCorrupt) /* libext2fs returned an error (errcode in msg) */ \
   X(kTRACE_CORRUPT, "TRACE_CORRUPT", kCorrupt) /* prefetch trace: magic, size or checksum */ \
+  X(kDIGEST_MISMATCH, "DIGEST_MISMATCH", kCorrupt) /* a blob or diff_id sha256 differs */ \
   X(kINTERNAL, "INTERNAL", kInternal)
 
 // What a caller may do about a failure, independent of its exact code.

@@ -4,7 +4,7 @@ import { RegistryClient } from '../registry/index.js';
 import { convert, logProgress, openDedupStore, ttyProgress, type ConvertOptionsInput } from '../convertor/index.js';
 import { intFlag, parse, usageError, type Command } from './run.js';
 
-const BOOLEANS = ['plain', 'verbose', 'oci', 'mkfs', 'disable-sparse', 'referrer', 'insecure', 'reserve', 'no-upload', 'dump-manifest'] as const;
+const BOOLEANS = ['plain', 'verbose', 'oci', 'mkfs', 'disable-sparse', 'referrer', 'insecure', 'reserve', 'no-upload', 'dump-manifest', 'stage-layers'] as const;
 
 /**
  * Cobra accepts `--flag=false` for booleans; node's parseArgs does not.
@@ -47,6 +47,8 @@ export const convertorCommand: Command = {
       --referrer           add subject and artifactType (forces --oci)
   -d, --dir D              work dir (default tmp_conv)
       --reserve            keep the work dir and intermediate files
+      --stage-layers       save each source layer as layer.tar before applying it
+                           (default: stream it from the registry into the apply)
       --no-upload          convert without pushing layers, config or manifest
       --dump-manifest      write config.json, manifest.json (and index.json) to the work dir
       --plain              plain HTTP
@@ -86,6 +88,7 @@ Booleans also take --flag=true / --flag=false.`,
       reserve: { type: 'boolean' },
       'no-upload': { type: 'boolean' },
       'dump-manifest': { type: 'boolean' },
+      'stage-layers': { type: 'boolean' },
     });
     const flag = (name: (typeof BOOLEANS)[number], dflt: boolean): boolean =>
       explicit.get(name) ?? (v[name as keyof typeof v] as boolean | undefined) ?? dflt;
@@ -140,6 +143,7 @@ Booleans also take --flag=true / --flag=false.`,
       concurrency: intFlag('--concurrency-limit', v['concurrency-limit'], 4),
       workDir: v.dir ?? 'tmp_conv',
       reserve: flag('reserve', false),
+      stageLayers: flag('stage-layers', false),
       noUpload: flag('no-upload', false),
       dumpManifest: flag('dump-manifest', false),
       referrer: flag('referrer', false),

@@ -1,8 +1,10 @@
 /**
- * The native overlaybd engine for one layer: download the source blob
- * (digest-checked, gzip decompressed and checked against its diff_id),
- * then build: create a writable layer, apply the tar (mkfs on the bottom
- * layer), and commit it as tar(ZFile(LSMT)) with the chain-ID uuid.
+ * The native overlaybd engine for one layer: fetch the source blob, either
+ * as a stream the apply reads (the default: decompression and both digest
+ * checks happen natively as it flows) or staged on disk as layer.tar
+ * (--stage-layers, and obdconv), then build: create a writable layer, apply
+ * the tar (mkfs on the bottom layer), and commit it as tar(ZFile(LSMT))
+ * with the chain-ID uuid.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,7 +12,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { OverlaybdError } from '../errors.js';
-import { decompressFile, detectCompression, type Compression } from '../archive.js';
+import { decompressFile, detectCompression, type Compression, type LayerStream } from '../archive.js';
 import { commitLayer, createLayer } from '../layer.js';
 import { sha256Hash, type RegistryClient, type RepoLocator } from '../registry/index.js';
 import type { ApplyFn } from './apply.js';
@@ -22,8 +24,11 @@ export const COMMIT_FILE = 'overlaybd.commit';
 /** Counts bytes as they pass. */
 class Counter extends Transform {
   bytes = 0;
-  constructor(private readonly onBytes?: (n: number) => void) {
-    super();
+  constructor(
+    private readonly onBytes?: (n: number) => void,
+    highWaterMark?: number,
+  ) {
+    super(highWaterMark ? { highWaterMark } : {});
   }
   override _transform(c: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.bytes += c.length;
@@ -145,6 +150,38 @@ export async function saveSourceLayer(
   return { file: out, compression, bytes: counter.bytes };
 }
 
+/**
+ * Compressed bytes of a source layer may run ahead of its apply by this much
+ * (while the layers below apply); then the fetch pauses. Bounds memory at
+ * this times the download concurrency.
+ */
+export const READ_AHEAD_BYTES = 32 * 1024 * 1024;
+
+export interface StreamedSourceLayer extends LayerStream {
+  /** Resolves with the compressed byte count once the last byte is received (not yet applied). */
+  received: Promise<number>;
+}
+
+/**
+ * Starts fetching a source layer into a bounded read-ahead buffer; the
+ * apply reads `body` and checks both digests natively at its end. The
+ * registry client checks the blob digest too, and fails `body` on a
+ * mismatch, so a bad blob never ends cleanly.
+ */
+export async function fetchSourceStream(
+  client: RegistryClient,
+  repo: RepoLocator,
+  desc: { digest: string; size: number },
+  diffId: string,
+  opts: { onBytes?: (n: number) => void; signal?: AbortSignal; what: string },
+): Promise<StreamedSourceLayer> {
+  const src = await client.fetchBlob(repo, desc, opts.signal ? { signal: opts.signal } : {});
+  const body = new Counter(opts.onBytes, READ_AHEAD_BYTES / 2);
+  const received = pipeline([src, body], opts.signal ? { signal: opts.signal } : {}).then(() => body.bytes);
+  received.catch(() => {});
+  return { body, received, digest: desc.digest, diffId, what: opts.what };
+}
+
 /** Fetches an already converted layer (digest-checked) so later layers can be applied on top of it. */
 export async function downloadConvertedLayer(
   client: RegistryClient,
@@ -168,7 +205,8 @@ export interface BuildRequest {
   dir: string;
   /** Committed files of the layers below, bottom first. */
   lowers: string[];
-  input: string;
+  /** The source layer: a staged file (removed unless `keep`) or a stream. */
+  input: string | LayerStream;
   /** Layer 0: make the filesystem. */
   bottom: boolean;
   vsizeGB: number;
@@ -209,7 +247,8 @@ export async function buildLayer(r: BuildRequest): Promise<string> {
     force: true,
   });
   if (!r.keep) {
-    await Promise.all([data, index, r.input].map((f) => fs.promises.rm(f, { force: true })));
+    const staged = typeof r.input === 'string' ? [r.input] : [];
+    await Promise.all([data, index, ...staged].map((f) => fs.promises.rm(f, { force: true })));
   }
   return out;
 }

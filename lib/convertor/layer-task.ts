@@ -3,6 +3,11 @@
  * front, then for each layer a download (bounded), a conversion strictly in
  * layer order (each on top of the ones below) and an upload overlapping
  * later conversions. The first failure aborts the others.
+ *
+ * A streamed source layer (the default) is handed to its conversion as soon
+ * as its response starts; the download counts until its last byte arrives,
+ * so a layer's download overlaps the apply of the layers below it (into a
+ * bounded buffer) and its own apply.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,7 +17,8 @@ import { sha256File } from '../registry/index.js';
 import type { LinkedAbort } from './abort.js';
 import { uuidFromChainId } from './chain.js';
 import { findConvertedLayer, type DedupContext, type ReusedLayer } from './dedup.js';
-import { buildLayer, downloadConvertedLayer, downloadSourceLayer } from './layer-engine.js';
+import type { LayerStream } from '../archive.js';
+import { buildLayer, downloadConvertedLayer, downloadSourceLayer, fetchSourceStream } from './layer-engine.js';
 import { concurrencyLimit } from './options.js';
 import type { PipelineContext } from './pipeline.js';
 import type { Stage } from './progress.js';
@@ -51,6 +57,9 @@ export interface LayersResult {
   /** The previous conversion reused for each layer, if any. */
   reused: (ReusedLayer | undefined)[];
 }
+
+/** What a conversion reads: a staged file, a source stream, or nothing (reused, not needed). */
+type Source = string | LayerStream | undefined;
 
 /** A promise that never rejects unhandled; awaiting `p` still sees the error. */
 function settled<T>(p: Promise<T>): Promise<T> {
@@ -92,15 +101,20 @@ class LayerTasks {
     }
   }
 
-  /** The source tar, or the converted blob of a reused layer a later conversion builds on; undefined when not needed. */
-  async download(i: number): Promise<string | undefined> {
+  /**
+   * Hands `ready` the source tar, its stream, or the converted blob of a
+   * reused layer a later conversion builds on (undefined when not needed);
+   * settles once the last byte is received.
+   */
+  async download(i: number, ready: (s: Source) => void): Promise<void> {
     const { ctx, layers, diffIds, dirs } = this.run;
     const r = this.reused[i];
     const src = layers[i]!;
     const name = this.run.name(i);
     if (r && i >= this.lastConverted) {
       ctx.progress.update({ layer: name, stage: 'download', state: 'skipped', note: r.how });
-      return undefined;
+      ready(undefined);
+      return;
     }
     this.signal.throwIfAborted();
     await fs.promises.mkdir(dirs[i]!, { recursive: true });
@@ -108,29 +122,34 @@ class LayerTasks {
     ctx.progress.update({ layer: name, stage: 'download', state: 'running', done: 0, total });
     const onBytes = (b: number) => ctx.progress.update({ layer: name, stage: 'download', state: 'running', done: b, total });
     const signal = this.signal;
+    const what = this.run.what(i);
     try {
-      const file = await this.timed('download', () =>
-        r
-          ? downloadConvertedLayer(ctx.client, ctx.target, r, dirs[i]!, { onBytes, signal })
-          : downloadSourceLayer(ctx.client, ctx.target, src, diffIds[i]!, dirs[i]!, { onBytes, signal, what: this.run.what(i) }).then((x) => x.file),
-      );
+      await this.timed('download', async () => {
+        if (r) ready(await downloadConvertedLayer(ctx.client, ctx.target, r, dirs[i]!, { onBytes, signal }));
+        else if (ctx.opts.stageLayers) ready((await downloadSourceLayer(ctx.client, ctx.target, src, diffIds[i]!, dirs[i]!, { onBytes, signal, what })).file);
+        else {
+          const s = await fetchSourceStream(ctx.client, ctx.target, src, diffIds[i]!, { onBytes, signal, what });
+          ready(s);
+          await s.received;
+        }
+      });
       ctx.progress.update({ layer: name, stage: 'download', state: 'done', done: total, total, ...(r ? { note: 'reused' } : {}) });
-      return file;
     } catch (e) {
       return this.fail(i, 'download', e);
     }
   }
 
   /** Builds layer `i` on the layers below (`below` settles once they are built). */
-  async convert(i: number, downloaded: Promise<string | undefined>, below: Promise<unknown>): Promise<ConvertedLayer> {
+  async convert(i: number, source: Promise<Source>, below: Promise<unknown>): Promise<ConvertedLayer> {
     const { ctx, chains, dirs } = this.run;
     const opts = ctx.opts;
     const r = this.reused[i];
     const name = this.run.name(i);
-    const file = await downloaded;
+    const input = await source;
     await below;
     this.signal.throwIfAborted();
     if (r) {
+      const file = typeof input === 'string' ? input : undefined;
       ctx.progress.update({ layer: name, stage: 'convert', state: 'skipped', note: r.how });
       return { ...(file ? { file } : {}), digest: r.digest, size: r.size };
     }
@@ -142,7 +161,7 @@ class LayerTasks {
         buildLayer({
           dir: dirs[i]!,
           lowers,
-          input: file!,
+          input: input!,
           bottom: i === 0,
           vsizeGB: opts.vsizeGB,
           sparse: !opts.disableSparse,
@@ -205,12 +224,20 @@ export async function convertLayers(run: LayerRun): Promise<LayersResult> {
 
   const tasks = new LayerTasks(run, reused);
   const downloads = concurrencyLimit(ctx.opts.downloadConcurrency);
-  const downloaded: Promise<string | undefined>[] = [];
+  const sources: Promise<Source>[] = [];
+  const downloaded: Promise<void>[] = [];
   const converted: Promise<ConvertedLayer>[] = [];
   const uploaded: Promise<void>[] = [];
   for (let i = 0; i < run.layers.length; i++) {
-    downloaded[i] = settled(downloads(() => tasks.download(i)));
-    converted[i] = settled(tasks.convert(i, downloaded[i]!, i > 0 ? converted[i - 1]! : Promise.resolve()));
+    // The source is ready before the download settles (a stream); a download failing first rejects it.
+    let ready!: (s: Source) => void;
+    let lost!: (e: unknown) => void;
+    sources[i] = settled(new Promise<Source>((res, rej) => ((ready = res), (lost = rej))));
+    downloaded[i] = settled(downloads(() => tasks.download(i, ready)).catch((e: unknown) => {
+      lost(e);
+      throw e;
+    }));
+    converted[i] = settled(tasks.convert(i, sources[i]!, i > 0 ? converted[i - 1]! : Promise.resolve()));
     uploaded[i] = settled(tasks.upload(i, converted[i]!));
   }
   const results = await Promise.allSettled([...downloaded, ...converted, ...uploaded]);

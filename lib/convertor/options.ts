@@ -33,6 +33,11 @@ export const ConvertOptionsSchema = z
     downloadConcurrency: z.number().int().positive().default(4),
     workDir: z.string().min(1).default('tmp_conv'),
     reserve: z.boolean().default(false),
+    /**
+     * Save each source layer on disk (layer.tar) before applying it, as
+     * before streaming; off: the registry response flows into the apply.
+     */
+    stageLayers: z.boolean().default(false),
     noUpload: z.boolean().default(false),
     dumpManifest: z.boolean().default(false),
     referrer: z.boolean().default(false),

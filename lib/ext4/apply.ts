@@ -1,9 +1,11 @@
 /**
- * applyLayer: applies one OCI layer tar (plain, gzip or zstd; a file or a
- * FIFO) onto the ext4 filesystem of a device, as containerd applies a layer
+ * applyLayer: applies one OCI layer tar (plain, gzip or zstd; a file, a
+ * FIFO or a pipe fed from JS) onto the ext4 filesystem of a device, as containerd applies a layer
  * onto a directory. Runs natively off the event loop and reports progress.
  */
+import fs from 'node:fs';
 import { z } from 'zod';
+import type { LayerPipeInput } from '../archive.js';
 import { filePath, parseWith } from '../config.js';
 import { native } from '../native.js';
 import { parseDevice, prepareForMkfs, VsizeSchema, type Ext4Device } from './device.js';
@@ -49,11 +51,29 @@ const ApplyOptionsSchema = z.object({
 });
 export type ApplyOptions = z.input<typeof ApplyOptionsSchema>;
 
-export async function applyLayer(device: Ext4Device, input: string, options: ApplyOptions = {}): Promise<ApplyResult> {
-  const dev = parseDevice(device);
-  const layer = parseWith(filePath, input, 'layer input');
+function parseOptions(options: ApplyOptions) {
   const { onProgress, vsizeGB, ...o } = parseWith(ApplyOptionsSchema, options, 'applyLayer options');
-  const vsize = o.mkfs ? await prepareForMkfs(dev, vsizeGB) : 0;
+  return { onProgress, vsizeGB, o };
+}
+
+/**
+ * `input` is a path, or the read end of a pipe (lib/archive.ts
+ * feedThroughPipe) whose blob digest and diff_id are checked as it streams;
+ * the pipe is owned from the call on and closed whatever happens.
+ */
+export async function applyLayer(device: Ext4Device, input: string | LayerPipeInput, options: ApplyOptions = {}): Promise<ApplyResult> {
+  let dev: ReturnType<typeof parseDevice>, layer: string | LayerPipeInput, vsize: number;
+  let parsed: ReturnType<typeof parseOptions>;
+  try {
+    dev = parseDevice(device);
+    layer = typeof input === 'string' ? parseWith(filePath, input, 'layer input') : input;
+    parsed = parseOptions(options);
+    vsize = parsed.o.mkfs ? await prepareForMkfs(dev, parsed.vsizeGB) : 0;
+  } catch (e) {
+    if (typeof input !== 'string') fs.closeSync(input.fd);
+    throw e;
+  }
+  const { onProgress, o } = parsed;
   const report = (p: ApplyProgress) => {
     try {
       onProgress?.(p);
