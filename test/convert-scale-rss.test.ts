@@ -48,7 +48,7 @@ async function convertCase(c: RssCase): Promise<void> {
   const m = await convertMeasured(reg.host, `rss/${c}`, 'src', 'obd', path.join(work, c));
   console.log(`${c}: ${(img.tarBytes / 2 ** 20).toFixed(0)} MiB of tar, peak RSS ${m.peakRssMB} MiB, ${m.wallS} s`);
   recordFigures({ [`${c}: peak RSS MiB`]: m.peakRssMB, [`${c}: convert s`]: m.wallS });
-  expect(m.peakRssMB).toBeLessThan(LIMIT_MB);
+  expect.soft(m.peakRssMB).toBeLessThan(LIMIT_MB);
 
   const client = new RegistryClient({ transport: { plainHttp: true }, credentials: { dockerConfig: false } });
   const loc = { registry: reg.host, repository: `rss/${c}` };

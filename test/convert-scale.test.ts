@@ -54,7 +54,8 @@ describe.runIf(process.env.OBD_SCALE === '1')('the scale image', () => {
       'scale image: MiB/s of tar': Number((tarMB / m.wallS).toFixed(1)),
       'scale image: peak RSS MiB': m.peakRssMB,
     });
-    expect(m.peakRssMB).toBeLessThan(LIMIT_MB);
+    // Soft: the tree is still checked when the memory bound fails.
+    expect.soft(m.peakRssMB).toBeLessThan(LIMIT_MB);
     fs.rmSync(path.join(work!, 'conv'), { recursive: true, force: true });
 
     const client = new RegistryClient({ transport: { plainHttp: true }, credentials: { dockerConfig: false } });
