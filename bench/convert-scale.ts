@@ -47,7 +47,7 @@ async function scaleTests(work: string): Promise<Figures> {
 }
 
 /** skopeo copy (registry -> OCI layout) + tar -x of each layer + mkfs.ext4 -d, on the scale image. */
-async function baseline(reg: TestRegistry, work: string): Promise<Figures> {
+export async function baseline(reg: TestRegistry, work: string): Promise<Figures> {
   const img = await scaleImage();
   await pushImage(reg.host, 'scale/base', 'src', img, img.layers.map((l) => ({ file: l.gz, digest: l.digest, size: l.size })));
   const oci = path.join(work, 'oci');
@@ -100,7 +100,7 @@ async function convertDir(reg: TestRegistry, work: string, n: number): Promise<n
   }
 }
 
-async function directories(reg: TestRegistry, work: string): Promise<Figures> {
+export async function directories(reg: TestRegistry, work: string): Promise<Figures> {
   const one = await convertDir(reg, work, 1);
   const t10k = await convertDir(reg, work, 10_000);
   const t100k = await convertDir(reg, work, 100_000);
