@@ -21,11 +21,18 @@ import { convert, openDedupStore } from '../lib/convertor/index.js';
 import { silentLogger } from '../lib/log.js';
 import { RegistryClient } from '../lib/registry/index.js';
 import { bookwormLayout } from '../test/helpers/bookworm.js';
+import { runScale } from './convert-scale.js';
 import { skopeoCopy, startRegistry } from '../test/helpers/registry.js';
 
 const exec = promisify(execFile);
 
+/** `npm run bench -- convert scale` adds the scale figures (bench/convert-scale.ts) to bookworm's. */
 export async function run(): Promise<Record<string, number | string>> {
+  const bookworm = await runBookworm();
+  return process.argv.slice(2).includes('scale') ? { ...bookworm, ...(await runScale()) } : bookworm;
+}
+
+async function runBookworm(): Promise<Record<string, number | string>> {
   const bw = await bookwormLayout();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-bench-convert-'));
   const reg = await startRegistry({ mode: 'plain' });
