@@ -14,3 +14,8 @@ export * from './resolve.js';
 export * from './snapshots.js';
 export * from './unpack.js';
 export * from './obdconv.js';
+export * from './record-trace.js';
+export * from './tasks.js';
+export * from './oci-spec.js';
+export * from './trace-layer.js';
+export * from './image-push.js';
