@@ -103,6 +103,20 @@ async function collectTrace(traceFile: string, timeSec: number, signal: AbortSig
   );
 }
 
+/**
+ * Removes the trace file and its markers. A recording still going (a failed
+ * run) is ended first and its .ok awaited: the recorder would write them
+ * again after we removed them.
+ */
+async function removeTraceFiles(traceFile: string, timeSec: number): Promise<void> {
+  const [lock, ok] = [`${traceFile}.lock`, `${traceFile}.ok`];
+  if (fs.existsSync(lock) && !fs.existsSync(ok)) {
+    fs.rmSync(lock, { force: true });
+    for (let i = 0; i < Math.min(timeSec, 10) * 10 && !fs.existsSync(ok); i++) await sleep(100);
+  }
+  for (const f of [traceFile, ok, lock]) fs.rmSync(f, { force: true });
+}
+
 export async function recordTrace(o: RecordTraceOptions): Promise<RecordTraceResult> {
   const opts = parseWith(RecordTraceOptionsSchema, o, 'record-trace options');
   const say = o.progress ?? (() => {});
@@ -139,9 +153,7 @@ export async function recordTrace(o: RecordTraceOptions): Promise<RecordTraceRes
     const name = uniqueName();
     const traceFile = path.resolve(opts.workingDir, name);
     await fs.promises.writeFile(traceFile, '', { flag: 'wx' });
-    cleanups.push(() => {
-      for (const f of [traceFile, `${traceFile}.ok`, `${traceFile}.lock`]) fs.rmSync(f, { force: true });
-    });
+    cleanups.push(() => removeTraceFiles(traceFile, opts.timeSec));
     const lease = await takeLease(conn, 3 * opts.timeSec * 1000);
     cleanups.push(() => dropLease(conn, lease).catch((e: unknown) => say(`warning: ${(e as Error).message}`)));
 
