@@ -103,6 +103,7 @@ describe('overlaybd record-trace', () => {
     // The container's output came through the fifos.
     expect(r.stdout).toMatch(/^12\.\d+\ndone-reading\n$/);
     expect(r.stderr).toMatch(/task exited with status 0/);
+    console.log(r.stderr.split('\n').find((l) => l.startsWith('trace: ')));
 
     // The image record in containerd, and the pushed manifest: old layers + the trace layer.
     const client = registryClient(image.registry);

@@ -19,3 +19,4 @@ export * from './tasks.js';
 export * from './oci-spec.js';
 export * from './trace-layer.js';
 export * from './image-push.js';
+export * from './trace-compact.js';

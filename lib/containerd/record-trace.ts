@@ -32,6 +32,7 @@ import { hostPlatform, type Platform } from './platform.js';
 import { DEFAULT_SNAPSHOTTER } from './pull.js';
 import { Snapshots } from './snapshots.js';
 import { createContainer, DEFAULT_RUNTIME, deleteContainer, removeTask, runTask } from './tasks.js';
+import { compactTrace, DEFAULT_TRACE_GAP } from './trace-compact.js';
 import { ANNOTATION_ACCELERATION_LAYER, ANNOTATION_FS_TYPE, traceLayerDescriptor, traceLayerTar, tracedConfig, tracedManifest } from './trace-layer.js';
 
 export const LABEL_RECORD_TRACE = 'containerd.io/snapshot/overlaybd/record-trace';
@@ -165,7 +166,12 @@ export async function recordTrace(o: RecordTraceOptions): Promise<RecordTraceRes
     }
 
     // The acceleration layer, config and manifest into the content store, then the image record.
-    const trace = await fs.promises.readFile(traceFile);
+    let trace: Buffer = await fs.promises.readFile(traceFile);
+    if (!opts.priorityList) {
+      const c = compactTrace(trace, DEFAULT_TRACE_GAP, traceFile);
+      say(`trace: ${c.before} records, ${c.after} after merging neighbouring reads`);
+      trace = c.trace;
+    }
     const tar = traceLayerTar(trace);
     const fsType = top.annotations[ANNOTATION_FS_TYPE];
     const layer = traceLayerDescriptor(tar, fsType);
