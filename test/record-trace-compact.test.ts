@@ -75,7 +75,7 @@ describe('compactTrace', () => {
     const list = Buffer.from('/usr/bin/\n/etc/debian_version\n');
     expect(compactTrace(list)).toEqual({ trace: list, before: 0, after: 0 });
     const bad = trace([{ layer: 0, offset: 0, count: 4096 }]);
-    bad[30] ^= 1;
+    bad[30] = bad[30]! ^ 1;
     expect(() => compactTrace(bad, 0, 'x')).toThrow(/x: checksum mismatch/);
     expect(() => compactTrace(bad.subarray(0, 40), 0, 'y')).toThrow(/y: 40 bytes, the header says 24 \+ 24/);
   });

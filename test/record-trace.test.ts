@@ -20,8 +20,8 @@ import { registryClient, remoteBookworm, type RemoteBookworm } from './helpers/r
 import { blobBytesSince, logMark } from './helpers/registry-bytes.js';
 import { busyboxImageTar } from './helpers/snapshotter.js';
 
-/** What the container does: the release file and a few binaries, read in full. */
-const SCRIPT = 'cat /etc/debian_version; cat /bin/ls /bin/bash /usr/bin/apt-get /usr/bin/perl > /dev/null; echo done-reading';
+/** What the container does: the release file, then every program in /usr/bin (about 21 MB) read in full. */
+const SCRIPT = 'cat /etc/debian_version; cat /usr/bin/* > /dev/null 2>&1; echo done-reading';
 const ACCEL = 'containerd.io/snapshot/overlaybd/acceleration-layer';
 
 interface ToolRun {
@@ -175,6 +175,30 @@ describe('overlaybd record-trace', () => {
     await settle();
     expect(await leftovers(s)).toEqual({ containers: '', tasks: '', active: [] });
     expect(fs.readdirSync(path.join(work, 'bad'))).toEqual([]);
+  }, 600_000);
+
+  it('stops a command at --time (SIGTERM, then SIGKILL) and takes a priority list instead of a trace', async () => {
+    const s = stack!;
+    const base = ['--address', s.cd!.socket, '--snapshotter', 'obd', '--no-push', '--working-dir', path.join(work, 'more')];
+    // sh as pid 1 ignores SIGTERM: the second period ends it with SIGKILL; the trace is still made.
+    const timed = await recordTrace([...base, '--time', '2', oldRef, `${image.registry.host}/${image.repo}:timed`, '/bin/sh', '-c', 'cat /etc/debian_version; sleep 60']);
+    expect(timed.stderr).toMatch(/time is up after 2 s: stopping the task \(SIGTERM\)/);
+    expect(timed.stderr).toMatch(/SIGKILL/);
+    expect(timed.stderr).toMatch(/task ended by the time limit \(exit status 137\)/);
+    expect(timed.code).toBe(0);
+
+    const list = path.join(work, 'priority.list');
+    fs.writeFileSync(list, '/usr/bin/\n/etc/debian_version\n');
+    const listed = await recordTrace([...base, '--priority_list', list, oldRef, `${image.registry.host}/${image.repo}:listed`]);
+    expect(listed.code).toBe(0);
+    expect(listed.stderr).toMatch(/New image .*:listed is created/);
+    const images = (await s.cd!.ctr(['images', 'ls', '-q'])).stdout;
+    expect(images).toContain(':timed');
+    expect(images).toContain(':listed');
+
+    await settle();
+    expect(await leftovers(s)).toEqual({ containers: '', tasks: '', active: [] });
+    expect(fs.readdirSync(path.join(work, 'more'))).toEqual([]);
   }, 600_000);
 
   it('starts the traced image with fewer registry requests than the untraced one', async () => {
