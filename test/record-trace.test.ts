@@ -162,6 +162,10 @@ describe('overlaybd record-trace', () => {
     expect(plain.code).toBe(1);
     expect(plain.stderr).toMatch(/FAILED_PRECONDITION: .*plain-busybox:latest: not an overlaybd image/);
 
+    const noList = await recordTrace([...base, '--priority_list', path.join(work, 'no-such-list'), oldRef, `${oldRef}-x`]);
+    expect(noList.code).toBe(1);
+    expect(noList.stderr).toMatch(/ENOENT: --priority_list .*no-such-list: ENOENT/);
+
     const zero = await recordTrace([...base, '--time', '0', oldRef, `${oldRef}-x`]);
     expect(zero.code).toBe(2);
     expect(zero.stderr).toMatch(/--time can't be 0/);

@@ -104,6 +104,18 @@ async function collectTrace(traceFile: string, timeSec: number, signal: AbortSig
   );
 }
 
+/** overlaybd reads a priority list of at most 64 KiB of text (format spec §6.4). */
+async function checkPriorityList(file: string): Promise<void> {
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.stat(file);
+  } catch (e) {
+    throw new OverlaybdError('ENOENT', `--priority_list ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (!st.isFile()) throw new OverlaybdError('EINVAL', `--priority_list ${file}: not a regular file`);
+  if (st.size > 64 << 10) throw new OverlaybdError('EINVAL', `--priority_list ${file}: ${st.size} bytes, more than the 64 KiB overlaybd reads`);
+}
+
 /**
  * Removes the trace file and its markers. A recording still going (a failed
  * run) is ended first and its .ok awaited: the recorder would write them
@@ -124,6 +136,7 @@ export async function recordTrace(o: RecordTraceOptions): Promise<RecordTraceRes
   const stdout = o.stdout ?? process.stdout;
   const stderr = o.stderr ?? process.stderr;
   // Wait stays open while the task runs: longer than the task's two periods.
+  if (opts.priorityList) await checkPriorityList(opts.priorityList);
   const conn = new ContainerdConnection({ ...o, callTimeoutMs: Math.max(o.callTimeoutMs ?? 600_000, (3 * opts.timeSec + 60) * 1000) });
   const cleanups: (() => Promise<void> | void)[] = [];
   try {
