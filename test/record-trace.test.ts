@@ -99,7 +99,7 @@ describe('overlaybd record-trace', () => {
     const traceDir = path.join(work, 'traces');
     const r = await recordTrace(['--address', s.cd!.socket, '--snapshotter', 'obd', '--plain-http', '--working-dir', traceDir, '--time', '120', oldRef, newRef, '/bin/sh', '-c', SCRIPT]);
     expect(r.stderr).toMatch(/New image .* is created/);
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     // The container's output came through the fifos.
     expect(r.stdout).toMatch(/^12\.\d+\ndone-reading\n$/);
     expect(r.stderr).toMatch(/task exited with status 0/);
@@ -145,34 +145,34 @@ describe('overlaybd record-trace', () => {
     const base = ['--address', s.cd!.socket, '--snapshotter', 'obd', '--no-push', '--working-dir', path.join(work, 'bad')];
 
     const missing = await recordTrace([...base, `${image.registry.host}/nothing:here`, `${image.registry.host}/nothing:new`, '/bin/true']);
-    expect(missing.code).toBe(1);
+    expect(missing.code, missing.stderr).toBe(1);
     expect(missing.stderr).toMatch(/ENOENT: image .*nothing:here not found in containerd .*overlaybd rpull/);
 
     const exists = await recordTrace([...base, oldRef, newRef, '/bin/true']);
-    expect(exists.code).toBe(1);
+    expect(exists.code, exists.stderr).toBe(1);
     expect(exists.stderr).toMatch(/EEXIST: image .*:traced exists already/);
 
     const accel = await recordTrace([...base, newRef, `${newRef}-again`, '/bin/true']);
-    expect(accel.code).toBe(1);
+    expect(accel.code, accel.stderr).toBe(1);
     expect(accel.stderr).toMatch(/FAILED_PRECONDITION: .* has an acceleration layer already/);
 
     const tar = busyboxImageTar(fs.mkdtempSync(path.join(work, 'bb-')));
     await s.cd!.ctr(['image', 'import', '--base-name', 'docker.io/library/plain-busybox', tar]);
     const plain = await recordTrace([...base, 'docker.io/library/plain-busybox:latest', 'docker.io/library/plain-busybox:traced', '/bin/true']);
-    expect(plain.code).toBe(1);
+    expect(plain.code, plain.stderr).toBe(1);
     expect(plain.stderr).toMatch(/FAILED_PRECONDITION: .*plain-busybox:latest: not an overlaybd image/);
 
     const noList = await recordTrace([...base, '--priority_list', path.join(work, 'no-such-list'), oldRef, `${oldRef}-x`]);
-    expect(noList.code).toBe(1);
+    expect(noList.code, noList.stderr).toBe(1);
     expect(noList.stderr).toMatch(/ENOENT: --priority_list .*no-such-list: ENOENT/);
 
     const zero = await recordTrace([...base, '--time', '0', oldRef, `${oldRef}-x`]);
-    expect(zero.code).toBe(2);
+    expect(zero.code, zero.stderr).toBe(2);
     expect(zero.stderr).toMatch(/--time can't be 0/);
 
     const failing = await recordTrace([...base, '--time', '60', oldRef, `${image.registry.host}/${image.repo}:failed`, '/bin/sh', '-c', 'echo about to fail; exit 3']);
     expect(failing.stdout).toBe('about to fail\n');
-    expect(failing.code).toBe(1);
+    expect(failing.code, failing.stderr).toBe(1);
     expect(failing.stderr).toMatch(/EINVAL: the command .* exited with status 3/);
     expect((await s.cd!.ctr(['images', 'ls', '-q'])).stdout).not.toContain(':failed');
 
@@ -189,12 +189,12 @@ describe('overlaybd record-trace', () => {
     expect(timed.stderr).toMatch(/time is up after 2 s: stopping the task \(SIGTERM\)/);
     expect(timed.stderr).toMatch(/SIGKILL/);
     expect(timed.stderr).toMatch(/task ended by the time limit \(exit status 137\)/);
-    expect(timed.code).toBe(0);
+    expect(timed.code, timed.stderr).toBe(0);
 
     const list = path.join(work, 'priority.list');
     fs.writeFileSync(list, '/usr/bin/\n/etc/debian_version\n');
     const listed = await recordTrace([...base, '--priority_list', list, oldRef, `${image.registry.host}/${image.repo}:listed`]);
-    expect(listed.code).toBe(0);
+    expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stderr).toMatch(/New image .*:listed is created/);
     const images = (await s.cd!.ctr(['images', 'ls', '-q'])).stdout;
     expect(images).toContain(':timed');

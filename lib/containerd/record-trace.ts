@@ -89,18 +89,19 @@ function uniqueName(now = new Date()): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Ends the recording (deletes `<trace>.lock`) and waits up to `timeSec` for `<trace>.ok`. */
+/** Ends the recording (deletes `<trace>.lock`) and waits for `<trace>.ok`: `timeSec` as upstream, at least 10 s (the recorder polls the lock each second). */
 async function collectTrace(traceFile: string, timeSec: number, signal: AbortSignal | undefined, say: (l: string) => void): Promise<void> {
   fs.rmSync(`${traceFile}.lock`, { force: true });
   say('collecting the trace ...');
-  for (let i = 0; i < timeSec; i++) {
+  const waitSec = Math.max(timeSec, 10);
+  for (let i = 0; i < waitSec; i++) {
     signal?.throwIfAborted();
     await sleep(1000);
     if (fs.existsSync(`${traceFile}.ok`)) return;
   }
   throw new OverlaybdError(
     'ETIMEDOUT',
-    `the trace ${traceFile} was not written within ${timeSec} s: the image's device did not record (was it attached already, by another container of this image? stop those and retry)`,
+    `the trace ${traceFile} was not written within ${waitSec} s: the image's device did not record (was it attached already, by another container of this image? stop those and retry)`,
   );
 }
 
