@@ -145,7 +145,9 @@ export async function resolveImageConfig(file: string): Promise<ResolvedImageCon
   const base = path.dirname(path.resolve(file));
   const abs = (p: string) => path.resolve(base, p);
   const lowers: LowerSource[] = [];
-  for (const [i, l] of config.lowers.entries()) {
+  // An acceleration layer (the last lower) holds a trace, not layer data: it is off the stack (format §5.1).
+  const stack = config.accelerationLayer ? config.lowers.slice(0, -1) : config.lowers;
+  for (const [i, l] of stack.entries()) {
     const dir = l.dir && abs(l.dir);
     const found = await findLowerFile({ ...l, file: l.file && abs(l.file), dir });
     if (found.file) {

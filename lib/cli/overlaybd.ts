@@ -22,6 +22,7 @@ const commands: Record<string, () => Promise<Command>> = {
   convert: async () => (await import('./convertor-command.js')).convertorCommand,
   rpull: async () => (await import('./rpull.js')).rpullCommand,
   obdconv: async () => (await import('./obdconv.js')).obdconvCommand,
+  'record-trace': async () => (await import('./record-trace.js')).recordTraceCommand,
 };
 
 async function usage(): Promise<string> {

@@ -80,7 +80,7 @@ const ZFILE = { algorithm: 'lz4', blockSize: 4096 } as const;
 const refKey = (kind: 'manifest' | 'config' | 'layer', digest: string) => `${kind}-${digest}`;
 
 /** Follows indexes down to the manifest of `platform`; returns it and its parsed body. */
-async function sourceManifest(conn: ContainerdConnection, src: string, top: Descriptor, platform: Platform): Promise<{ desc: Descriptor; manifest: Manifest }> {
+export async function sourceManifest(conn: ContainerdConnection, src: string, top: Descriptor, platform: Platform): Promise<{ desc: Descriptor; manifest: Manifest }> {
   let cur = top;
   for (let depth = 0; ; depth++) {
     const mt = cur.mediaType ?? '';
@@ -104,7 +104,7 @@ function missingBlob(src: string, what: string, digest: string, namespace: strin
   return new OverlaybdError('ENOENT', `${src}: ${what} ${digest} is not in containerd's content store (namespace ${namespace}); pull the image fully first`);
 }
 
-async function readBlob(conn: ContainerdConnection, src: string, d: Descriptor, what: string): Promise<Buffer> {
+export async function readBlob(conn: ContainerdConnection, src: string, d: Descriptor, what: string): Promise<Buffer> {
   try {
     const bytes = await readContentBytes(conn, { digest: d.digest, size: d.size });
     if (sha256Digest(bytes) !== d.digest) throw new OverlaybdError('DIGEST_MISMATCH', `${src}: ${what} ${d.digest} hashes to ${sha256Digest(bytes)}`);

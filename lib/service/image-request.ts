@@ -56,12 +56,11 @@ export async function buildImageRequest(
   const record = config.recordTracePath ? r.abs(config.recordTracePath) : undefined;
   const recordSize = record ? await fileSize(record) : undefined;
   if (config.accelerationLayer) {
-    // The last lower is the acceleration layer: off the stack; its trace is replayed (§5.1).
-    if (lowers.length === 0) throw new OverlaybdError('CONFIG_INVALID', `${configPath}: accelerationLayer: there are no lowers`);
+    // The last lower is the acceleration layer (resolveImageConfig left it off the stack); its trace is replayed (§5.1).
+    if (config.lowers.length === 0) throw new OverlaybdError('CONFIG_INVALID', `${configPath}: accelerationLayer: there are no lowers`);
     if (recordSize === 0) {
       throw new OverlaybdError('CONFIG_INVALID', `${configPath}: recordTracePath: cannot record a trace of an image with accelerationLayer`);
     }
-    lowers.pop();
     const dir = config.lowers[config.lowers.length - 1]?.dir;
     const trace = dir ? `${r.abs(dir)}/trace` : undefined;
     if (trace && ((await fileSize(trace)) ?? 0) > 0) tracePath = trace;

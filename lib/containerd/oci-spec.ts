@@ -1,0 +1,117 @@
+/**
+ * The OCI runtime spec of a container, built as containerd's client does for
+ * `ctr run` (oci.WithDefaultSpec, WithDefaultUnixDevices, WithImageConfig,
+ * WithProcessArgs): containerd's default Linux spec (mounts, capabilities,
+ * namespaces, masked paths), then the image config's env, cwd, args and
+ * user. containerd stores it as JSON in a google.protobuf.Any.
+ */
+import { OverlaybdError } from '../errors.js';
+import type { ImageConfig } from '../convertor/spec.js';
+
+/** typeurl's name of specs.Spec, which containerd marshals as JSON. */
+export const SPEC_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
+
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+const CAPS = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+];
+
+const MOUNTS = [
+  { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+  { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+  { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+  { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+  { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+  { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+  { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+];
+
+/** Host files a container on the host network needs (ctr run --net-host). */
+const HOST_NET_MOUNTS = ['/etc/hosts', '/etc/resolv.conf'].map((f) => ({ destination: f, type: 'bind', source: f, options: ['rbind', 'ro'] }));
+
+const MASKED = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'];
+const READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+/** WithDefaultUnixDevices: null, zero, full, random, urandom, tty, console, ptmx, pts. */
+const DEVICES = [
+  { allow: false, access: 'rwm' },
+  ...[[1, 3], [1, 5], [1, 7], [1, 8], [1, 9], [5, 0], [5, 1], [5, 2], [136, -1], [10, 200]].map(([major, minor]) => ({
+    allow: true,
+    type: 'c',
+    major,
+    ...(minor! >= 0 ? { minor } : {}),
+    access: 'rwm',
+  })),
+];
+
+export interface SpecOptions {
+  /** Container id (the cgroup is /<namespace>/<id>). */
+  id: string;
+  namespace: string;
+  config: ImageConfig['config'];
+  /** Replaces the image's entrypoint and command when given (ctr run's args). */
+  args?: string[];
+  /** true: the host's network namespace; false: a new one with loopback only. */
+  hostNetwork: boolean;
+}
+
+/**
+ * `uid[:gid]` numbers. Names need the image's /etc/passwd, which would mean
+ * mounting the rootfs here; they are refused with a clear error instead.
+ */
+function parseUser(user: string): { uid: number; gid: number } {
+  if (user === '' || user === 'root') return { uid: 0, gid: 0 };
+  const m = /^(\d+)(?::(\d+))?$/.exec(user);
+  if (!m) throw new OverlaybdError('ENOTSUP', `image user "${user}": only numeric uid[:gid] (or root) is supported`);
+  return { uid: Number(m[1]), gid: m[2] !== undefined ? Number(m[2]) : 0 };
+}
+
+export function runtimeSpec(o: SpecOptions): Record<string, unknown> {
+  const cfg = o.config ?? {};
+  const env = cfg.Env && cfg.Env.length > 0 ? [...cfg.Env] : [DEFAULT_PATH];
+  const args = o.args && o.args.length > 0 ? o.args : [...(cfg.Entrypoint ?? []), ...(cfg.Cmd ?? [])];
+  if (args.length === 0) throw new OverlaybdError('EINVAL', 'no command: give one after NEW_IMAGE (the image has no Entrypoint or Cmd)');
+  const { uid, gid } = parseUser(cfg.User ?? '');
+  const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(o.hostNetwork ? [] : ['network'])].map((type) => ({ type }));
+  return {
+    ociVersion: '1.0.2-dev',
+    process: {
+      user: { uid, gid },
+      args,
+      env,
+      cwd: cfg.WorkingDir || '/',
+      capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: 'rootfs' },
+    hostname: o.hostNetwork ? undefined : o.id.slice(0, 63),
+    mounts: [...MOUNTS, ...(o.hostNetwork ? HOST_NET_MOUNTS : [])],
+    linux: {
+      resources: { devices: DEVICES },
+      cgroupsPath: `/${o.namespace}/${o.id}`,
+      namespaces,
+      maskedPaths: MASKED,
+      readonlyPaths: READONLY,
+    },
+  };
+}
+
+/** The spec as containerd's Container.spec field holds it. */
+export function specAny(spec: Record<string, unknown>): { typeUrl: string; value: Buffer } {
+  return { typeUrl: SPEC_TYPE_URL, value: Buffer.from(JSON.stringify(spec)) };
+}
