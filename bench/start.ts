@@ -31,6 +31,8 @@ import { bulkyImage, pushImage } from './start-image.js';
 interface StartFigures {
   /** Pull (rpull or ctr pull) alone. */
   pullS: number;
+  /** CPU seconds of `overlaybd rpull` (ours only). */
+  pullCpuS?: number;
   /** From the pull's start to the first line the container printed. */
   firstLineS: number;
   /** What the registry served (manifests, configs, blobs) and the blob part of it. */
@@ -45,16 +47,30 @@ const NS = `bench-start-${process.pid}`;
 const round = (n: number, d = 3) => Number(n.toFixed(d));
 
 const DIST_CLI = path.join(ROOT, 'dist/lib/cli/overlaybd.js');
+/** GNU time (Debian's `time` package, optional), and the prefix of the line it adds to stderr. */
+const TIME = '/usr/bin/time';
+const CPU_MARK = 'obd-bench-cpu ';
 /** node arguments of `overlaybd`: the built bin when there is one. */
 const overlaybdArgs = (): string[] => (fs.existsSync(DIST_CLI) ? [DIST_CLI] : toolArgs('overlaybd'));
 
-/** Runs `overlaybd ...args` to its end; rejects with its stderr on a non-zero exit. */
-async function overlaybd(args: string[]): Promise<void> {
-  const child = spawn(process.execPath, [...overlaybdArgs(), ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+/**
+ * Runs `overlaybd ...args` to its end; rejects with its stderr on a non-zero
+ * exit. Resolves the CPU seconds (user + system) it used, counted by GNU
+ * time when installed (a figure a busy machine inflates far less than wall
+ * time), else NaN.
+ */
+async function overlaybd(args: string[]): Promise<number> {
+  const timed = fs.existsSync(TIME);
+  const argv = [process.execPath, ...overlaybdArgs(), ...args];
+  const child = timed
+    ? spawn(TIME, ['-f', `${CPU_MARK}%U %S`, ...argv], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   if (code !== 0) throw new Error(`overlaybd ${args.join(' ')} exited ${code}: ${stderr}`);
+  const cpu = new RegExp(`${CPU_MARK}([\\d.]+) ([\\d.]+)`).exec(stderr);
+  return cpu ? round(Number(cpu[1]) + Number(cpu[2]), 2) : NaN;
 }
 
 /** Runs `ctr` and resolves at the first line it prints (then waits for its exit). */
@@ -98,11 +114,11 @@ async function ours(reg: TestRegistry, ref: string, work: string, id: string): P
       try {
         const mark = logMark(reg.logFile);
         const t0 = performance.now();
-        await overlaybd(['rpull', '--plain-http', '--address', cd.socket, '--namespace', NS, '--snapshotter', 'obd', ref]);
+        const pullCpuS = await overlaybd(['rpull', '--plain-http', '--address', cd.socket, '--namespace', NS, '--snapshotter', 'obd', ref]);
         const pulledAt = performance.now();
         const first = await firstLine(cd, ['run', '--rm', '--snapshotter', 'obd', ref, `${id}-obd`, 'cat', '/etc/debian_version']);
         if (!/^12\./.test(first.line)) throw new Error(`the container printed ${JSON.stringify(first.line)}`);
-        return figures(reg, mark, t0, pulledAt, first.atMs);
+        return { ...figures(reg, mark, t0, pulledAt, first.atMs), pullCpuS };
       } finally {
         await cd.stop();
       }
@@ -150,6 +166,7 @@ function pairFigures(p: Pair, base: StartFigures, mine: StartFigures, toolStartS
     [k('ctr pull + run: served MB')]: base.servedMB,
     [k('ctr pull + run: blob GETs')]: base.blobGets,
     [k('rpull s (CLI start included)')]: mine.pullS,
+    [k('rpull CPU s (user + system)')]: mine.pullCpuS ?? NaN,
     [k('rpull + run: first line s')]: mine.firstLineS,
     [k('rpull + run: served MB')]: mine.servedMB,
     [k('rpull + run: blob MB')]: mine.blobMB,
@@ -161,11 +178,11 @@ function pairFigures(p: Pair, base: StartFigures, mine: StartFigures, toolStartS
   };
 }
 
-/** Seconds `overlaybd rpull --help` takes: node plus the modules rpull loads. */
-async function cliStartS(): Promise<number> {
+/** Wall and CPU seconds of `overlaybd rpull --help`: node plus the modules rpull loads. */
+async function cliStart(): Promise<{ wallS: number; cpuS: number }> {
   const t = performance.now();
-  await overlaybd(['rpull', '--help']);
-  return round((performance.now() - t) / 1000);
+  const cpuS = await overlaybd(['rpull', '--help']);
+  return { wallS: round((performance.now() - t) / 1000), cpuS };
 }
 
 export async function run(): Promise<Record<string, number | string>> {
@@ -195,10 +212,12 @@ export async function run(): Promise<Record<string, number | string>> {
       },
     ];
 
-    const toolStartS = await cliStartS();
+    const start = await cliStart();
+    const toolStartS = start.wallS;
     const out: Record<string, number | string> = {
       'overlaybd CLI used': fs.existsSync(DIST_CLI) ? 'dist (built)' : 'source (tsx)',
       'overlaybd rpull --help s (CLI start)': toolStartS,
+      'overlaybd rpull --help CPU s': start.cpuS,
     };
     for (const [i, p] of pairs.entries()) {
       const base = await baseline(reg, p.ociRef, `start${i}`);
