@@ -8,7 +8,10 @@
  * overlayfs snapshotter. Every run has a fresh containerd (cold content
  * store), snapshotter and image cache. `rpull` runs as the npm package's
  * bin (dist/, after `npm run build:ts`) when built, else from source (node
- * + tsx); its start-up is in our time, and measured alone too.
+ * + tsx); its start-up is in our time, and measured alone too (`rpull
+ * --help`: the modules rpull loads). Two images: bookworm, and bookworm
+ * plus a 500 MB layer of random bytes the command never reads
+ * (start-image.ts), to show how the ratio moves with image size.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -23,10 +26,13 @@ import { skopeoCopy, startRegistry, stopChild, type TestRegistry } from '../test
 import { remoteBookworm, writeGlobalConfig } from '../test/helpers/remote-image.js';
 import { removeRuncContainers } from '../test/helpers/runc.js';
 import { startSnapshotter } from '../test/helpers/snapshotter.js';
+import { bulkyImage, pushImage } from './start-image.js';
 
 interface StartFigures {
   /** Pull (rpull or ctr pull) alone. */
   pullS: number;
+  /** CPU seconds of `overlaybd rpull` (ours only). */
+  pullCpuS?: number;
   /** From the pull's start to the first line the container printed. */
   firstLineS: number;
   /** What the registry served (manifests, configs, blobs) and the blob part of it. */
@@ -41,16 +47,30 @@ const NS = `bench-start-${process.pid}`;
 const round = (n: number, d = 3) => Number(n.toFixed(d));
 
 const DIST_CLI = path.join(ROOT, 'dist/lib/cli/overlaybd.js');
+/** GNU time (Debian's `time` package, optional), and the prefix of the line it adds to stderr. */
+const TIME = '/usr/bin/time';
+const CPU_MARK = 'obd-bench-cpu ';
 /** node arguments of `overlaybd`: the built bin when there is one. */
 const overlaybdArgs = (): string[] => (fs.existsSync(DIST_CLI) ? [DIST_CLI] : toolArgs('overlaybd'));
 
-/** Runs `overlaybd ...args` to its end; rejects with its stderr on a non-zero exit. */
-async function overlaybd(args: string[]): Promise<void> {
-  const child = spawn(process.execPath, [...overlaybdArgs(), ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+/**
+ * Runs `overlaybd ...args` to its end; rejects with its stderr on a non-zero
+ * exit. Resolves the CPU seconds (user + system) it used, counted by GNU
+ * time when installed (a figure a busy machine inflates far less than wall
+ * time), else NaN.
+ */
+async function overlaybd(args: string[]): Promise<number> {
+  const timed = fs.existsSync(TIME);
+  const argv = [process.execPath, ...overlaybdArgs(), ...args];
+  const child = timed
+    ? spawn(TIME, ['-f', `${CPU_MARK}%U %S`, ...argv], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   if (code !== 0) throw new Error(`overlaybd ${args.join(' ')} exited ${code}: ${stderr}`);
+  const cpu = new RegExp(`${CPU_MARK}([\\d.]+) ([\\d.]+)`).exec(stderr);
+  return cpu ? round(Number(cpu[1]) + Number(cpu[2]), 2) : NaN;
 }
 
 /** Runs `ctr` and resolves at the first line it prints (then waits for its exit). */
@@ -82,7 +102,7 @@ function figures(reg: TestRegistry, mark: number, t0: number, pulledAt: number, 
 }
 
 /** rpull + ctr run through overlaybd-snapshotter and a fresh device service. */
-async function ours(reg: TestRegistry, ref: string, work: string): Promise<StartFigures> {
+async function ours(reg: TestRegistry, ref: string, work: string, id: string): Promise<StartFigures> {
   const deviceSocket = path.join(work, 'dev.sock');
   const global = writeGlobalConfig(path.join(work, 'svc'), { enableAudit: false, controlSocket: deviceSocket }).file;
   const device = spawnTool('overlaybd', ['serve', '--global', global]);
@@ -94,11 +114,11 @@ async function ours(reg: TestRegistry, ref: string, work: string): Promise<Start
       try {
         const mark = logMark(reg.logFile);
         const t0 = performance.now();
-        await overlaybd(['rpull', '--plain-http', '--address', cd.socket, '--namespace', NS, '--snapshotter', 'obd', ref]);
+        const pullCpuS = await overlaybd(['rpull', '--plain-http', '--address', cd.socket, '--namespace', NS, '--snapshotter', 'obd', ref]);
         const pulledAt = performance.now();
-        const first = await firstLine(cd, ['run', '--rm', '--snapshotter', 'obd', ref, 'start-obd', 'cat', '/etc/debian_version']);
+        const first = await firstLine(cd, ['run', '--rm', '--snapshotter', 'obd', ref, `${id}-obd`, 'cat', '/etc/debian_version']);
         if (!/^12\./.test(first.line)) throw new Error(`the container printed ${JSON.stringify(first.line)}`);
-        return figures(reg, mark, t0, pulledAt, first.atMs);
+        return { ...figures(reg, mark, t0, pulledAt, first.atMs), pullCpuS };
       } finally {
         await cd.stop();
       }
@@ -112,19 +132,57 @@ async function ours(reg: TestRegistry, ref: string, work: string): Promise<Start
 }
 
 /** ctr pull + ctr run of the OCI image with containerd's overlayfs snapshotter. */
-async function baseline(reg: TestRegistry, ref: string): Promise<StartFigures> {
+async function baseline(reg: TestRegistry, ref: string, id: string): Promise<StartFigures> {
   const cd = await startContainerd({ plainHttpRegistries: [reg.host] });
   try {
     const mark = logMark(reg.logFile);
     const t0 = performance.now();
     await cd.ctr(['images', 'pull', '--hosts-dir', cd.hostsDir, ref], { timeoutMs: 600_000, namespace: NS });
     const pulledAt = performance.now();
-    const first = await firstLine(cd, ['run', '--rm', ref, 'start-oci', 'cat', '/etc/debian_version']);
+    const first = await firstLine(cd, ['run', '--rm', ref, `${id}-oci`, 'cat', '/etc/debian_version']);
     if (!/^12\./.test(first.line)) throw new Error(`the container printed ${JSON.stringify(first.line)}`);
     return figures(reg, mark, t0, pulledAt, first.atMs);
   } finally {
     await cd.stop();
   }
+}
+
+/** One image measured both ways. */
+interface Pair {
+  label: string;
+  ociRef: string;
+  obdRef: string;
+  ociBlobsMB: number;
+  obdBlobsMB: number;
+}
+
+function pairFigures(p: Pair, base: StartFigures, mine: StartFigures, toolStartS: number): Record<string, number | string> {
+  const k = (name: string) => `${p.label}: ${name}`;
+  return {
+    [k('OCI layer blobs MB')]: round(p.ociBlobsMB, 1),
+    [k('overlaybd layer blobs MB')]: round(p.obdBlobsMB, 1),
+    [k('ctr pull s')]: base.pullS,
+    [k('ctr pull + run: first line s')]: base.firstLineS,
+    [k('ctr pull + run: served MB')]: base.servedMB,
+    [k('ctr pull + run: blob GETs')]: base.blobGets,
+    [k('rpull s (CLI start included)')]: mine.pullS,
+    [k('rpull CPU s (user + system)')]: mine.pullCpuS ?? NaN,
+    [k('rpull + run: first line s')]: mine.firstLineS,
+    [k('rpull + run: served MB')]: mine.servedMB,
+    [k('rpull + run: blob MB')]: mine.blobMB,
+    [k('rpull + run: blob GETs')]: mine.blobGets,
+    [k('rpull + run: blob MB / overlaybd blobs')]: round(mine.blobMB / p.obdBlobsMB),
+    [k('first line: ours / ctr pull + run')]: round(mine.firstLineS / base.firstLineS, 2),
+    [k('first line less CLI start: ours / ctr')]: round((mine.firstLineS - toolStartS) / base.firstLineS, 2),
+    [k('served MB: ours / ctr pull + run')]: round(mine.servedMB / base.servedMB),
+  };
+}
+
+/** Wall and CPU seconds of `overlaybd rpull --help`: node plus the modules rpull loads. */
+async function cliStart(): Promise<{ wallS: number; cpuS: number }> {
+  const t = performance.now();
+  const cpuS = await overlaybd(['rpull', '--help']);
+  return { wallS: round((performance.now() - t) / 1000), cpuS };
 }
 
 export async function run(): Promise<Record<string, number | string>> {
@@ -135,35 +193,38 @@ export async function run(): Promise<Record<string, number | string>> {
     const bw = await bookwormLayout();
     const ociRef = `${reg.host}/bookworm/oci:${bw.tag}`;
     await skopeoCopy(bw.layout, bw.tag, ociRef);
-    const obdRef = `${reg.host}/${rb.repo}:${rb.tag}`;
-
-    const t = performance.now();
-    await overlaybd(['--help']);
-    const toolStartS = round((performance.now() - t) / 1000);
-    const base = await baseline(reg, ociRef);
-    const mine = await ours(reg, obdRef, work);
     await rb.close();
-    const obdBlobsMB = rb.lowers.reduce((a, l) => a + l.size, 0) / MB;
-    const ociBlobsMB = bw.image.layers.reduce((a, l) => a + l.size, 0) / MB;
-    return {
-      'image: OCI layer blob MB': round(ociBlobsMB, 1),
-      'image: overlaybd layer blobs MB': round(obdBlobsMB, 1),
-      'ctr pull s': base.pullS,
-      'ctr pull + run: first line s': base.firstLineS,
-      'ctr pull + run: served MB': base.servedMB,
-      'ctr pull + run: blob GETs': base.blobGets,
+    const bulky = await bulkyImage(reg);
+    const pairs: Pair[] = [
+      {
+        label: 'bookworm',
+        ociRef,
+        obdRef: `${reg.host}/${rb.repo}:${rb.tag}`,
+        ociBlobsMB: bw.image.layers.reduce((a, l) => a + l.size, 0) / MB,
+        obdBlobsMB: rb.lowers.reduce((a, l) => a + l.size, 0) / MB,
+      },
+      {
+        label: `+${bulky.bulkMB} MB layer`,
+        ociRef: await pushImage(reg, path.join(bulky.layout, 'blobs', 'sha256'), bulky.ociManifest, 'bulky/oci', bulky.tag),
+        obdRef: await pushImage(reg, bulky.obdBlobs, bulky.obdManifest, 'bulky/obd', 'obd'),
+        ociBlobsMB: bulky.ociLayers.reduce((a, l) => a + l.size, 0) / MB,
+        obdBlobsMB: bulky.obdLayers.reduce((a, l) => a + l.size, 0) / MB,
+      },
+    ];
+
+    const start = await cliStart();
+    const toolStartS = start.wallS;
+    const out: Record<string, number | string> = {
       'overlaybd CLI used': fs.existsSync(DIST_CLI) ? 'dist (built)' : 'source (tsx)',
-      'overlaybd --help s (CLI start)': toolStartS,
-      'rpull s (CLI start included)': mine.pullS,
-      'rpull + run: first line s': mine.firstLineS,
-      'rpull + run: served MB': mine.servedMB,
-      'rpull + run: blob MB': mine.blobMB,
-      'rpull + run: blob GETs': mine.blobGets,
-      'rpull + run: blob MB / overlaybd blobs': round(mine.blobMB / obdBlobsMB),
-      'first line: ours / ctr pull + run (aim <= 0.3)': round(mine.firstLineS / base.firstLineS, 2),
-      'first line less CLI start: ours / ctr pull + run': round((mine.firstLineS - toolStartS) / base.firstLineS, 2),
-      'served MB: ours / ctr pull + run': round(mine.servedMB / base.servedMB),
+      'overlaybd rpull --help s (CLI start)': toolStartS,
+      'overlaybd rpull --help CPU s': start.cpuS,
     };
+    for (const [i, p] of pairs.entries()) {
+      const base = await baseline(reg, p.ociRef, `start${i}`);
+      const mine = await ours(reg, p.obdRef, path.join(work, String(i)), `start${i}`);
+      Object.assign(out, pairFigures(p, base, mine, toolStartS));
+    }
+    return out;
   } finally {
     removeRuncContainers(NS);
     await reg.stop();

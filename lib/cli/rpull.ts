@@ -2,8 +2,11 @@
  * `overlaybd rpull`: upstream's `ctr rpull`, a pull through containerd that
  * leaves overlaybd layers to the snapshotter (no layer blob download).
  */
-import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_SNAPSHOTTER, parsePlatform, rpull } from '../containerd/index.js';
-import { RegistryClient } from '../registry/index.js';
+// Modules by path, not through the indexes: containerd/index.js also loads obdconv and the convertor stack.
+import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE } from '../containerd/connection.js';
+import { parsePlatform } from '../containerd/platform.js';
+import { DEFAULT_SNAPSHOTTER, rpull } from '../containerd/pull.js';
+import { RegistryClient } from '../registry/client.js';
 import { parse, untilSignal, usageError, type Command } from './run.js';
 
 function labelFlags(list: string[] | undefined): Record<string, string> | undefined {

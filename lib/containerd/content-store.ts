@@ -105,19 +105,28 @@ async function* chunks(source: AsyncIterable<Buffer | Uint8Array> | Buffer): Asy
 
 /**
  * Writes a blob under `ref` (containerd's `layer-sha256:...` style key) and
- * commits it with the expected size and digest, which containerd checks.
- * Resolves 'exists' when the namespace holds the blob already (the source
- * is then not read).
+ * commits it with the expected size and digest, which containerd checks,
+ * and `labels` (set only when this call writes the blob). Resolves 'exists'
+ * when the namespace holds the blob already (the source is then not read).
  */
 export async function writeContent(
   conn: ContainerdConnection,
   ref: string,
   blob: BlobRef,
   source: AsyncIterable<Buffer | Uint8Array> | Buffer | (() => Promise<AsyncIterable<Buffer | Uint8Array>>),
+  labels?: Record<string, string>,
 ): Promise<'written' | 'exists'> {
   const session = new WriteSession(conn.duplex('content', 'Write'));
+  const commit = { action: 'COMMIT', ref, total: blob.size, expected: blob.digest, ...(labels ? { labels } : {}) };
   let offset = 0;
   try {
+    if (Buffer.isBuffer(source) && source.length === blob.size && source.length <= CHUNK) {
+      // A document (manifest, config): one message that opens, writes and commits, as
+      // containerd's content service takes a COMMIT with data; a round trip, not three.
+      await session.request({ ...commit, offset: 0, data: source });
+      session.close(true);
+      return 'written';
+    }
     await session.request({ action: 'STAT', ref, total: blob.size, expected: blob.digest });
     const data = typeof source === 'function' ? await source() : source;
     for await (const c of chunks(data)) {
@@ -127,7 +136,7 @@ export async function writeContent(
     if (offset !== blob.size) {
       throw new OverlaybdError('DIGEST_MISMATCH', `content ${blob.digest}: source gave ${offset} bytes, want ${blob.size}`);
     }
-    await session.request({ action: 'COMMIT', ref, offset, total: blob.size, expected: blob.digest });
+    await session.request({ ...commit, offset });
     session.close(true);
     return 'written';
   } catch (e) {

@@ -1,15 +1,19 @@
 // containerd's v1 gRPC API, loaded from the protos vendored under proto/
 // (containerd 1.6.20, see proto/README.md). One loader for the snapshotter
 // server and for the clients of containerd's own services.
-import fs from 'node:fs';
+//
+// Each service's .proto (with its imports) is parsed on its first use, by
+// protobufjs directly: @grpc/proto-loader would build and encode descriptors
+// of every file for reflection, which nothing here uses, and loading the
+// whole API that way took a third of `overlaybd rpull`'s start.
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
 import { packageRoot } from '../native.js';
 
 const API_DIR = 'github.com/containerd/containerd/api';
 
-/** The services this package serves or calls, by short name. */
+/** The services this package serves or calls, by short name, with the file that defines each. */
 export const SERVICES = {
   snapshots: 'containerd.services.snapshots.v1.Snapshots',
   content: 'containerd.services.content.v1.Content',
@@ -23,48 +27,84 @@ export const SERVICES = {
 } as const;
 export type ServiceName = keyof typeof SERVICES;
 
-/** Options shared by every use: field names in lowerCamelCase as grpc-js gives
- * them, 64-bit integers as strings (sizes can pass 2^53), enums by name. */
-const LOAD_OPTIONS: protoLoader.Options = {
-  keepCase: false,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
+/** services/<dir>/v1/<file>.proto of each service (namespaces is namespace.proto upstream). */
+const PROTO_FILE: Record<ServiceName, string> = {
+  snapshots: 'snapshots/v1/snapshots.proto',
+  content: 'content/v1/content.proto',
+  images: 'images/v1/images.proto',
+  leases: 'leases/v1/leases.proto',
+  diff: 'diff/v1/diff.proto',
+  namespaces: 'namespaces/v1/namespace.proto',
+  containers: 'containers/v1/containers.proto',
+  tasks: 'tasks/v1/tasks.proto',
+  version: 'version/v1/version.proto',
 };
+
+/** How messages look in JS, as proto-loader's options gave them before: fields in
+ * lowerCamelCase, 64-bit integers as strings (sizes can pass 2^53), enums by name,
+ * defaults filled in, the set member of a oneof named. */
+const TO_OBJECT: protobuf.IConversionOptions = { longs: String, enums: String, defaults: true, oneofs: true };
 
 export function protoDir(): string {
   return path.join(packageRoot(), 'proto');
 }
 
-function listProtos(dir: string, rel = API_DIR): string[] {
-  const out: string[] = [];
-  for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
-    const r = `${rel}/${e.name}`;
-    if (e.isDirectory()) out.push(...listProtos(dir, r));
-    else if (e.name.endsWith('.proto')) out.push(r);
-  }
-  return out.sort();
+function lowerFirst(s: string): string {
+  return s.charAt(0).toLowerCase() + s.slice(1);
 }
 
-let cached: grpc.GrpcObject | undefined;
-
-/** The whole vendored API as a grpc-js object tree (loaded once). */
-export function containerdApi(): grpc.GrpcObject {
-  if (!cached) {
-    const dir = protoDir();
-    const def = protoLoader.loadSync(listProtos(dir), { ...LOAD_OPTIONS, includeDirs: [dir] });
-    cached = grpc.loadPackageDefinition(def);
-  }
-  return cached;
+/** Parses one service's file and its imports (google/protobuf/* are protobufjs's bundled copies). */
+function loadService(name: ServiceName): protobuf.Service {
+  const dir = protoDir();
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => (path.isAbsolute(target) ? target : path.join(dir, target));
+  root.loadSync(`${API_DIR}/services/${PROTO_FILE[name]}`, { keepCase: false });
+  root.resolveAll();
+  return root.lookupService(SERVICES[name]);
 }
 
-/** The client constructor of one service (also carries `.service` for servers). */
+function serializer(type: protobuf.Type): grpc.serialize<unknown> {
+  return (value) => {
+    if (Array.isArray(value)) throw new TypeError(`cannot serialize an array as ${type.fullName}`);
+    return Buffer.from(type.encode(type.fromObject(value as Record<string, unknown>)).finish());
+  };
+}
+
+function deserializer(type: protobuf.Type): grpc.deserialize<unknown> {
+  return (bytes) => type.toObject(type.decode(bytes), TO_OBJECT);
+}
+
+/** The grpc-js definition of a service: one entry per method, `prepare` as an alias of `Prepare`. */
+function definitionOf(svc: protobuf.Service, fullName: string): grpc.ServiceDefinition {
+  const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const m of svc.methodsArray) {
+    const req = m.resolvedRequestType!;
+    const res = m.resolvedResponseType!;
+    def[m.name] = {
+      path: `/${fullName}/${m.name}`,
+      requestStream: !!m.requestStream,
+      responseStream: !!m.responseStream,
+      requestSerialize: serializer(req),
+      requestDeserialize: deserializer(req),
+      responseSerialize: serializer(res),
+      responseDeserialize: deserializer(res),
+      originalName: lowerFirst(m.name),
+    };
+  }
+  return def as grpc.ServiceDefinition;
+}
+
+const clients = new Map<ServiceName, grpc.ServiceClientConstructor>();
+
+/** The client constructor of one service (also carries `.service` for servers); loaded once. */
 export function serviceClient(name: ServiceName): grpc.ServiceClientConstructor {
-  let node: unknown = containerdApi();
-  for (const part of SERVICES[name].split('.')) node = (node as Record<string, unknown>)[part];
-  if (typeof node !== 'function') throw new Error(`containerd API has no service ${SERVICES[name]}`);
-  return node as grpc.ServiceClientConstructor;
+  let ctor = clients.get(name);
+  if (!ctor) {
+    const fullName = SERVICES[name];
+    ctor = grpc.makeClientConstructor(definitionOf(loadService(name), fullName), fullName);
+    clients.set(name, ctor);
+  }
+  return ctor;
 }
 
 /** The service definition to register on a grpc-js server. */

@@ -62,7 +62,11 @@ function humanSize(n: number): string {
   return `${(n / (1 << 20)).toFixed(1)} MiB`;
 }
 
-/** A blob written into content (unless present), then labelled with its GC references and distribution source. */
+/**
+ * A blob written into content (unless present) with its GC references and
+ * distribution source as labels: set at commit when this call writes it,
+ * else merged into the labels it has (another repository's source stays).
+ */
 async function storeBlob(
   conn: ContainerdConnection,
   img: ResolvedImage,
@@ -73,18 +77,25 @@ async function storeBlob(
   say: (line: string) => void,
   written: string[],
 ): Promise<void> {
-  const had = await contentInfo(conn, desc.digest);
-  if (had) {
-    say(`${kind} ${desc.digest}: in content store already`);
-  } else {
-    const r = await writeContent(conn, refKey(kind, desc.digest), desc, source);
-    if (r === 'written') written.push(desc.digest);
+  const labelsOver = (labels: Record<string, string>) => {
+    const [key, repos] = distributionSourceLabel(img.ref.registry, img.ref.repository, labels);
+    return { ...gcLabels, [key]: repos };
+  };
+  // A layer is looked up first: fetching it from the registry is what a present blob saves.
+  const had = kind === 'layer' ? await contentInfo(conn, desc.digest) : undefined;
+  if (!had) {
+    const r = await writeContent(conn, refKey(kind, desc.digest), desc, source, labelsOver({}));
     const how = kind === 'layer' ? 'fetched into content' : 'written to content';
     say(`${kind} ${desc.digest}: ${r === 'written' ? `${how} (${humanSize(desc.size)})` : 'in content store already'}`);
+    if (r === 'written') {
+      written.push(desc.digest);
+      return;
+    }
+  } else {
+    say(`${kind} ${desc.digest}: in content store already`);
   }
   const labels = had?.labels ?? (await contentInfo(conn, desc.digest))?.labels ?? {};
-  const [key, repos] = distributionSourceLabel(img.ref.registry, img.ref.repository, labels);
-  await updateContentLabels(conn, desc.digest, { ...gcLabels, [key]: repos });
+  await updateContentLabels(conn, desc.digest, labelsOver(labels));
 }
 
 export async function rpull(o: PullOptions): Promise<PullResult> {
@@ -110,12 +121,13 @@ export async function rpull(o: PullOptions): Promise<PullResult> {
     const lease = await takeLease(conn);
     const written: string[] = [];
     try {
-      for (const { doc, children } of img.indexes) {
-        await storeBlob(conn, img, 'index', doc.desc, doc.bytes, childGcLabels(children.map(descOf)), say, written);
-      }
+      // The documents at once: nothing collects them under the lease, whatever the order.
       const m = img.manifest;
-      await storeBlob(conn, img, 'manifest', m.desc, m.bytes, childGcLabels([img.config.desc, ...img.layers].map(descOf)), say, written);
-      await storeBlob(conn, img, 'config', img.config.desc, img.config.bytes, {}, say, written);
+      await Promise.all([
+        ...img.indexes.map(({ doc, children }) => storeBlob(conn, img, 'index', doc.desc, doc.bytes, childGcLabels(children.map(descOf)), say, written)),
+        storeBlob(conn, img, 'manifest', m.desc, m.bytes, childGcLabels([img.config.desc, ...img.layers].map(descOf)), say, written),
+        storeBlob(conn, img, 'config', img.config.desc, img.config.bytes, {}, say, written),
+      ]);
 
       const extraLabels: Record<string, string> = { [Labels.imageRef]: img.name };
       if (o.downloadBlobs) extraLabels[Labels.downloadRemoteBlob] = 'download';
@@ -134,10 +146,12 @@ export async function rpull(o: PullOptions): Promise<PullResult> {
       });
 
       // The unpacker's GC references: config -> top snapshot, layer blob -> its diffID.
-      await updateContentLabels(conn, img.config.desc.digest, { [`${Labels.gcRefSnapshot}${snapshotter}`]: unpack.top });
-      for (const [i, l] of img.layers.entries()) {
-        if (await contentInfo(conn, l.digest)) await updateContentLabels(conn, l.digest, { [Labels.uncompressed]: img.diffIds[i]! });
-      }
+      await Promise.all([
+        updateContentLabels(conn, img.config.desc.digest, { [`${Labels.gcRefSnapshot}${snapshotter}`]: unpack.top }),
+        ...img.layers.map(async (l, i) => {
+          if (await contentInfo(conn, l.digest)) await updateContentLabels(conn, l.digest, { [Labels.uncompressed]: img.diffIds[i]! });
+        }),
+      ]);
 
       const target = descOf(img.top.desc);
       const image = await putImage(conn, { name: img.name, target, ...(o.imageLabels ? { labels: o.imageLabels } : {}) });

@@ -55,6 +55,8 @@ export interface AttachedDevice {
   upstreamId?: string;
   /** Detaches the loop device, unmounts and closes the image; resolves once all is gone. */
   detach(): Promise<void>;
+  /** FUSE: milliseconds each attach step took (image open, FUSE export, losetup), for the service's log. */
+  timings?: Record<string, number>;
 }
 
 interface NativeFuseExport {
@@ -110,22 +112,33 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
   const unwind = async () => {
     for (const step of undo.reverse()) await step().catch(() => {});
   };
+  let t = performance.now();
+  const lap = (): number => {
+    const now = performance.now();
+    const ms = Math.round(now - t);
+    t = now;
+    return ms;
+  };
   try {
     const image: Image = await openImageConfig(file, openOpts);
     undo.push(() => image.close());
+    const openMs = lap();
     makeMountDir(mountDir);
     undo.push(async () => fs.rmdirSync(mountDir));
     const exp = (await native().fuseExport(nativeImageOf(image), mountDir)) as NativeFuseExport;
     undo.push(() => exp.close());
+    const exportMs = lap();
     const readOnly = !image.writable;
     const loop = await sh('losetup', ['--find', '--show', '--direct-io=on', ...(readOnly ? ['--read-only'] : []), exp.file]);
     undo.push(() => sh('losetup', ['-d', loop]).then(() => {}));
+    const loopMs = lap();
     let detaching: Promise<void> | undefined;
     return {
       path: loop,
       id,
       file: exp.file,
       image,
+      timings: { openMs, exportMs, loopMs },
       async detach() {
         // A mounted filesystem would lose its device (the kernel detaches a
         // busy loop lazily, then the FUSE file goes away): refuse, undone nothing.

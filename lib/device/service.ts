@@ -148,6 +148,7 @@ export class DeviceService {
 
   async attach(config: string, frontend: Frontend = 'fuse'): Promise<DeviceInfo> {
     const abs = path.resolve(config);
+    const t0 = performance.now();
     let dev: AttachedDevice;
     try {
       dev = await attachDevice(abs, { frontend, service: this.images, runDir: this.runDir });
@@ -158,7 +159,7 @@ export class DeviceService {
     const info: DeviceInfo = { id: dev.id, path: dev.path, config: abs, frontend, ...(dev.devId !== undefined ? { devId: dev.devId } : {}) };
     this.#devices.set(dev.id, { dev, info });
     this.#save();
-    this.#log.info('device.attached', { ...info });
+    this.#log.info('device.attached', { ...info, ms: Math.round(performance.now() - t0), ...dev.timings });
     return info;
   }
 

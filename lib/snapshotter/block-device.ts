@@ -87,6 +87,7 @@ export class BlockDevices {
     const mountpoint = this.layout.mountpoint(id);
     if (mode === 'dev' ? this.devicePath(id) !== undefined : isMountPoint(mountpoint)) return;
     const config = this.layout.configPath(id);
+    const t0 = performance.now();
     let info: DeviceInfo;
     try {
       info = (await callService(this.config.deviceSocket, 'POST', '/attach', { config, frontend: this.config.deviceFrontend })) as DeviceInfo;
@@ -101,14 +102,16 @@ export class BlockDevices {
       throw new OverlaybdError('EIO', `failed to attach ${config}: ${(e as Error).message}${result ? ` (${result})` : ''}`, { cause: e });
     }
     fs.writeFileSync(path.join(this.layout.block(id), 'backstore_mark'), info.path);
+    const attachMs = Math.round(performance.now() - t0);
     const [fsType0 = 'ext4', mountOpts = ''] = fsTypeSpec.split(';');
     const fsType = isErofs(info.path) ? 'erofs' : fsType0;
     if (mode === 'dev') {
-      this.log.info('block.attached', { id, device: info.path });
+      this.log.info('block.attached', { id, device: info.path, attachMs });
       return;
     }
     const opts = [mode === 'overlayfs' ? 'ro' : 'rw', ...(mountOpts ? [mountOpts] : fsType === 'ext4' ? ['discard'] : fsType === 'xfs' ? ['nouuid', 'discard'] : [])];
     fs.mkdirSync(mountpoint, { recursive: true, mode: 0o711 });
+    const t1 = performance.now();
     try {
       await execFileP('mount', ['-t', fsType, '-o', opts.join(','), info.path, mountpoint]);
     } catch (e) {
@@ -116,7 +119,7 @@ export class BlockDevices {
       fs.rmSync(path.join(this.layout.block(id), 'backstore_mark'), { force: true });
       throw new OverlaybdError('EIO', `mount -t ${fsType} ${info.path} ${mountpoint}: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, { cause: e });
     }
-    this.log.info('block.mounted', { id, device: info.path, fsType, mountpoint });
+    this.log.info('block.mounted', { id, device: info.path, fsType, mountpoint, attachMs, mountMs: Math.round(performance.now() - t1) });
   }
 
   /** Unmounts and detaches `id`'s device, unless an overlay still uses its mountpoint (and not `force`). */

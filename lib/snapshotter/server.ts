@@ -53,16 +53,20 @@ export function snapshotsHandlers(sn: Snapshotter, log: Logger, metrics?: Snapsh
   const unary = (fn: string, body: (req: Req) => Promise<unknown>): grpc.handleUnaryCall<Req, unknown> => {
     return (call, callback) => {
       const end = metrics?.start(fn);
+      const t0 = performance.now();
+      // Each call's duration at debug level: where a container start spends its time.
+      const took = () => ({ function: fn, key: call.request.key ?? call.request.name, ms: Math.round(performance.now() - t0) });
       body(call.request).then(
         (res) => {
           end?.(false);
+          log.debug('grpc.call', took());
           callback(null, res);
         },
         (e: unknown) => {
           end?.(true);
           const code = grpcStatusOf(e);
           const level = code === grpc.status.UNKNOWN ? 'error' : 'debug';
-          log[level]('grpc.error', { function: fn, key: call.request.key ?? call.request.name, code: grpc.status[code], error: (e as Error).message });
+          log[level]('grpc.error', { ...took(), code: grpc.status[code], error: (e as Error).message });
           callback({ code, details: (e as Error).message });
         },
       );
