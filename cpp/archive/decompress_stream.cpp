@@ -60,9 +60,68 @@ class Input {
   bool eof_ = false;
 };
 
-class GzipStream final : public ByteStream {
+// The gzip member walk both decoders share: members in turn (gzip
+// concatenation), zero padding after the last (gzip ignores it too), and
+// truncation and corruption as GZIP_CORRUPT at a compressed offset.
+class GzipMembers : public ByteStream {
  public:
-  explicit GzipStream(Input in) : in_(std::move(in)) {}
+  explicit GzipMembers(Input in) : in_(std::move(in)) {}
+
+  Result<size_t> read(void* buf, size_t n) final {
+    while (!done_ && n > 0) {
+      OBD_ASSIGN_OR_RETURN(bool more, in_.refill());
+      if (between_members_) {
+        OBD_TRY(next_member(more));
+        continue;
+      }
+      OBD_ASSIGN_OR_RETURN(size_t out, inflate_some(static_cast<uint8_t*>(buf), n, more));
+      if (out > 0) return out;
+    }
+    return size_t(0);
+  }
+  uint64_t consumed() const final { return in_.consumed(); }
+  const std::string& name() const final { return in_.name(); }
+
+ protected:
+  // Inflates what in_ holds into buf (advancing in_) and calls member_ended()
+  // at the end of a member; `more` is false once the input has ended.
+  virtual Result<size_t> inflate_some(uint8_t* buf, size_t n, bool more) = 0;
+  // Readies the decoder for the next member's header.
+  virtual Status reset_decoder() = 0;
+
+  void member_ended() { between_members_ = true; }
+  Status corrupt(const std::string& what) const {
+    return Status(Code::kGZIP_CORRUPT, name() + ": " + what + " at compressed offset " + std::to_string(in_.offset()));
+  }
+
+  Input in_;
+
+ private:
+  Status next_member(bool more) {
+    if (!more) {
+      done_ = true;
+      return Status::ok();
+    }
+    if (zero_tail_ || in_.data()[0] == 0) {
+      zero_tail_ = true;
+      const uint8_t* p = in_.data();
+      size_t k = in_.avail();
+      if (std::any_of(p, p + k, [](uint8_t b) { return b != 0; })) return corrupt("garbage after the last gzip member");
+      in_.advance(k);
+      return Status::ok();
+    }
+    if (in_.data()[0] != 0x1f) return corrupt("garbage after gzip member (not a gzip header)");
+    OBD_TRY(reset_decoder());
+    between_members_ = false;
+    return Status::ok();
+  }
+
+  bool done_ = false, between_members_ = false, zero_tail_ = false;
+};
+
+class GzipStream final : public GzipMembers {
+ public:
+  explicit GzipStream(Input in) : GzipMembers(std::move(in)) {}
   ~GzipStream() override {
     if (init_) inflateEnd(&zs_);
   }
@@ -74,104 +133,66 @@ class GzipStream final : public ByteStream {
     return Status::ok();
   }
 
-  Result<size_t> read(void* buf, size_t n) override {
-    while (!done_ && n > 0) {
-      OBD_ASSIGN_OR_RETURN(bool more, in_.refill());
-      if (between_members_) {
-        OBD_TRY(next_member(more));
-        continue;
-      }
-      zs_.next_in = const_cast<Bytef*>(in_.data());
-      zs_.avail_in = uInt(std::min<size_t>(in_.avail(), UINT32_MAX));
-      zs_.next_out = static_cast<Bytef*>(buf);
-      zs_.avail_out = uInt(std::min<size_t>(n, UINT32_MAX));
-      int ret = inflate(&zs_, Z_NO_FLUSH);
-      size_t used = size_t(zs_.next_in - in_.data());
-      size_t out = size_t(zs_.next_out - static_cast<Bytef*>(buf));
-      in_.advance(used);
-      if (ret == Z_STREAM_END) {
-        between_members_ = true;
-      } else if (ret == Z_BUF_ERROR || (ret == Z_OK && used == 0 && out == 0)) {
-        if (!more) return corrupt("gzip data ends early (truncated)");
-      } else if (ret != Z_OK) {
-        return corrupt(zs_.msg ? zs_.msg : "inflate error " + std::to_string(ret));
-      }
-      if (out > 0) return out;
-    }
-    return size_t(0);
-  }
-  uint64_t consumed() const override { return in_.consumed(); }
-  const std::string& name() const override { return in_.name(); }
-
  private:
-  // After a member ends: another member follows (gzip concatenation), or the
-  // stream ends, or only zero padding remains (gzip ignores it too).
-  Status next_member(bool more) {
-    if (!more) {
-      done_ = true;
-      return Status::ok();
+  Result<size_t> inflate_some(uint8_t* buf, size_t n, bool more) override {
+    zs_.next_in = const_cast<Bytef*>(in_.data());
+    zs_.avail_in = uInt(std::min<size_t>(in_.avail(), UINT32_MAX));
+    zs_.next_out = buf;
+    zs_.avail_out = uInt(std::min<size_t>(n, UINT32_MAX));
+    int ret = inflate(&zs_, Z_NO_FLUSH);
+    size_t used = size_t(zs_.next_in - in_.data());
+    size_t out = size_t(zs_.next_out - buf);
+    in_.advance(used);
+    if (ret == Z_STREAM_END) {
+      member_ended();
+    } else if (ret == Z_BUF_ERROR || (ret == Z_OK && used == 0 && out == 0)) {
+      if (!more) return corrupt("gzip data ends early (truncated)");
+    } else if (ret != Z_OK) {
+      return corrupt(zs_.msg ? zs_.msg : "inflate error " + std::to_string(ret));
     }
-    if (zero_tail_ || in_.data()[0] == 0) {
-      zero_tail_ = true;
-      const uint8_t* p = in_.data();
-      size_t k = in_.avail();
-      if (std::any_of(p, p + k, [](uint8_t b) { return b != 0; })) return corrupt("garbage after the last gzip member");
-      in_.advance(k);
-      return Status::ok();
-    }
-    if (in_.data()[0] != 0x1f) return corrupt("garbage after gzip member (not a gzip header)");
+    return out;
+  }
+  Status reset_decoder() override {
     if (inflateReset(&zs_) != Z_OK) return Status(Code::kINTERNAL, "inflateReset failed");
-    between_members_ = false;
     return Status::ok();
   }
-  Status corrupt(const std::string& what) const {
-    return Status(Code::kGZIP_CORRUPT, name() + ": " + what + " at compressed offset " + std::to_string(in_.offset()));
-  }
 
-  Input in_;
   z_stream zs_;
-  bool init_ = false, done_ = false, between_members_ = false, zero_tail_ = false;
+  bool init_ = false;
 };
 
 #ifdef OBD_HAVE_ISAL
-// The same contract as GzipStream (members in turn, zero padding after the
-// last, truncation and corruption as GZIP_CORRUPT), decoded by igzip.
-class IgzipStream final : public ByteStream {
+// The same contract as GzipStream, decoded by igzip.
+class IgzipStream final : public GzipMembers {
  public:
-  explicit IgzipStream(Input in) : in_(std::move(in)) {
+  explicit IgzipStream(Input in) : GzipMembers(std::move(in)) {
     isal_inflate_init(&st_);
     st_.crc_flag = ISAL_GZIP;
   }
 
-  Result<size_t> read(void* buf, size_t n) override {
-    while (!done_ && n > 0) {
-      OBD_ASSIGN_OR_RETURN(bool more, in_.refill());
-      if (between_members_) {
-        OBD_TRY(next_member(more));
-        continue;
-      }
-      st_.next_in = const_cast<uint8_t*>(in_.data());
-      st_.avail_in = uint32_t(std::min<size_t>(in_.avail(), UINT32_MAX));
-      st_.next_out = static_cast<uint8_t*>(buf);
-      st_.avail_out = uint32_t(std::min<size_t>(n, UINT32_MAX));
-      int ret = isal_inflate(&st_);
-      size_t used = size_t(st_.next_in - in_.data());
-      size_t out = size_t(st_.next_out - static_cast<uint8_t*>(buf));
-      in_.advance(used);
-      if (ret != ISAL_DECOMP_OK) return corrupt(error_name(ret));
-      if (st_.block_state == ISAL_BLOCK_FINISH) {
-        between_members_ = true;
-      } else if (used == 0 && out == 0 && !more) {
-        return corrupt("gzip data ends early (truncated)");
-      }
-      if (out > 0) return out;
-    }
-    return size_t(0);
-  }
-  uint64_t consumed() const override { return in_.consumed(); }
-  const std::string& name() const override { return in_.name(); }
-
  private:
+  Result<size_t> inflate_some(uint8_t* buf, size_t n, bool more) override {
+    st_.next_in = const_cast<uint8_t*>(in_.data());
+    st_.avail_in = uint32_t(std::min<size_t>(in_.avail(), UINT32_MAX));
+    st_.next_out = buf;
+    st_.avail_out = uint32_t(std::min<size_t>(n, UINT32_MAX));
+    int ret = isal_inflate(&st_);
+    size_t used = size_t(st_.next_in - in_.data());
+    size_t out = size_t(st_.next_out - buf);
+    in_.advance(used);
+    if (ret != ISAL_DECOMP_OK) return corrupt(error_name(ret));
+    if (st_.block_state == ISAL_BLOCK_FINISH) {
+      member_ended();
+    } else if (used == 0 && out == 0 && !more) {
+      return corrupt("gzip data ends early (truncated)");
+    }
+    return out;
+  }
+  Status reset_decoder() override {
+    isal_inflate_reset(&st_);
+    st_.crc_flag = ISAL_GZIP;
+    return Status::ok();
+  }
   static const char* error_name(int ret) {
     switch (ret) {
       case ISAL_INVALID_BLOCK: return "invalid deflate block";
@@ -183,32 +204,8 @@ class IgzipStream final : public ByteStream {
       default: return "inflate error";
     }
   }
-  Status next_member(bool more) {
-    if (!more) {
-      done_ = true;
-      return Status::ok();
-    }
-    if (zero_tail_ || in_.data()[0] == 0) {
-      zero_tail_ = true;
-      const uint8_t* p = in_.data();
-      size_t k = in_.avail();
-      if (std::any_of(p, p + k, [](uint8_t b) { return b != 0; })) return corrupt("garbage after the last gzip member");
-      in_.advance(k);
-      return Status::ok();
-    }
-    if (in_.data()[0] != 0x1f) return corrupt("garbage after gzip member (not a gzip header)");
-    isal_inflate_reset(&st_);
-    st_.crc_flag = ISAL_GZIP;
-    between_members_ = false;
-    return Status::ok();
-  }
-  Status corrupt(const std::string& what) const {
-    return Status(Code::kGZIP_CORRUPT, name() + ": " + what + " at compressed offset " + std::to_string(in_.offset()));
-  }
 
-  Input in_;
   inflate_state st_;
-  bool done_ = false, between_members_ = false, zero_tail_ = false;
 };
 #endif
 

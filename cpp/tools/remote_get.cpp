@@ -13,8 +13,6 @@
 //     [--timeout-ms N] [--connect-timeout-ms N] [--retries N]
 //     [--retry-pause-ms N] [--user-agent UA] [--threads N] [--events]
 //     OFF:LEN...
-#include <openssl/evp.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -23,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/sha256.h"
 #include "remote/credentials.h"
 #include "remote/registry.h"
 #include "tools/json_out.h"
@@ -35,11 +34,13 @@ namespace {
 std::mutex out_mu;
 
 
+// Bare hex, as the tool has always printed it.
 std::string sha256_hex(const uint8_t* p, size_t n) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(p, n, md, &len, EVP_sha256(), nullptr);
-  return obd::tools::hex(std::string(reinterpret_cast<const char*>(md), len));
+  Result<Sha256> hash = Sha256::start("the fetched bytes");
+  if (!hash) return "";
+  hash->update(p, n);
+  Result<std::string> digest = hash->finish();
+  return digest ? digest->substr(sizeof "sha256:" - 1) : "";
 }
 
 std::string error_fields(const Status& s) {
