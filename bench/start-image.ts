@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { convert, openDedupStore } from '../lib/convertor/index.js';
 import { silentLogger } from '../lib/log.js';
+import { ustarHeader } from '../lib/ustar.js';
 import type { RepoLocator } from '../lib/registry/index.js';
 import { bookwormLayout } from '../test/helpers/bookworm.js';
 import type { TestRegistry } from '../test/helpers/registry.js';
@@ -46,25 +47,7 @@ export interface BulkyImage {
 }
 
 const hex = (digest: string) => digest.replace(/^sha256:/, '');
-
-function tarHeader(name: string, size: number, mode: number, typeflag: '0' | '5'): Buffer {
-  const h = Buffer.alloc(512);
-  const oct = (n: number, w: number) => n.toString(8).padStart(w - 1, '0') + '\0';
-  h.write(name, 0, 100, 'utf8');
-  h.write(oct(mode, 8), 100, 8, 'ascii');
-  h.write(oct(0, 8), 108, 8, 'ascii');
-  h.write(oct(0, 8), 116, 8, 'ascii');
-  h.write(oct(size, 12), 124, 12, 'ascii');
-  h.write(oct(0, 12), 136, 12, 'ascii');
-  h.write('        ', 148, 8, 'ascii');
-  h.write(typeflag, 156, 1, 'ascii');
-  h.write('ustar\0', 257, 6, 'ascii');
-  h.write('00', 263, 2, 'ascii');
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(oct(sum, 7) + ' ', 148, 8, 'ascii');
-  return h;
-}
+const tarHeader = (name: string, size: number, mode: number, typeflag: '0' | '5') => ustarHeader({ name, size, mode, typeflag });
 
 /** The layer's tar: the dirs, then `bytes` of AES-256-CTR keystream (incompressible, the same every time). */
 async function* bulkTar(bytes: number): AsyncGenerator<Buffer> {

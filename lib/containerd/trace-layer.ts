@@ -10,40 +10,17 @@ import { descriptorStruct, marshalConfig, type Descriptor, type ImageConfig, typ
 import { goMarshalBytes, GoMap } from '../convertor/gojson.js';
 import { MediaTypes, sha256Digest } from '../registry/index.js';
 import { goIndent } from './obdconv-docs.js';
+import { TAR_BLOCK, ustarHeader } from '../ustar.js';
 
 export const ANNOTATION_ACCELERATION_LAYER = 'containerd.io/snapshot/overlaybd/acceleration-layer';
 export const ANNOTATION_FS_TYPE = 'containerd.io/snapshot/overlaybd/blob-fs-type';
 export const TRACE_FILE_IN_LAYER = 'trace';
 
-const BLOCK = 512;
-
-function octal(n: number, width: number): string {
-  return n.toString(8).padStart(width - 1, '0') + '\0';
-}
-
-/** A ustar header of one regular file. */
-function tarHeader(name: string, size: number, mode: number, mtime: Date): Buffer {
-  const h = Buffer.alloc(BLOCK);
-  h.write(name, 0, 100, 'utf8');
-  h.write(octal(mode, 8), 100, 'ascii');
-  h.write(octal(0, 8), 108, 'ascii');
-  h.write(octal(0, 8), 116, 'ascii');
-  h.write(octal(size, 12), 124, 'ascii');
-  h.write(octal(Math.floor(mtime.getTime() / 1000), 12), 136, 'ascii');
-  h.write('        ', 148, 'ascii');
-  h.write('0', 156, 'ascii');
-  h.write('ustar\0', 257, 'ascii');
-  h.write('00', 263, 'ascii');
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(octal(sum, 7) + ' ', 148, 'ascii');
-  return h;
-}
-
 /** The layer tar: `trace` holding `data`, then the two zero blocks that end an archive. */
 export function traceLayerTar(data: Buffer, mtime = new Date()): Buffer {
-  const pad = (BLOCK - (data.length % BLOCK)) % BLOCK;
-  return Buffer.concat([tarHeader(TRACE_FILE_IN_LAYER, data.length, 0o444, mtime), data, Buffer.alloc(pad + 2 * BLOCK)]);
+  const pad = (TAR_BLOCK - (data.length % TAR_BLOCK)) % TAR_BLOCK;
+  const header = ustarHeader({ name: TRACE_FILE_IN_LAYER, size: data.length, mode: 0o444, typeflag: '0', mtime: Math.floor(mtime.getTime() / 1000) });
+  return Buffer.concat([header, data, Buffer.alloc(pad + 2 * TAR_BLOCK)]);
 }
 
 /** The layer's descriptor: uncompressed OCI tar, version, blob digest and size, acceleration-layer=yes, fs type when known. */

@@ -78,8 +78,16 @@ export function walkTree(dir: string): TreeView {
   return runTree(['walk', dir]);
 }
 
+export interface DiffOptions {
+  /** Paths whose mtime is not compared. */
+  skipMtime?: Set<string>;
+  /** How the lines name the two sides. */
+  names?: [want: string, got: string];
+}
+
 /** Differences as readable lines; fields the model leaves null are not compared. */
-export function diffTrees(want: TreeView, got: TreeView): string[] {
+export function diffTrees(want: TreeView, got: TreeView, opts: DiffOptions = {}): string[] {
+  const [w0, g0] = opts.names ?? ['want', 'got'];
   const out: string[] = [];
   for (const [p, w] of Object.entries(want.tree)) {
     const g = got.tree[p];
@@ -88,13 +96,13 @@ export function diffTrees(want: TreeView, got: TreeView): string[] {
       continue;
     }
     for (const k of Object.keys(w) as (keyof TreeNode)[]) {
-      if (w[k] === null) continue;
-      if (JSON.stringify(w[k]) !== JSON.stringify(g[k])) out.push(`/${p}: ${k}: want ${JSON.stringify(w[k])} got ${JSON.stringify(g[k])}`);
+      if (w[k] === null || (k === 'mtime' && opts.skipMtime?.has(p))) continue;
+      if (JSON.stringify(w[k]) !== JSON.stringify(g[k])) out.push(`/${p}: ${k}: ${w0} ${JSON.stringify(w[k])} ${g0} ${JSON.stringify(g[k])}`);
     }
   }
   for (const p of Object.keys(got.tree)) if (!(p in want.tree)) out.push(`extra: /${p}`);
   if (JSON.stringify(want.links) !== JSON.stringify(got.links))
-    out.push(`hard links: want ${JSON.stringify(want.links)} got ${JSON.stringify(got.links)}`);
+    out.push(`hard links: ${w0} ${JSON.stringify(want.links)} ${g0} ${JSON.stringify(got.links)}`);
   return out;
 }
 

@@ -7,47 +7,24 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { ustarHeader } from '../../lib/ustar.js';
 
 export type TarEntry =
   | { path: string; content: string | Buffer; mode?: number }
   | { path: string; type: 'dir'; mode?: number }
   | { path: string; type: 'symlink'; target: string };
 
-function octal(n: number, width: number): string {
-  return n.toString(8).padStart(width - 1, '0') + '\0';
-}
-
-function header(name: string, size: number, mode: number, typeflag: string, linkname = ''): Buffer {
-  const h = Buffer.alloc(512);
-  if (Buffer.byteLength(name) > 100) throw new Error(`tar name too long for this helper: ${name}`);
-  h.write(name, 0, 100, 'utf8');
-  h.write(octal(mode, 8), 100, 8, 'ascii');
-  h.write(octal(0, 8), 108, 8, 'ascii');
-  h.write(octal(0, 8), 116, 8, 'ascii');
-  h.write(octal(size, 12), 124, 12, 'ascii');
-  h.write(octal(0, 12), 136, 12, 'ascii');
-  h.write('        ', 148, 8, 'ascii');
-  h.write(typeflag, 156, 1, 'ascii');
-  h.write(linkname, 157, 100, 'utf8');
-  h.write('ustar\0', 257, 6, 'ascii');
-  h.write('00', 263, 2, 'ascii');
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(octal(sum, 7) + ' ', 148, 8, 'ascii');
-  return h;
-}
-
 /** A ustar archive of the entries, in order. */
 export function tar(entries: TarEntry[]): Buffer {
   const parts: Buffer[] = [];
   for (const e of entries) {
     if ('type' in e && e.type === 'dir') {
-      parts.push(header(e.path.endsWith('/') ? e.path : e.path + '/', 0, e.mode ?? 0o755, '5'));
+      parts.push(ustarHeader({ name: e.path.endsWith('/') ? e.path : e.path + '/', mode: e.mode ?? 0o755, typeflag: '5' }));
     } else if ('type' in e && e.type === 'symlink') {
-      parts.push(header(e.path, 0, 0o777, '2', e.target));
+      parts.push(ustarHeader({ name: e.path, mode: 0o777, typeflag: '2', linkname: e.target }));
     } else if ('content' in e) {
       const data = typeof e.content === 'string' ? Buffer.from(e.content) : e.content;
-      parts.push(header(e.path, data.length, e.mode ?? 0o644, '0'), data);
+      parts.push(ustarHeader({ name: e.path, size: data.length, mode: e.mode ?? 0o644, typeflag: '0' }), data);
       const pad = (512 - (data.length % 512)) % 512;
       if (pad) parts.push(Buffer.alloc(pad));
     }

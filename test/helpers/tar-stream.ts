@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import zlib from 'node:zlib';
+import { ustarHeader } from '../../lib/ustar.js';
 import { Prng } from './prng.js';
 
 export type GenEntry =
@@ -20,28 +21,8 @@ export type GenEntry =
 const MiB = 1 << 20;
 const MTIME = 1_700_000_000;
 
-function octal(n: number, width: number): string {
-  return n.toString(8).padStart(width - 1, '0') + '\0';
-}
-
-function header(name: string, size: number, mode: number, typeflag: string): Buffer {
-  const h = Buffer.alloc(512);
-  if (Buffer.byteLength(name) > 100) throw new Error(`tar name too long for this writer: ${name}`);
-  h.write(name, 0, 100, 'utf8');
-  h.write(octal(mode, 8), 100, 8, 'ascii');
-  h.write(octal(0, 8), 108, 8, 'ascii');
-  h.write(octal(0, 8), 116, 8, 'ascii');
-  h.write(octal(size, 12), 124, 12, 'ascii');
-  h.write(octal(MTIME, 12), 136, 12, 'ascii');
-  h.write('        ', 148, 8, 'ascii');
-  h.write(typeflag, 156, 1, 'ascii');
-  h.write('ustar\0', 257, 6, 'ascii');
-  h.write('00', 263, 2, 'ascii');
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(octal(sum, 7) + ' ', 148, 8, 'ascii');
-  return h;
-}
+const header = (name: string, size: number, mode: number, typeflag: string) =>
+  ustarHeader({ name, size, mode, typeflag, mtime: MTIME });
 
 /** The content of a generated file, one MiB (or less, at the end) at a time. */
 export function* fileChunks(size: number, seed: number): Generator<Buffer> {
