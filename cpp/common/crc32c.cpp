@@ -3,7 +3,9 @@
 #include <array>
 #include <cstring>
 
-namespace obd {
+#include "common/crc32c_impl.h"
+
+namespace obd::crc32c_impl {
 namespace {
 
 constexpr uint32_t kPoly = 0x82F63B78u;
@@ -22,7 +24,7 @@ struct Tables {
   }
 };
 
-uint32_t crc_soft(uint32_t crc, const uint8_t* p, size_t n) {
+uint32_t soft_tables(uint32_t crc, const uint8_t* p, size_t n) {
   static const Tables tb;
   const auto& t = tb.t;
   while (n >= 8) {
@@ -65,7 +67,7 @@ struct ShiftTable {
   ShiftTable() {
     static const uint8_t zeros[kChunk] = {};
     for (int k = 0; k < 4; k++)
-      for (uint32_t v = 0; v < 256; v++) t[k][v] = crc_soft(v << (8 * k), zeros, kChunk);
+      for (uint32_t v = 0; v < 256; v++) t[k][v] = soft_tables(v << (8 * k), zeros, kChunk);
   }
   uint32_t shift(uint32_t r) const {
     return t[0][r & 0xff] ^ t[1][(r >> 8) & 0xff] ^ t[2][(r >> 16) & 0xff] ^ t[3][r >> 24];
@@ -94,22 +96,39 @@ __attribute__((target("sse4.2"))) uint32_t crc_rounds(uint32_t crc, const uint8_
   return crc;
 }
 
-__attribute__((target("sse4.2"))) uint32_t crc_hw3(uint32_t crc, const uint8_t* p, size_t n) {
+#endif
+
+}  // namespace
+
+uint32_t soft(uint32_t crc, const uint8_t* p, size_t n) { return soft_tables(crc, p, n); }
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) uint32_t crc32_3way(uint32_t crc, const uint8_t* p, size_t n) {
   crc = crc_rounds<256>(crc, p, n);
   crc = crc_rounds<64>(crc, p, n);
   return crc_hw(crc, p, n);
 }
 #endif
 
-}  // namespace
-
-uint32_t crc32c_update(uint32_t crc, const void* data, size_t len) {
-  auto* p = static_cast<const uint8_t*>(data);
+std::vector<Impl> usable() {
+  std::vector<Impl> out{{"soft", soft}};
 #if defined(__x86_64__)
-  static const bool hw = __builtin_cpu_supports("sse4.2");
-  if (hw) return crc_hw3(crc, p, len);
+  if (__builtin_cpu_supports("sse4.2")) out.push_back({"crc32_3way", crc32_3way});
+  if (__builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("avx512f") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("vpclmulqdq"))
+    out.push_back({"vpclmul", vpclmul});
 #endif
-  return crc_soft(crc, p, len);
+  return out;
+}
+
+}  // namespace obd::crc32c_impl
+
+namespace obd {
+
+// The fastest implementation the CPU has, chosen once.
+uint32_t crc32c_update(uint32_t crc, const void* data, size_t len) {
+  static const crc32c_impl::Fn best = crc32c_impl::usable().back().fn;
+  return best(crc, static_cast<const uint8_t*>(data), len);
 }
 
 }  // namespace obd
