@@ -6,10 +6,12 @@
  * through the device service). Baseline, same registry and machine:
  * `ctr pull` + `ctr run` of the original OCI image with containerd's
  * overlayfs snapshotter. Every run has a fresh containerd (cold content
- * store), snapshotter and image cache. `rpull` runs as the npm package's
- * bin (dist/, after `npm run build:ts`) when built, else from source (node
- * + tsx); its start-up is in our time, and measured alone too (`rpull
- * --help`: the modules rpull loads). Two images: bookworm, and bookworm
+ * store), snapshotter and image cache. `rpull` runs two ways, both built
+ * first so a stale build is never timed: as the npm package's bin (dist/,
+ * `npm run build:ts`) and as the single-file executable (dist-bin/, `npm
+ * run package`, whose V8 code cache spares most of the module compile).
+ * Its start-up is in our time, and measured alone too (`rpull --help`: the
+ * modules rpull loads). Two images: bookworm, and bookworm
  * plus a 500 MB layer of random bytes the command never reads
  * (start-image.ts), to show how the ratio moves with image size.
  */
@@ -18,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bookwormLayout } from '../test/helpers/bookworm.js';
-import { spawnTool, toolArgs, waitFor } from '../test/helpers/cli.js';
+import { spawnTool, waitFor } from '../test/helpers/cli.js';
 import { ROOT } from '../test/helpers/vectors.js';
 import { mountsUnder, startContainerd, type TestContainerd } from '../test/helpers/containerd.js';
 import { servedSince, logMark } from '../test/helpers/registry-bytes.js';
@@ -50,8 +52,17 @@ const DIST_CLI = path.join(ROOT, 'dist/lib/cli/overlaybd.js');
 /** GNU time (Debian's `time` package, optional), and the prefix of the line it adds to stderr. */
 const TIME = '/usr/bin/time';
 const CPU_MARK = 'obd-bench-cpu ';
-/** node arguments of `overlaybd`: the built bin when there is one. */
-const overlaybdArgs = (): string[] => (fs.existsSync(DIST_CLI) ? [DIST_CLI] : toolArgs('overlaybd'));
+const SEA_CLI = path.join(ROOT, 'dist-bin/overlaybd');
+
+/** A way to run `overlaybd`: its argv prefix, and the label its figures carry. */
+interface Cli {
+  label: string;
+  argv: string[];
+}
+const CLIS: Cli[] = [
+  { label: 'npm bin', argv: [process.execPath, DIST_CLI] },
+  { label: 'single-file bin', argv: [SEA_CLI] },
+];
 
 /**
  * Runs `overlaybd ...args` to its end; rejects with its stderr on a non-zero
@@ -59,9 +70,9 @@ const overlaybdArgs = (): string[] => (fs.existsSync(DIST_CLI) ? [DIST_CLI] : to
  * time when installed (a figure a busy machine inflates far less than wall
  * time), else NaN.
  */
-async function overlaybd(args: string[]): Promise<number> {
+async function overlaybd(cli: Cli, args: string[]): Promise<number> {
   const timed = fs.existsSync(TIME);
-  const argv = [process.execPath, ...overlaybdArgs(), ...args];
+  const argv = [...cli.argv, ...args];
   const child = timed
     ? spawn(TIME, ['-f', `${CPU_MARK}%U %S`, ...argv], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
     : spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -102,7 +113,7 @@ function figures(reg: TestRegistry, mark: number, t0: number, pulledAt: number, 
 }
 
 /** rpull + ctr run through overlaybd-snapshotter and a fresh device service. */
-async function ours(reg: TestRegistry, ref: string, work: string, id: string): Promise<StartFigures> {
+async function ours(cli: Cli, reg: TestRegistry, ref: string, work: string, id: string): Promise<StartFigures> {
   const deviceSocket = path.join(work, 'dev.sock');
   const global = writeGlobalConfig(path.join(work, 'svc'), { enableAudit: false, controlSocket: deviceSocket }).file;
   const device = spawnTool('overlaybd', ['serve', '--global', global]);
@@ -114,7 +125,7 @@ async function ours(reg: TestRegistry, ref: string, work: string, id: string): P
       try {
         const mark = logMark(reg.logFile);
         const t0 = performance.now();
-        const pullCpuS = await overlaybd(['rpull', '--plain-http', '--address', cd.socket, '--namespace', NS, '--snapshotter', 'obd', ref]);
+        const pullCpuS = await overlaybd(cli, ['rpull', '--plain-http', '--address', cd.socket, '--namespace', NS, '--snapshotter', 'obd', ref]);
         const pulledAt = performance.now();
         const first = await firstLine(cd, ['run', '--rm', '--snapshotter', 'obd', ref, `${id}-obd`, 'cat', '/etc/debian_version']);
         if (!/^12\./.test(first.line)) throw new Error(`the container printed ${JSON.stringify(first.line)}`);
@@ -156,7 +167,7 @@ interface Pair {
   obdBlobsMB: number;
 }
 
-function pairFigures(p: Pair, base: StartFigures, mine: StartFigures, toolStartS: number): Record<string, number | string> {
+function baseFigures(p: Pair, base: StartFigures): Record<string, number | string> {
   const k = (name: string) => `${p.label}: ${name}`;
   return {
     [k('OCI layer blobs MB')]: round(p.ociBlobsMB, 1),
@@ -165,6 +176,12 @@ function pairFigures(p: Pair, base: StartFigures, mine: StartFigures, toolStartS
     [k('ctr pull + run: first line s')]: base.firstLineS,
     [k('ctr pull + run: served MB')]: base.servedMB,
     [k('ctr pull + run: blob GETs')]: base.blobGets,
+  };
+}
+
+function oursFigures(p: Pair, cli: Cli, base: StartFigures, mine: StartFigures, toolStartS: number): Record<string, number | string> {
+  const k = (name: string) => `${p.label}, ${cli.label}: ${name}`;
+  return {
     [k('rpull s (CLI start included)')]: mine.pullS,
     [k('rpull CPU s (user + system)')]: mine.pullCpuS ?? NaN,
     [k('rpull + run: first line s')]: mine.firstLineS,
@@ -179,13 +196,14 @@ function pairFigures(p: Pair, base: StartFigures, mine: StartFigures, toolStartS
 }
 
 /** Wall and CPU seconds of `overlaybd rpull --help`: node plus the modules rpull loads. */
-async function cliStart(): Promise<{ wallS: number; cpuS: number }> {
+async function cliStart(cli: Cli): Promise<{ wallS: number; cpuS: number }> {
   const t = performance.now();
-  const cpuS = await overlaybd(['rpull', '--help']);
+  const cpuS = await overlaybd(cli, ['rpull', '--help']);
   return { wallS: round((performance.now() - t) / 1000), cpuS };
 }
 
 export async function run(): Promise<Record<string, number | string>> {
+  for (const script of ['build:ts', 'package']) execFileSync('npm', ['run', '--silent', script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   const reg = await startRegistry({ mode: 'plain' });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-bench-start-'));
   try {
@@ -212,17 +230,21 @@ export async function run(): Promise<Record<string, number | string>> {
       },
     ];
 
-    const start = await cliStart();
-    const toolStartS = start.wallS;
-    const out: Record<string, number | string> = {
-      'overlaybd CLI used': fs.existsSync(DIST_CLI) ? 'dist (built)' : 'source (tsx)',
-      'overlaybd rpull --help s (CLI start)': toolStartS,
-      'overlaybd rpull --help CPU s': start.cpuS,
-    };
+    const out: Record<string, number | string> = {};
+    const toolStartS = new Map<Cli, number>();
+    for (const cli of CLIS) {
+      const start = await cliStart(cli);
+      toolStartS.set(cli, start.wallS);
+      out[`${cli.label}: rpull --help s (CLI start)`] = start.wallS;
+      out[`${cli.label}: rpull --help CPU s`] = start.cpuS;
+    }
     for (const [i, p] of pairs.entries()) {
       const base = await baseline(reg, p.ociRef, `start${i}`);
-      const mine = await ours(reg, p.obdRef, path.join(work, String(i)), `start${i}`);
-      Object.assign(out, pairFigures(p, base, mine, toolStartS));
+      Object.assign(out, baseFigures(p, base));
+      for (const [j, cli] of CLIS.entries()) {
+        const mine = await ours(cli, reg, p.obdRef, path.join(work, `${i}-${j}`), `start${i}-${j}`);
+        Object.assign(out, oursFigures(p, cli, base, mine, toolStartS.get(cli)!));
+      }
     }
     return out;
   } finally {
