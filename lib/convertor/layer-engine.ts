@@ -155,7 +155,7 @@ export async function saveSourceLayer(
  * (while the layers below apply); then the fetch pauses. Bounds memory at
  * this times the download concurrency.
  */
-export const READ_AHEAD_BYTES = 32 * 1024 * 1024;
+export const READ_AHEAD_BYTES = 16 * 1024 * 1024;
 
 export interface StreamedSourceLayer extends LayerStream {
   /** Resolves with the compressed byte count once the last byte is received (not yet applied). */

@@ -45,7 +45,7 @@ const ApplyOptionsSchema = z.object({
   timestamp: z.number().int().nonnegative().max(2 ** 34 - 1).optional(),
   journal: z.boolean().optional(),
   sync: z.boolean().optional(),
-  /** Metadata cache of the ext4 channel in MiB (default 64). */
+  /** Metadata cache of the ext4 channel in MiB (default 16). */
   cacheMB: z.number().int().min(1).max(4096).optional(),
   onProgress: z.custom<(p: ApplyProgress) => void>((v) => typeof v === 'function').optional(),
 });
