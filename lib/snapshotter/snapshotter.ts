@@ -182,7 +182,29 @@ export class Snapshotter {
         return { mounts: overlayOnBlock(kind, this.layout.fs(id), this.layout.work(id), this.layout.mountpoint(parentId)), block: true };
       }
     }
-    return { mounts: this.#normalMounts(id, kind, parentIds), block: false };
+    const lowers = await this.#lowerDirs(parentIds);
+    return { mounts: normalMounts(kind, this.layout.fs(id), this.layout.work(id), lowers), block: false };
+  }
+
+  /**
+   * The lower dirs of a normal rootfs, nearest first: its parents' fs/
+   * dirs down to the first overlaybd layer, whose mounted device holds that
+   * layer and every one below it (their fs/ dirs are empty). So a container
+   * on a commit of an overlayfs upper sees the image under the commit;
+   * upstream lists the empty fs/ dirs there and loses it
+   * (docs/decisions.md).
+   */
+  async #lowerDirs(parentIds: string[]): Promise<string[]> {
+    const dirs: string[] = [];
+    for (const p of parentIds) {
+      const type = this.#typeOf(p);
+      if (type === 'remoteBlock' || type === 'localBlock') {
+        await this.devices.attachAndMount(p, 'overlayfs', this.#fsTypeOf(p));
+        return [...dirs, this.layout.mountpoint(p)];
+      }
+      dirs.push(this.layout.fs(p));
+    }
+    return dirs;
   }
 
   #normalMounts(id: string, kind: Kind, parentIds: string[]): Mount[] {
