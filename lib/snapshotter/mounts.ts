@@ -23,18 +23,12 @@ export function bind(source: string, ro: boolean): Mount {
   return { type: 'bind', source, options: [ro ? 'ro' : 'rw', 'rbind'] };
 }
 
-/** normal storage: `fsOf(id)` is a snapshot's fs/ dir, parentIds nearest first. */
-export function normalMounts(kind: Kind, fsDir: string, workDir: string, parentFs: string[]): Mount[] {
-  if (parentFs.length === 0) return [bind(fsDir, kind === 'VIEW')];
-  if (kind === 'VIEW' && parentFs.length === 1) return [bind(parentFs[0]!, true)];
+/** An overlay (or bind) of lower dirs, nearest first, under a snapshot's fs/ dir; an overlaybd layer's lower is its block mountpoint. */
+export function normalMounts(kind: Kind, fsDir: string, workDir: string, lowers: string[]): Mount[] {
+  if (lowers.length === 0) return [bind(fsDir, kind === 'VIEW')];
+  if (kind === 'VIEW' && lowers.length === 1) return [bind(lowers[0]!, true)];
   const options = [...overlayIndexOff()];
   if (kind === 'ACTIVE') options.push(`workdir=${workDir}`, `upperdir=${fsDir}`);
-  options.push(`lowerdir=${parentFs.join(':')}`);
+  options.push(`lowerdir=${lowers.join(':')}`);
   return [{ type: 'overlay', source: 'overlay', options }];
-}
-
-/** An overlay whose lower is a parent's block mountpoint (rwMode overlayfs). */
-export function overlayOnBlock(kind: Kind, fsDir: string, workDir: string, lowerMountpoint: string): Mount[] {
-  if (kind === 'VIEW') return [bind(lowerMountpoint, true)];
-  return [{ type: 'overlay', source: 'overlay', options: [...overlayIndexOff(), `workdir=${workDir}`, `upperdir=${fsDir}`, `lowerdir=${lowerMountpoint}`] }];
 }

@@ -16,8 +16,8 @@ import { sealLayer } from '../layer.js';
 import { LABELS, REMOTE_SNAPSHOT } from './labels.js';
 import { diskUsage, Layout } from './layout.js';
 import { MetaStore, type Info, type Kind, type Usage } from './metastore.js';
-import { bind, normalMounts, overlayOnBlock, type Mount } from './mounts.js';
-import { identifyStorageType, type StorageType } from './storage-type.js';
+import { bind, normalMounts, type Mount } from './mounts.js';
+import { identifyStorageType, isBlock, type StorageType } from './storage-type.js';
 
 export interface SnapshotterOptions {
   logger?: Logger;
@@ -154,8 +154,8 @@ export class Snapshotter {
   }
 
   /**
-   * A container rootfs. overlayfs mode: an overlay on the parent's block
-   * device when the parent is an overlaybd layer. dir/dev: a writable
+   * A container rootfs. overlayfs mode: an overlay whose lowest lower is
+   * the device of the nearest overlaybd layer (#lowerDirs). dir/dev: a writable
    * overlaybd device of its own (created on Prepare).
    */
   async #rootfsMounts(id: string, kind: Kind, parentIds: string[], labels: Record<string, string>, create: boolean): Promise<{ mounts: Mount[]; block: boolean }> {
@@ -171,34 +171,28 @@ export class Snapshotter {
       if (mode === 'dir') return { mounts: [bind(this.layout.mountpoint(id), false)], block: true };
       return { mounts: [{ type: 'ext4', source: this.devices.devicePath(id)!, options: [kind === 'VIEW' ? 'ro' : 'rw', 'discard'] }], block: true };
     }
-    if (parentId !== undefined) {
-      const type = this.#typeOf(parentId);
-      if (type === 'remoteBlock' || type === 'localBlock') {
-        if (create) {
-          const spec = readBsConfig(this.layout, parentId);
-          if (spec) writeBsConfig(this.layout, parentId, { ...spec, ...this.#traceSettings(parentId, labels) });
-        }
-        await this.devices.attachAndMount(parentId, 'overlayfs', this.#fsTypeOf(parentId));
-        return { mounts: overlayOnBlock(kind, this.layout.fs(id), this.layout.work(id), this.layout.mountpoint(parentId)), block: true };
-      }
+    // The image's config takes the trace settings before its device is attached below.
+    const onBlock = parentId !== undefined && isBlock(this.#typeOf(parentId));
+    if (onBlock && create) {
+      const spec = readBsConfig(this.layout, parentId);
+      if (spec) writeBsConfig(this.layout, parentId, { ...spec, ...this.#traceSettings(parentId, labels) });
     }
     const lowers = await this.#lowerDirs(parentIds);
-    return { mounts: normalMounts(kind, this.layout.fs(id), this.layout.work(id), lowers), block: false };
+    return { mounts: normalMounts(kind, this.layout.fs(id), this.layout.work(id), lowers), block: onBlock };
   }
 
   /**
-   * The lower dirs of a normal rootfs, nearest first: its parents' fs/
-   * dirs down to the first overlaybd layer, whose mounted device holds that
-   * layer and every one below it (their fs/ dirs are empty). So a container
-   * on a commit of an overlayfs upper sees the image under the commit;
-   * upstream lists the empty fs/ dirs there and loses it
-   * (docs/decisions.md).
+   * The lower dirs of an overlayfs rootfs, nearest first: its parents' fs/
+   * dirs down to the first overlaybd layer, then that layer's mounted device
+   * (attached if needed), which holds it and every layer below (their fs/
+   * dirs are empty). On an image that is the device alone; on a commit of
+   * an overlayfs upper, the commit over the device, where upstream lists
+   * the empty fs/ dirs and loses the image (docs/decisions.md).
    */
   async #lowerDirs(parentIds: string[]): Promise<string[]> {
     const dirs: string[] = [];
     for (const p of parentIds) {
-      const type = this.#typeOf(p);
-      if (type === 'remoteBlock' || type === 'localBlock') {
+      if (isBlock(this.#typeOf(p))) {
         await this.devices.attachAndMount(p, 'overlayfs', this.#fsTypeOf(p));
         return [...dirs, this.layout.mountpoint(p)];
       }
@@ -291,7 +285,7 @@ export class Snapshotter {
     return this.store.tx(() => {
       const { id, info, usage } = this.store.getInfo(key);
       const type = identifyStorageType(this.layout, id, info.labels);
-      const block = type === 'localBlock' || type === 'remoteBlock';
+      const block = isBlock(type);
       if (info.kind !== 'ACTIVE' && !block) return usage;
       const u = diskUsage(this.layout.fs(id));
       if (!block) return u;

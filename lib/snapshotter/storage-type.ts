@@ -31,6 +31,11 @@ function hasOverlaybdMagic(file: string): boolean | undefined {
   }
 }
 
+/** An overlaybd layer served as a block device (remote blob or local file). */
+export function isBlock(type: StorageType): boolean {
+  return type === 'remoteBlock' || type === 'localBlock';
+}
+
 export function isRemoteLabels(labels: Record<string, string>): boolean {
   return (
     labels[LABELS.targetSnapshotRef] !== undefined &&
