@@ -213,7 +213,7 @@ export interface BuildRequest {
   sparse: boolean;
   uuid: string;
   parentUuid?: string;
-  zfile: { algorithm: 'lz4' | 'zstd'; blockSize: 4096 | 8192 | 16384 | 32768 | 65536 };
+  zfile: { algorithm: 'lz4' | 'zstd'; blockSize: 4096 | 8192 | 16384 | 32768 | 65536; threads?: number };
   apply: ApplyFn;
   onProgress?: (tarBytes: number) => void;
   /** Keep the tar and the writable files (--reserve). */

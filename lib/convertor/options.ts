@@ -2,6 +2,7 @@
  * The convertor's options, validated once with zod. Names follow upstream's
  * flags (`-r` repository, `-i`/`-g` input, `--overlaybd` output tag, ...).
  */
+import os from 'node:os';
 import { z } from 'zod';
 import { parseWith } from '../config.js';
 import { OverlaybdError } from '../errors.js';
@@ -46,8 +47,14 @@ export const ConvertOptionsSchema = z
       .object({
         algorithm: z.enum(['lz4', 'zstd']).default('lz4'),
         blockSize: z.union([z.literal(4096), z.literal(8192), z.literal(16384), z.literal(32768), z.literal(65536)]).default(4096),
+        /**
+         * Compressing threads of each commit (the bytes do not depend on
+         * it). Layers of one image apply one after another, so their
+         * commits would otherwise leave all cores but one idle.
+         */
+        threads: z.number().int().min(1).max(256).default(() => Math.min(os.availableParallelism(), 8)),
       })
-      .default({ algorithm: 'lz4', blockSize: 4096 }),
+      .prefault({}),
   })
   .refine((o) => (o.inputTag === undefined) !== (o.inputDigest === undefined), {
     message: 'give exactly one of the input tag (-i) and the input digest (-g)',
