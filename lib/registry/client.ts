@@ -38,7 +38,7 @@ export interface RegistryClientOptions {
   logger?: Logger;
   /** Size of each PATCH of a chunked upload (default 16 MiB). */
   chunkSize?: number;
-  /** Sources up to this size (when known) go in one PUT (default 32 MiB); larger or unsized ones are chunked. */
+  /** Sources up to this size (when known) go in one PUT (default 32 MiB); larger files in one resumable PATCH, other large or unsized ones in chunks. */
   monolithicMax?: number;
 }
 
@@ -559,11 +559,12 @@ export class RegistryClient {
 
   /**
    * Pushes a blob unless the repository has it: HEAD, then a cross-repository
-   * mount from each of `mountFrom` (same registry), then an upload (one PUT
-   * for small sized sources, chunked PATCHes otherwise). Bytes in memory and
-   * chunked uploads are checked against `desc.digest` before the upload is
-   * committed; a monolithic upload from a file or stream is checked by the
-   * registry against the `?digest=` of its PUT (a refusal is DIGEST_MISMATCH).
+   * mount from each of `mountFrom` (same registry), then an upload: one PUT
+   * for small sized sources, one resumable PATCH for a larger file, chunked
+   * PATCHes otherwise. Bytes in memory and chunked uploads are checked
+   * against `desc.digest` before the upload is committed; a file or stream
+   * sent whole is checked by the registry against the `?digest=` of the
+   * commit (a refusal is DIGEST_MISMATCH).
    */
   pushBlob(
     repo: RepoLocator,

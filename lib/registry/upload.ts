@@ -1,7 +1,8 @@
 /**
  * Blob uploads: existence check, cross-repository mount, monolithic
- * POST+PUT and chunked PATCH uploads that resume from the registry's
- * reported offset and restart when the upload session is lost.
+ * POST+PUT, one PATCH streamed from a file, and chunked PATCH uploads; the
+ * PATCHes resume from the registry's reported offset, and an upload restarts
+ * when its session is lost.
  */
 import fs from 'node:fs';
 import { PassThrough, Readable, pipeline } from 'node:stream';
@@ -194,8 +195,12 @@ class Uploader {
     }
   }
 
-  /** The number of bytes the registry holds for an upload session (GET on its location). */
-  async status(location: string): Promise<{ offset: number; location: string }> {
+  /**
+   * The number of bytes the registry holds for an upload session (GET on its
+   * location). `Range: 0-0` says 0 bytes or 1 (docker-registry answers it for
+   * an empty session): `unsure` is set and the offset is 1.
+   */
+  async status(location: string): Promise<{ offset: number; location: string; unsure: boolean }> {
     const what = `upload status ${this.where}`;
     const res = await this.c.send({
       repo: this.repo,
@@ -211,7 +216,7 @@ class Uploader {
     const m = /^(?:bytes=)?0-(-?\d+)$/.exec(range);
     const offset = m ? Number(m[1]) + 1 : 0;
     const loc = typeof res.headers.location === 'string' ? new URL(res.headers.location, res.url).href : location;
-    return { offset, location: loc };
+    return { offset, location: loc, unsure: m?.[1] === '0' };
   }
 
   async commit(location: string, body?: Uint8Array | (() => Readable), length?: number): Promise<void> {
@@ -258,37 +263,56 @@ class Uploader {
       // closed. The transport sees any error through the body.
       body = () => pipeline(openAt(source, 0), new PassThrough(), () => {});
     }
+    if (body instanceof Uint8Array) await this.commit(location, body, size);
+    else await this.checkedCommit(location, body, size);
+    this.c.stats.bytesUploaded += size;
+  }
+
+  /** A commit whose bytes the registry alone checks: its refusal of them is DIGEST_MISMATCH. */
+  private async checkedCommit(location: string, body?: () => Readable, length?: number): Promise<void> {
     try {
-      await this.commit(location, body, size);
+      await this.commit(location, body, length);
     } catch (e) {
-      if (typeof body === 'function' && e instanceof RegistryHttpError && e.said('DIGEST_INVALID', 'SIZE_INVALID')) {
+      if (e instanceof RegistryHttpError && e.said('DIGEST_INVALID', 'SIZE_INVALID')) {
         throw new OverlaybdError('DIGEST_MISMATCH', `upload ${this.where}: the registry refused the content (${e.message})`, { cause: e });
       }
       throw e;
     }
-    this.c.stats.bytesUploaded += size;
   }
 
-  /** PATCH one chunk; on failure, ask where the registry stands and resend the rest of it. */
-  async patch(location: string, chunk: Buffer, start: number): Promise<string> {
+  /**
+   * PATCH bytes [start, end) of the blob, `body(offset)` giving them from
+   * `offset` on; on failure, ask where the registry stands and resend the
+   * rest. Resolves the session's next location.
+   */
+  async patch(location: string, start: number, end: number, body: (offset: number) => Uint8Array | (() => Readable)): Promise<string> {
     let sent = 0;
     let loc = location;
-    const range = () => `${this.where} bytes ${start + sent}-${start + chunk.length - 1}`;
+    const range = () => `${this.where} bytes ${start + sent}-${end - 1}`;
     return withRetry(
       this.c.retry,
       async (n) => {
         if (n > 1) {
           // Throws when the session is gone; the caller then restarts the upload.
           const st = await this.status(loc);
-          if (st.offset < start || st.offset > start + chunk.length) {
-            throw new OverlaybdError('REGISTRY_ERROR', `registry ${this.base}: upload chunk ${range()}: upload session is at byte ${st.offset}, outside this chunk`);
+          if (st.unsure && start === 0) {
+            // Resending from a guessed offset would shift the blob by a byte
+            // at a registry that ignores Content-Range (docker-registry
+            // does): this part is the whole upload so far, so start afresh.
+            await this.cancel(st.location);
+            loc = await this.start();
+            sent = 0;
+          } else {
+            if (st.offset < start || st.offset > end) {
+              throw new OverlaybdError('REGISTRY_ERROR', `registry ${this.base}: upload ${range()}: upload session is at byte ${st.offset}, outside this part`);
+            }
+            sent = st.offset - start;
+            loc = st.location;
+            if (start + sent === end) return loc;
           }
-          sent = st.offset - start;
-          loc = st.location;
-          if (sent === chunk.length) return loc;
         }
-        const part = chunk.subarray(sent);
-        const what = `upload chunk ${range()}`;
+        const what = `upload ${range()}`;
+        const length = end - start - sent;
         try {
           const res = await this.c.send({
             repo: this.repo,
@@ -297,23 +321,38 @@ class Uploader {
             path: loc,
             headers: {
               'Content-Type': 'application/octet-stream',
-              'Content-Range': `${start + sent}-${start + chunk.length - 1}`,
+              'Content-Range': `${start + sent}-${end - 1}`,
+              'Content-Length': String(length),
             },
-            body: part,
+            body: body(start + sent),
             scopes: this.pushScopes,
             ok: [202, 204],
             retry: false,
             ...this.sig(),
           });
           await drain(res);
-          this.c.stats.bytesUploaded += part.length;
+          this.c.stats.bytesUploaded += length;
           return this.location(res, what);
         } catch (e) {
           throw isRetryableUploadError(e) && !this.signal?.aborted ? new RetryableError(e) : e;
         }
       },
-      { ...this.sig(), onRetry: ({ attempt, reason }) => this.retried(`upload chunk ${range()}`, attempt, reason) },
+      { ...this.sig(), onRetry: ({ attempt, reason }) => this.retried(`upload ${range()}`, attempt, reason) },
     );
+  }
+
+  /**
+   * A sized source that can be read again from any offset (a file): one
+   * PATCH streaming all of it, then the PUT that commits it, which the
+   * registry checks against its `?digest=`. A PATCH that fails resumes at
+   * the offset the registry reports, so a multi-GB layer does not start
+   * over. One request instead of 16 MiB PATCHes: 94 MB to docker-registry
+   * took 0.55 s against 0.86-1.16 s.
+   */
+  async streamed(location: string, source: BlobSource, size: number): Promise<void> {
+    // pipeline, not pipe: a body the transport destroys closes the file too.
+    const loc = await this.patch(location, 0, size, (offset) => () => pipeline(openAt(source, offset), new PassThrough(), () => {}));
+    await this.checkedCommit(loc);
   }
 
   retried(what: string, attempt: number, reason: string): void {
@@ -338,7 +377,7 @@ class Uploader {
         if (this.size !== undefined && offset + chunk.length > this.size) {
           throw new OverlaybdError('DIGEST_MISMATCH', `upload ${this.where}: the source is longer than ${this.size} bytes`);
         }
-        loc = await this.patch(loc, chunk, offset);
+        loc = await this.patch(loc, offset, offset + chunk.length, (at) => chunk.subarray(at - offset));
         offset += chunk.length;
       }
     } catch (e) {
@@ -394,13 +433,25 @@ export async function uploadBlob(
     else location = r;
   }
   if (source === undefined) return { status: 'not-mounted', digest };
-  const chunked = opts.chunked === true || size === undefined || size > c.monolithicMax;
+  // Small sources in one PUT. Larger files (any source that can be read
+  // again from an offset): one resumable PATCH. Bytes in memory and one-shot
+  // streams: chunks, hashed as they go so a wrong source is refused before
+  // the commit.
+  const mode =
+    opts.chunked === true || size === undefined
+      ? 'chunked'
+      : size <= c.monolithicMax
+        ? 'monolithic'
+        : source instanceof Uint8Array || !restartable(source)
+          ? 'chunked'
+          : 'streamed';
   return withRetry(
     c.retry,
     async () => {
       try {
         location ??= await up.start();
-        if (chunked) await up.chunked(location, source, c.chunkSize);
+        if (mode === 'chunked') await up.chunked(location, source, c.chunkSize);
+        else if (mode === 'streamed') await up.streamed(location, source, size!);
         else await up.monolithic(location, source, size!);
         c.stats.blobUploads++;
         return { status: 'uploaded', digest } as const;
