@@ -28,6 +28,7 @@ import { attachDevice, type Frontend } from '../lib/device/index.js';
 import { isOverlaybdError } from '../lib/errors.js';
 import { openImageConfig } from '../lib/service/open-config.js';
 import { localBookworm } from '../test/helpers/remote-image.js';
+import { medians } from './stats.js';
 
 const exec = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -205,20 +206,6 @@ function options(): { frontends: Frontend[]; guest: boolean } {
 }
 
 const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-/** Per-figure medians of several measurements. */
-function medians(ms: DeviceFigures[]): DeviceFigures {
-  return {
-    randQd1Iops: median(ms.map((m) => m.randQd1Iops)),
-    randQd32Iops: median(ms.map((m) => m.randQd32Iops)),
-    seqMBps: median(ms.map((m) => m.seqMBps)),
-  };
-}
 
 /**
  * Measures every frontend against loop for each image kind, in this kernel:

@@ -14,6 +14,10 @@
  * modules rpull loads). Two images: bookworm, and bookworm
  * plus a 500 MB layer of random bytes the command never reads
  * (start-image.ts), to show how the ratio moves with image size.
+ * BENCH_START_ROUNDS (default 3) rounds take the baseline and each of ours
+ * in turn, so a slow spell of the machine (the baseline's `ctr pull` writes
+ * and fsyncs 58 MB, and varies 2.7-5.4 s alone) weighs on all of them;
+ * figures are medians, and the baseline's spread is printed beside them.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,6 +33,7 @@ import { remoteBookworm, writeGlobalConfig } from '../test/helpers/remote-image.
 import { removeRuncContainers } from '../test/helpers/runc.js';
 import { startSnapshotter } from '../test/helpers/snapshotter.js';
 import { bulkyImage, pushImage } from './start-image.js';
+import { median, medians } from './stats.js';
 
 interface StartFigures {
   /** Pull (rpull or ctr pull) alone. */
@@ -233,17 +238,32 @@ export async function run(): Promise<Record<string, number | string>> {
     const out: Record<string, number | string> = {};
     const toolStartS = new Map<Cli, number>();
     for (const cli of CLIS) {
-      const start = await cliStart(cli);
+      const start = medians([await cliStart(cli), await cliStart(cli), await cliStart(cli)]);
       toolStartS.set(cli, start.wallS);
       out[`${cli.label}: rpull --help s (CLI start)`] = start.wallS;
       out[`${cli.label}: rpull --help CPU s`] = start.cpuS;
     }
+    const rounds = Number(process.env.BENCH_START_ROUNDS ?? 3);
+    if (!(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`BENCH_START_ROUNDS: want a whole number >= 1, got '${process.env.BENCH_START_ROUNDS}'`);
+    out['rounds (medians shown)'] = rounds;
     for (const [i, p] of pairs.entries()) {
-      const base = await baseline(reg, p.ociRef, `start${i}`);
-      Object.assign(out, baseFigures(p, base));
-      for (const [j, cli] of CLIS.entries()) {
-        const mine = await ours(cli, reg, p.obdRef, path.join(work, `${i}-${j}`), `start${i}-${j}`);
-        Object.assign(out, oursFigures(p, cli, base, mine, toolStartS.get(cli)!));
+      const base: StartFigures[] = [];
+      const mine = new Map<Cli, StartFigures[]>(CLIS.map((c) => [c, []]));
+      for (let r = 0; r < rounds; r++) {
+        base.push(await baseline(reg, p.ociRef, `start${i}-${r}`));
+        for (const [j, cli] of CLIS.entries()) mine.get(cli)!.push(await ours(cli, reg, p.obdRef, path.join(work, `${i}-${r}-${j}`), `start${i}-${r}-${j}`));
+      }
+      const b = medians(base);
+      Object.assign(out, baseFigures(p, b));
+      const spread = base.map((f) => f.firstLineS);
+      out[`${p.label}: ctr pull + run: first line s, min..max`] = `${Math.min(...spread)}..${Math.max(...spread)}`;
+      for (const cli of CLIS) {
+        const m = mine.get(cli)!;
+        Object.assign(out, oursFigures(p, cli, b, medians(m), toolStartS.get(cli)!));
+        // The ratio of each round against its own baseline: how far one run's figure can stray.
+        const perRound = m.map((f, r) => round(f.firstLineS / base[r]!.firstLineS, 2));
+        out[`${p.label}, ${cli.label}: first line ratio by round`] = perRound.join(' ');
+        out[`${p.label}, ${cli.label}: median of round ratios`] = median(perRound);
       }
     }
     return out;
