@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <unordered_set>
 
+#include "archive/readahead_stream.h"
 #include "archive/tar_reader.h"
 #include "ext4/file_data.h"
 #include "ext4/inode.h"
@@ -370,7 +371,9 @@ Result<ApplyResult> apply_layer(FilePtr dev, ByteStreamPtr input, const ApplyOpt
     OBD_TRY(mkfs(dev, mo));
   }
   OBD_ASSIGN_OR_RETURN(ByteStreamPtr stream, make_decompressing_stream(std::move(input)));
-  OBD_ASSIGN_OR_RETURN(auto tar, TarReader::open(std::move(stream)));
+  // Reading, inflating and hashing the layer on a second core while this
+  // one parses and applies it.
+  OBD_ASSIGN_OR_RETURN(auto tar, TarReader::open(make_readahead_stream(std::move(stream))));
   OBD_ASSIGN_OR_RETURN(auto fs, Fs::open(dev, opts.fs));
   ApplyResult res;
   Applier applier(*fs, *tar, opts, &res);
