@@ -4,15 +4,23 @@
 
 namespace obd::zfile {
 
+namespace {
+
+// log2 of the largest power of two not above `n` (n >= 1).
+uint32_t floor_log2(uint32_t n) { return 31u - uint32_t(__builtin_clz(n)); }
+
+}  // namespace
+
 JumpTable::JumpTable(uint64_t first_offset, uint32_t max_len, uint64_t nblocks)
-    : group_(1 + 65535u / std::max<uint32_t>(max_len, 1)), max_len_(max_len) {
+    : shift_(floor_log2(1 + 65535u / std::max<uint32_t>(max_len, 1))), max_len_(max_len) {
+  group_ = 1u << shift_;
   bases_.reserve(nblocks / group_ + 1);
   deltas_.reserve(nblocks + 1);
   add_offset(first_offset);
 }
 
 void JumpTable::add_offset(uint64_t off) {
-  if (deltas_.size() % group_ == 0) bases_.push_back(off);
+  if ((deltas_.size() & (group_ - 1)) == 0) bases_.push_back(off);
   deltas_.push_back(uint16_t(off - bases_.back()));
   end_ = off;
 }

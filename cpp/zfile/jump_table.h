@@ -11,7 +11,8 @@ namespace obd::zfile {
 class JumpTable {
  public:
   JumpTable() = default;
-  // `max_len` bounds every stored length; groups are sized so that deltas
+  // `max_len` bounds every stored length; groups (a power of two blocks) are
+  // sized so that deltas
   // (at most (group-1) * max_len) always fit 16 bits, whatever the block
   // size (upstream's fixed 65536/block_size grouping breaks on stored blocks
   // above 64 KiB).
@@ -22,7 +23,8 @@ class JumpTable {
 
   uint64_t size() const { return deltas_.size() - 1; }  // blocks
   // Start of block i's stored bytes; offset(size()) is the end of the last block.
-  uint64_t offset(uint64_t i) const { return bases_[i / group_] + deltas_[i]; }
+  // Several per read, so a shift rather than a division.
+  uint64_t offset(uint64_t i) const { return bases_[i >> shift_] + deltas_[i]; }
   uint32_t length(uint64_t i) const { return uint32_t(offset(i + 1) - offset(i)); }
   uint64_t end() const { return end_; }
   uint32_t max_length() const { return max_seen_; }
@@ -30,6 +32,7 @@ class JumpTable {
  private:
   void add_offset(uint64_t off);
 
+  uint32_t shift_ = 0;  // blocks per group: a power of two
   uint32_t group_ = 1;
   uint32_t max_len_ = 0;
   uint32_t max_seen_ = 0;
