@@ -56,7 +56,7 @@ Napi::Value create_layer(const Napi::CallbackInfo& info) {
 }
 
 // commitLayer({ data, index?, sealed?: bool, out, uuid?, parentUuid?, message?,
-//               zfile?: { algorithm, blockSize, threads }, tar?, force? })
+//               zfile?: { algorithm, blockSize, threads }, tar?, force?, sync? })
 Napi::Value commit_layer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = arg_object(info, 0, "options");
@@ -68,6 +68,7 @@ Napi::Value commit_layer(const Napi::CallbackInfo& info) {
   out.path = opt_path(o, "out");
   out.tar = opt_bool(o, "tar");
   out.force = opt_bool(o, "force");
+  out.sync = opt_bool(o, "sync", true);
   Napi::Value z = o.Get("zfile");
   if (z.IsObject()) {
     out.zfile = zfile_options_from(z.As<Napi::Object>());

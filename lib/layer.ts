@@ -48,6 +48,8 @@ const CommitSchema = z
     zfile: ZFileOptionsSchema.optional(),
     tar: z.boolean().default(false),
     force: z.boolean().default(false),
+    /** fsync the output before it is moved into place (default true). */
+    sync: z.boolean().default(true),
   })
   .refine((o) => !o.tar || o.zfile, { message: 'tar wrapping needs zfile compression (as overlaybd-commit -t needs -z)', path: ['tar'] });
 export type CommitLayerOptions = z.input<typeof CommitSchema>;

@@ -5,15 +5,16 @@
 
 namespace obd::layer {
 
-Result<uint64_t> write_file_atomically(const std::string& path, bool force, const std::function<Status(FilePtr)>& fill) {
+Result<uint64_t> write_file_atomically(const std::string& path, bool force, const std::function<Status(FilePtr)>& fill,
+                                       bool sync) {
   OBD_TRY(check_replaceable(path, force));  // fail before doing the work
   OBD_ASSIGN_OR_RETURN(auto pending, PendingFile::create(path));
   OBD_ASSIGN_OR_RETURN(FilePtr file, open_local(pending->temp_path(), OpenMode::kCreateExclusive));
   OBD_TRY(pending->adopt());
   OBD_TRY(fill(file));
-  OBD_TRY(file->sync());
+  if (sync) OBD_TRY(file->sync());
   OBD_ASSIGN_OR_RETURN(uint64_t size, file->size());
-  OBD_TRY(pending->publish(force));
+  OBD_TRY(pending->publish(force, sync));
   return size;
 }
 
@@ -34,7 +35,7 @@ Result<uint64_t> write_output(const OutputSpec& out, const std::function<Status(
     OBD_TRY(produce(*w));
     OBD_TRY(w->finish());
     return out.tar ? tar::wrap_finish(file, w->stored_size(), 0100644) : Status::ok();
-  });
+  }, out.sync);
 }
 
 }  // namespace obd::layer

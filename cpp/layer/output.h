@@ -18,11 +18,16 @@ struct OutputSpec {
   std::optional<ZFileOptions> zfile;  // -z (with --algorithm, --bs)
   bool tar = false;                   // -t (only with -z, as upstream)
   bool force = false;                 // -f
+  // fsync the file and its directory before it counts as written. Off for
+  // intermediates that are read back and deleted (the convertor's).
+  bool sync = true;
 };
 
-// Creates a pending file for `path`, runs `fill` on it, syncs it and moves
-// it into place; on failure the temporary is removed. Returns the final size.
-Result<uint64_t> write_file_atomically(const std::string& path, bool force, const std::function<Status(FilePtr)>& fill);
+// Creates a pending file for `path`, runs `fill` on it, syncs it (unless
+// `sync` is false) and moves it into place; on failure the temporary is
+// removed. Returns the final size.
+Result<uint64_t> write_file_atomically(const std::string& path, bool force, const std::function<Status(FilePtr)>& fill,
+                                       bool sync = true);
 
 // Runs `produce` against the output's sink; returns the final file size.
 Result<uint64_t> write_output(const OutputSpec& out, const std::function<Status(Sink&)>& produce);

@@ -65,7 +65,7 @@ Status check_replaceable(const std::string& path, bool force) {
   return Status::ok();
 }
 
-Status rename_no_replace(const std::string& from, const std::string& to) {
+Status rename_no_replace(const std::string& from, const std::string& to, bool sync) {
   int rc = ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE);
   if (rc != 0 && (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP)) {
     // The filesystem has no RENAME_NOREPLACE: link() refuses an existing name too.
@@ -76,9 +76,11 @@ Status rename_no_replace(const std::string& from, const std::string& to) {
     if (errno == EEXIST) return Status(Code::kEEXIST, to + ": exists; not replacing it with " + from);
     return Status::from_errno(errno, "rename " + from + " to " + to);
   }
-  std::string dir, name;
-  split(to, &dir, &name);
-  sync_dir(dir);
+  if (sync) {
+    std::string dir, name;
+    split(to, &dir, &name);
+    sync_dir(dir);
+  }
   return Status::ok();
 }
 
@@ -115,17 +117,17 @@ Status PendingFile::adopt() {
   return Status::ok();
 }
 
-Status PendingFile::publish(bool force) {
+Status PendingFile::publish(bool force, bool sync) {
   if (!adopted_ || !same_file(temp_, dev_, ino_)) {
     return Status(Code::kEIO, temp_ + ": the temporary output is gone or was replaced; not publishing " + path_);
   }
-  Status s = rename_no_replace(temp_, path_);
+  Status s = rename_no_replace(temp_, path_, sync);
   if (s.code() == Code::kEEXIST) {
     if (!force) return Status(Code::kEEXIST, path_ + ": output exists (use -f to replace it)");
     OBD_TRY(check_replaceable(path_, true));
     if (::rename(temp_.c_str(), path_.c_str()) != 0)
       return Status::from_errno(errno, "rename " + temp_ + " to " + path_);
-    sync_dir(dir_);
+    if (sync) sync_dir(dir_);
   } else if (!s) {
     return s;
   }

@@ -26,8 +26,9 @@ namespace obd::layer {
 Status check_replaceable(const std::string& path, bool force);
 
 // Renames `from` to `to` unless `to` exists (RENAME_NOREPLACE, else link +
-// unlink): EEXIST then, and nothing moves. Syncs the directory of `to`.
-Status rename_no_replace(const std::string& from, const std::string& to);
+// unlink): EEXIST then, and nothing moves. Syncs the directory of `to`
+// unless `sync` is false.
+Status rename_no_replace(const std::string& from, const std::string& to, bool sync = true);
 
 class PendingFile {
  public:
@@ -43,8 +44,9 @@ class PendingFile {
 
   // Records the identity of the file now at temp_path() as ours.
   Status adopt();
-  // Moves the adopted file onto path() (see above) and syncs the directory.
-  Status publish(bool force);
+  // Moves the adopted file onto path() (see above) and syncs the directory
+  // (unless `sync` is false).
+  Status publish(bool force, bool sync = true);
   // Undoes a publish whose companion failed: removes path() if it is still ours.
   void unpublish();
 

@@ -21,6 +21,8 @@ export type ApplyFn = (req: ApplyRequest) => Promise<void>;
 
 export const applyWithExt4: ApplyFn = async (req) => {
   const opts = {
+    // The upper is an intermediate, committed and deleted next (see buildLayer).
+    sync: false,
     ...(req.mkfsVsizeGB !== undefined ? { mkfs: true, vsizeGB: req.mkfsVsizeGB } : {}),
     ...(req.onProgress ? { onProgress: (p: { tarBytes: number }) => req.onProgress!(p.tarBytes) } : {}),
   };
