@@ -459,6 +459,15 @@ describe('plain HTTP registry', () => {
         await expectCode(viaProxy.fetchBlobToFile(papp, layer, out), 'DIGEST_MISMATCH');
         expect(fs.existsSync(out)).toBe(false);
       }
+      // verify: false leaves the digest to the reader (the native apply) but still checks the size.
+      proxy.reset();
+      proxy.add({ method: 'GET', path: /blobs\/sha256/, action: { kind: 'corrupt' } });
+      const unchecked = await readAll(await viaProxy.fetchBlob(papp, layer, { verify: false }));
+      expect(unchecked.length).toBe(layer.data.length);
+      expect(unchecked.equals(layer.data)).toBe(false);
+      proxy.reset();
+      proxy.add({ method: 'GET', path: /blobs\/sha256/, action: { kind: 'truncate', bytes: 50 } });
+      await expectCode(readAll(await viaProxy.fetchBlob(papp, layer, { verify: false })), 'DIGEST_MISMATCH', /ended after 50 of/);
       // Unknown size: the digest alone catches it.
       proxy.reset();
       proxy.add({ method: 'GET', path: /blobs\/sha256/, action: { kind: 'truncate', bytes: 10 } });

@@ -164,9 +164,10 @@ export interface StreamedSourceLayer extends LayerStream {
 
 /**
  * Starts fetching a source layer into a bounded read-ahead buffer; the
- * apply reads `body` and checks both digests natively at its end. The
- * registry client checks the blob digest too, and fails `body` on a
- * mismatch, so a bad blob never ends cleanly.
+ * apply reads `body` and checks both digests natively at its end (a
+ * mismatch fails the layer before its commit). The registry client checks
+ * only the size: hashing the blob here as well cost the event loop, which
+ * feeds the apply, as much as the native check costs its own thread.
  */
 export async function fetchSourceStream(
   client: RegistryClient,
@@ -175,7 +176,7 @@ export async function fetchSourceStream(
   diffId: string,
   opts: { onBytes?: (n: number) => void; signal?: AbortSignal; what: string },
 ): Promise<StreamedSourceLayer> {
-  const src = await client.fetchBlob(repo, desc, opts.signal ? { signal: opts.signal } : {});
+  const src = await client.fetchBlob(repo, desc, { verify: false, ...(opts.signal ? { signal: opts.signal } : {}) });
   const body = new Counter(opts.onBytes, READ_AHEAD_BYTES / 2);
   const received = pipeline([src, body], opts.signal ? { signal: opts.signal } : {}).then(() => body.bytes);
   received.catch(() => {});

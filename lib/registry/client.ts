@@ -387,11 +387,13 @@ export class RegistryClient {
    * drops, the rest is fetched again with a Range request (within the retry
    * policy). A wrong digest or a short or long body makes the stream error
    * with DIGEST_MISMATCH instead of ending. HTTP errors reject the promise.
+   * `verify: false` leaves the digest to a reader that checks it itself
+   * (the native apply does, off this thread); the size is still checked.
    */
   async fetchBlob(
     repo: RepoLocator,
     desc: { digest: string; size?: number },
-    opts: { signal?: AbortSignal } = {},
+    opts: { signal?: AbortSignal; verify?: boolean } = {},
   ): Promise<Readable> {
     validateDigest(desc.digest);
     const what = `pull blob ${repo.registry}/${repo.repository}@${desc.digest}`;
@@ -407,7 +409,7 @@ export class RegistryClient {
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     const first = await this.send(op(0));
-    const hash = createDigestHash(desc.digest);
+    const hash = opts.verify === false ? undefined : createDigestHash(desc.digest);
     const algo = desc.digest.slice(0, desc.digest.indexOf(':'));
     const expectedSize = desc.size ?? (first.headers['content-length'] ? Number(first.headers['content-length']) : undefined);
     const mismatch = (m: string) => new OverlaybdError('DIGEST_MISMATCH', `registry ${base}: ${what}: ${m}`);
@@ -440,7 +442,7 @@ export class RegistryClient {
             received += b.length;
             this.stats.bytesDownloaded += b.length;
             if (expectedSize !== undefined && received > expectedSize) throw mismatch(`body is longer than the expected ${expectedSize} bytes`);
-            hash.update(b);
+            hash?.update(b);
             // The reader went away (also while we waited for this chunk): stop quietly.
             if (out.destroyed) throw new ReaderGone();
             if (!out.write(b)) await drained(out, opts.signal);
@@ -467,8 +469,10 @@ export class RegistryClient {
     }).then(
       () => {
         if (expectedSize !== undefined && received !== expectedSize) throw mismatch(`body ended after ${received} of ${expectedSize} bytes`);
-        const got = `${algo}:${hash.digest('hex')}`;
-        if (got !== desc.digest) throw mismatch(`content digest is ${got}`);
+        if (hash) {
+          const got = `${algo}:${hash.digest('hex')}`;
+          if (got !== desc.digest) throw mismatch(`content digest is ${got}`);
+        }
         out.end();
       },
     ).catch((e: unknown) => {
