@@ -18,7 +18,8 @@ export { chainIds, uuidFromChainId } from './chain.js';
 export * from './media.js';
 export { logProgress, ttyProgress, silentProgress, type ProgressSink, type ProgressEvent, type Stage } from './progress.js';
 export { applyWithExt4, type ApplyFn, type ApplyRequest } from './apply.js';
-export { openDedupStore, type DedupStore } from './db/index.js';
+export { openDedupStore } from './db/open.js';
+export type { DedupStore } from './db/types.js';
 
 export async function convert(input: ConvertOptionsInput, deps: ConvertDeps & { apply?: ApplyFn }): Promise<ConvertResult> {
   return runConversion(parseConvertOptions(input), deps);

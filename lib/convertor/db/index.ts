@@ -1,56 +1,7 @@
-/**
- * Opens the dedup store that `--db-type` / `--db-str` name:
- * `sqlite` (default; `--db-str` is the file, a per-user cache file when
- * omitted), `mysql` (`--db-str` is a Go MySQL DSN or a mysql:// URL), or
- * `none`.
- */
-import { z } from 'zod';
-import { OverlaybdError } from '../../errors.js';
-import { MysqlDedupStore } from './mysql.js';
-import { NoDedupStore } from './none.js';
-import { SqliteDedupStore, defaultSqlitePath } from './sqlite.js';
-import type { DedupStore } from './types.js';
-
+/** The dedup stores (sqlite, mysql, none) and openDedupStore (open.ts), which picks one. */
 export * from './types.js';
 export { parseMysqlDsn, redactDsn, parseGoDuration, type MysqlConnection } from './dsn.js';
 export { SqliteDedupStore, defaultSqlitePath } from './sqlite.js';
 export { MysqlDedupStore } from './mysql.js';
 export { NoDedupStore } from './none.js';
-
-export const DedupConfigSchema = z
-  .object({
-    dbType: z.enum(['sqlite', 'mysql', 'none']).default('sqlite'),
-    dbStr: z.string().optional(),
-  })
-  .strict();
-export type DedupConfig = z.input<typeof DedupConfigSchema>;
-
-export async function openDedupStore(config: DedupConfig = {}): Promise<DedupStore> {
-  const parsed = DedupConfigSchema.safeParse(config);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    if (issue?.code === 'unrecognized_keys') {
-      throw new OverlaybdError('CONFIG_INVALID', `dedup store options: unknown field(s) ${issue.keys.join(', ')} (dbType, dbStr)`);
-    }
-    const field = issue?.path[0] === 'dbType' ? '--db-type' : '--db-str';
-    throw new OverlaybdError(
-      'CONFIG_INVALID',
-      `invalid ${field} ${JSON.stringify(issue?.path[0] === 'dbType' ? (config as { dbType?: unknown }).dbType : '')}: ${issue?.message ?? 'invalid'} (sqlite, mysql or none)`,
-    );
-  }
-  const { dbType, dbStr } = parsed.data;
-  switch (dbType) {
-    case 'none':
-      return new NoDedupStore();
-    case 'sqlite':
-      return new SqliteDedupStore(dbStr && dbStr.length > 0 ? dbStr : defaultSqlitePath());
-    case 'mysql':
-      if (!dbStr) {
-        throw new OverlaybdError(
-          'CONFIG_INVALID',
-          '--db-type mysql needs --db-str, e.g. user:pass@tcp(127.0.0.1:3306)/conversioncache',
-        );
-      }
-      return MysqlDedupStore.open(dbStr);
-  }
-}
+export { DedupConfigSchema, openDedupStore, type DedupConfig } from './open.js';
