@@ -172,6 +172,10 @@ describe('containerd + overlaybd-snapshotter end to end', () => {
       await ctr(['containers', 'delete', 'ovl-writer']).catch(() => {});
       await obd(['rm', 'ovl-layer']).catch(() => {});
     }
+    // autoRemoveDev: the image's device goes with on-ovl, the last snapshot mounted over it (through
+    // the commit), once containerd's garbage collection has removed that snapshot here.
+    for (let i = 0; i < 100 && (await devices()).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await devices()).toEqual([]);
   });
 
   it('ctr rm and ctr images rm leave no device, mount, configfs entry or snapshot dir', async () => {

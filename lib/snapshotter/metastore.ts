@@ -260,9 +260,9 @@ export class MetaStore {
     return new Map(rows.map((r) => [String(r.id), r.key]));
   }
 
-  /** Keys of the Active and View snapshots whose parent is `parentKey`. */
-  childrenOf(parentKey: string): string[] {
-    const rows = this.#db.prepare(`SELECT s.key FROM snapshots s JOIN snapshots p ON p.id = s.parent_id WHERE p.key = ? AND s.kind != 'COMMITTED'`).all(parentKey) as { key: string }[];
-    return rows.map((r) => r.key);
+  /** Ids of the Active and View snapshots, each with its parent chain (nearest first). */
+  liveChains(): { id: string; parentIds: string[] }[] {
+    const rows = this.#db.prepare(`SELECT id, parent_id FROM snapshots WHERE kind != 'COMMITTED'`).all() as { id: number; parent_id: number | null }[];
+    return rows.map((r) => ({ id: String(r.id), parentIds: this.#parentIds(r.parent_id) }));
   }
 }

@@ -190,15 +190,16 @@ export class Snapshotter {
    * the empty fs/ dirs and loses the image (docs/decisions.md).
    */
   async #lowerDirs(parentIds: string[]): Promise<string[]> {
-    const dirs: string[] = [];
-    for (const p of parentIds) {
-      if (isBlock(this.#typeOf(p))) {
-        await this.devices.attachAndMount(p, 'overlayfs', this.#fsTypeOf(p));
-        return [...dirs, this.layout.mountpoint(p)];
-      }
-      dirs.push(this.layout.fs(p));
-    }
-    return dirs;
+    const under = this.#blockUnder(parentIds);
+    if (under === undefined) return parentIds.map((p) => this.layout.fs(p));
+    await this.devices.attachAndMount(under.id, 'overlayfs', this.#fsTypeOf(under.id));
+    return [...under.above.map((p) => this.layout.fs(p)), this.layout.mountpoint(under.id)];
+  }
+
+  /** The first overlaybd layer of a parent chain (nearest first) and the plain layers above it. */
+  #blockUnder(parentIds: string[]): { id: string; above: string[] } | undefined {
+    const i = parentIds.findIndex((p) => isBlock(this.#typeOf(p)));
+    return i < 0 ? undefined : { id: parentIds[i]!, above: parentIds.slice(0, i) };
   }
 
   #normalMounts(id: string, kind: Kind, parentIds: string[]): Mount[] {
@@ -258,10 +259,11 @@ export class Snapshotter {
       // First in the transaction: a snapshot with children stays, device and all.
       const { id } = this.store.remove(key);
       if (type !== 'normal' && fs.existsSync(path.join(this.layout.block(id), 'backstore_mark'))) await this.devices.unmountAndDetach(id);
-      // autoRemoveDev: the image's device goes with its last container.
-      const parentId = before.parentIds[0];
-      if (this.config.autoRemoveDev && before.info.kind === 'ACTIVE' && parentId !== undefined && this.store.childrenOf(before.info.parent).length === 0) {
-        if (this.#typeOf(parentId) !== 'normal' && this.devices.devicePath(parentId) !== undefined) await this.devices.unmountAndDetach(parentId);
+      // autoRemoveDev: the image's device goes with the last container
+      // mounted over it, directly or through commits of overlayfs uppers.
+      const under = this.config.autoRemoveDev && before.info.kind === 'ACTIVE' ? this.#blockUnder(before.parentIds) : undefined;
+      if (under && this.devices.devicePath(under.id) !== undefined && !this.store.liveChains().some((s) => this.#blockUnder(s.parentIds)?.id === under.id)) {
+        await this.devices.unmountAndDetach(under.id);
       }
       if (isMountPoint(this.layout.mountpoint(id))) throw new OverlaybdError('FAILED_PRECONDITION', `snapshot ${key}: ${this.layout.mountpoint(id)} is still mounted`);
       this.log.debug('snapshot.removed', { key, id });
