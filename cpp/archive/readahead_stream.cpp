@@ -101,7 +101,7 @@ class ReadaheadStream final : public ByteStream {
     if (n == 0) return size_t(0);
     if (pos_ == cur_.size()) {
       std::unique_lock lk(sh_->mu);
-      if (!cur_.empty() || cur_.capacity() > 0) {
+      if (cur_.capacity() > 0) {  // a chunk taken before: back to the pool
         sh_->empty.push_back(std::move(cur_));
         sh_->cv.notify_all();
       }

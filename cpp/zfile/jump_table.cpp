@@ -13,14 +13,13 @@ uint32_t floor_log2(uint32_t n) { return 31u - uint32_t(__builtin_clz(n)); }
 
 JumpTable::JumpTable(uint64_t first_offset, uint32_t max_len, uint64_t nblocks)
     : shift_(floor_log2(1 + 65535u / std::max<uint32_t>(max_len, 1))), max_len_(max_len) {
-  group_ = 1u << shift_;
-  bases_.reserve(nblocks / group_ + 1);
+  bases_.reserve((nblocks >> shift_) + 1);
   deltas_.reserve(nblocks + 1);
   add_offset(first_offset);
 }
 
 void JumpTable::add_offset(uint64_t off) {
-  if ((deltas_.size() & (group_ - 1)) == 0) bases_.push_back(off);
+  if ((deltas_.size() & ((uint64_t(1) << shift_) - 1)) == 0) bases_.push_back(off);
   deltas_.push_back(uint16_t(off - bases_.back()));
   end_ = off;
 }

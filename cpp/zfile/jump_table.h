@@ -12,10 +12,9 @@ class JumpTable {
  public:
   JumpTable() = default;
   // `max_len` bounds every stored length; groups (a power of two blocks) are
-  // sized so that deltas
-  // (at most (group-1) * max_len) always fit 16 bits, whatever the block
-  // size (upstream's fixed 65536/block_size grouping breaks on stored blocks
-  // above 64 KiB).
+  // sized so that deltas (at most (group-1) * max_len) always fit 16 bits,
+  // whatever the block size (upstream's fixed 65536/block_size grouping
+  // breaks on stored blocks above 64 KiB).
   JumpTable(uint64_t first_offset, uint32_t max_len, uint64_t nblocks);
 
   // Appends the next block's stored length (caller checked len <= max_len).
@@ -32,8 +31,7 @@ class JumpTable {
  private:
   void add_offset(uint64_t off);
 
-  uint32_t shift_ = 0;  // blocks per group: a power of two
-  uint32_t group_ = 1;
+  uint32_t shift_ = 0;  // log2 of the blocks per group
   uint32_t max_len_ = 0;
   uint32_t max_seen_ = 0;
   uint64_t end_ = 0;

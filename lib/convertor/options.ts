@@ -6,6 +6,7 @@ import os from 'node:os';
 import { z } from 'zod';
 import { parseWith } from '../config.js';
 import { OverlaybdError } from '../errors.js';
+import { ZFileOptionsSchema } from '../layer.js';
 import type { DedupStore } from './db/index.js';
 import type { ProgressSink } from './progress.js';
 import type { Logger } from '../log.js';
@@ -52,7 +53,7 @@ export const ConvertOptionsSchema = z
          * it). Layers of one image apply one after another, so their
          * commits would otherwise leave all cores but one idle.
          */
-        threads: z.number().int().min(1).max(256).default(() => Math.min(os.availableParallelism(), 8)),
+        threads: ZFileOptionsSchema.shape.threads.unwrap().default(() => Math.min(os.availableParallelism(), 8)),
       })
       .prefault({}),
   })

@@ -62,6 +62,16 @@ function openAt(source: BlobSource, offset: number): Readable {
   return source.open(offset);
 }
 
+/**
+ * A request body of `source` from `offset`, opened per attempt. pipeline,
+ * not pipe: when the transport destroys the body (request error, early
+ * 401/5xx) the source stream is destroyed too and a file's fd closed. The
+ * transport sees any error through the body.
+ */
+function bodyAt(source: BlobSource, offset: number): () => Readable {
+  return () => pipeline(openAt(source, offset), new PassThrough(), () => {});
+}
+
 /** Reads a stream in fixed-size pieces. */
 class ChunkReader {
   private readonly it: AsyncIterator<Buffer>;
@@ -258,10 +268,7 @@ class Uploader {
       }
       body = source;
     } else {
-      // pipeline, not pipe: when the transport destroys the body (request
-      // error, early 401/5xx) the file stream is destroyed too and its fd
-      // closed. The transport sees any error through the body.
-      body = () => pipeline(openAt(source, 0), new PassThrough(), () => {});
+      body = bodyAt(source, 0);
     }
     if (body instanceof Uint8Array) await this.commit(location, body, size);
     else await this.checkedCommit(location, body, size);
@@ -347,11 +354,10 @@ class Uploader {
    * registry checks against its `?digest=`. A PATCH that fails resumes at
    * the offset the registry reports, so a multi-GB layer does not start
    * over. One request instead of 16 MiB PATCHes: 94 MB to docker-registry
-   * took 0.55 s against 0.86-1.16 s.
+   * took 0.53-0.83 s against 0.86-1.34 s.
    */
   async streamed(location: string, source: BlobSource, size: number): Promise<void> {
-    // pipeline, not pipe: a body the transport destroys closes the file too.
-    const loc = await this.patch(location, 0, size, (offset) => () => pipeline(openAt(source, offset), new PassThrough(), () => {}));
+    const loc = await this.patch(location, 0, size, (offset) => bodyAt(source, offset));
     await this.checkedCommit(loc);
   }
 

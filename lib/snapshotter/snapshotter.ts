@@ -171,13 +171,14 @@ export class Snapshotter {
       if (mode === 'dir') return { mounts: [bind(this.layout.mountpoint(id), false)], block: true };
       return { mounts: [{ type: 'ext4', source: this.devices.devicePath(id)!, options: [kind === 'VIEW' ? 'ro' : 'rw', 'discard'] }], block: true };
     }
-    // The image's config takes the trace settings before its device is attached below.
-    const onBlock = parentId !== undefined && isBlock(this.#typeOf(parentId));
+    const under = this.#blockUnder(parentIds);
+    // The parent is the image itself: its config takes the trace settings before its device is attached below.
+    const onBlock = under !== undefined && under.above.length === 0;
     if (onBlock && create) {
-      const spec = readBsConfig(this.layout, parentId);
-      if (spec) writeBsConfig(this.layout, parentId, { ...spec, ...this.#traceSettings(parentId, labels) });
+      const spec = readBsConfig(this.layout, under.id);
+      if (spec) writeBsConfig(this.layout, under.id, { ...spec, ...this.#traceSettings(under.id, labels) });
     }
-    const lowers = await this.#lowerDirs(parentIds);
+    const lowers = await this.#lowerDirs(parentIds, under);
     return { mounts: normalMounts(kind, this.layout.fs(id), this.layout.work(id), lowers), block: onBlock };
   }
 
@@ -189,8 +190,7 @@ export class Snapshotter {
    * an overlayfs upper, the commit over the device, where upstream lists
    * the empty fs/ dirs and loses the image (docs/decisions.md).
    */
-  async #lowerDirs(parentIds: string[]): Promise<string[]> {
-    const under = this.#blockUnder(parentIds);
+  async #lowerDirs(parentIds: string[], under: { id: string; above: string[] } | undefined): Promise<string[]> {
     if (under === undefined) return parentIds.map((p) => this.layout.fs(p));
     await this.devices.attachAndMount(under.id, 'overlayfs', this.#fsTypeOf(under.id));
     return [...under.above.map((p) => this.layout.fs(p)), this.layout.mountpoint(under.id)];
