@@ -42,7 +42,8 @@ class RoIndex {
   std::vector<Segment> segs_;
   // Static B-tree over the end LBA of each group of kGroup segments: two
   // adjacent cache lines a level, compared with SIMD, instead of one cache
-  // miss a comparison as in binary search; then a short scan of one group.
+  // miss a comparison as in binary search; then a branch-free count over
+  // one group.
   static constexpr size_t kGroup = 16;
   SearchTree tree_;
 };
