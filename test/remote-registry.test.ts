@@ -41,8 +41,8 @@ describe('plain registry behind the fault proxy', () => {
     const r = await remoteGet(args(proxy.url), ranges);
     expectBytes(r, ranges);
     expect(r.open.size).toBe(SIZE);
-    // Discovery, the size, then one GET per read with bytes to fetch.
-    expect(proxy.count('GET', BLOB_PATH)).toBe(2 + ranges.length - 1);
+    // Discovery, then one GET per read with bytes to fetch (each answer checks the size).
+    expect(proxy.count('GET', BLOB_PATH)).toBe(1 + ranges.length - 1);
     expect(proxy.connections()).toBe(1);
     expect(r.fetches.every((f) => f.attempt === 1 && f.ok)).toBe(true);
   });
@@ -142,6 +142,10 @@ describe('plain registry behind the fault proxy', () => {
     expect(wrong.open.ok).toBe(true);
     expect(wrong.reads[0]!.code).toBe('EINVAL');
     expect(wrong.reads[0]!.message).toMatch(new RegExp(`${SIZE + 1}.*${SIZE}`));
+    // A read past the registry's end (416) says the same.
+    const past = await remoteGet(['--url', blobUrl(proxy.url), '--digest', digest, '--size', String(SIZE + 1), `${SIZE}:1`]);
+    expect(past.reads[0]!.code).toBe('EINVAL');
+    expect(past.reads[0]!.message).toMatch(new RegExp(`${SIZE + 1}.*${SIZE}`));
     proxy.add({ method: 'GET', path: BLOB_PATH, times: 100, action: { kind: 'status', status: 403 } });
     // Without a size, open asks the registry (bytes 0-0); with one, the first read does.
     const denied = await remoteGet(['--url', blobUrl(proxy.url), '--digest', digest, '--timeout-ms', '5000']);
@@ -163,7 +167,7 @@ describe('plain registry behind the fault proxy', () => {
       expectBytes(r, ranges);
       // Discovery once, then again after the failed read invalidated the resolved URL.
       expect(proxy.count('GET', BLOB_PATH)).toBe(2);
-      expect(storage.count('GET', BLOB_PATH)).toBe(4); // size, [0,100], R failed, R
+      expect(storage.count('GET', BLOB_PATH)).toBe(3); // [0,100], R failed, R
     } finally {
       await storage.close();
     }

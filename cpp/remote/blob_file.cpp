@@ -2,9 +2,7 @@
 // read's deadline (§6.1). Never returns bytes it did not verify came from
 // the asked range.
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
-#include <mutex>
 #include <cstring>
 #include <thread>
 
@@ -60,8 +58,8 @@ struct RangeSink {
     if (resp.status == 206) {
       const std::string* h = resp.header("content-range");
       std::optional<ContentRange> cr = h ? parse_content_range(*h) : std::nullopt;
-      if (!cr || cr->unsatisfied || cr->first != off || cr->last != off + len - 1 ||
-          (blob_size != 0 && cr->total && *cr->total != blob_size)) {
+      if (cr && cr->total && blob_size != 0 && *cr->total != blob_size) return size_differs(*cr->total);
+      if (!cr || cr->unsatisfied || cr->first != off || cr->last != off + len - 1) {
         err = Status(Code::kEIO, "HTTP 206 with wrong Content-Range '" + (h ? *h : std::string()) + "'");
         return false;
       }
@@ -70,21 +68,26 @@ struct RangeSink {
     } else if (resp.status == 200) {
       const std::string* cl = resp.header("content-length");
       if (cl) total = std::strtoull(cl->c_str(), nullptr, 10);
-      if (blob_size != 0 && total && *total != blob_size) {
-        err = Status(Code::kEIO, "HTTP 200 with " + std::to_string(*total) + " bytes, blob has " + std::to_string(blob_size));
-        return false;
-      }
+      if (blob_size != 0 && total && *total != blob_size) return size_differs(*total);
       skip = off;
       data = true;
+    } else if (resp.status == 416 && blob_size != 0) {
+      // A range past the registry's end: the config's size is wrong if the answer says so.
+      const std::string* h = resp.header("content-range");
+      std::optional<ContentRange> cr = h ? parse_content_range(*h) : std::nullopt;
+      if (cr && cr->total && *cr->total != blob_size) return size_differs(*cr->total);
     }
     return true;
   }
-};
 
-Status size_mismatch(const std::string& digest, uint64_t expected, uint64_t actual) {
-  return Status(Code::kEINVAL, digest + ": config.v1.json says " + std::to_string(expected) +
-                                   " bytes, the registry has " + std::to_string(actual));
-}
+  // Every answer is checked against the size the config gave, so the first
+  // read of a blob needs no request of its own to check it.
+  bool size_differs(uint64_t actual) {
+    err = Status(Code::kEINVAL, "config.v1.json says " + std::to_string(blob_size) + " bytes, the registry has " +
+                                    std::to_string(actual));
+    return false;
+  }
+};
 
 struct Attempt {
   Status status;
@@ -106,7 +109,6 @@ class BlobFile final : public File {
   Result<size_t> pread(void* buf, size_t len, uint64_t off) override {
     if (off >= size_ || len == 0) return size_t(0);
     if (nowait_active()) return would_block(name());  // an HTTP round trip
-    OBD_TRY(check_size());
     uint64_t n = std::min<uint64_t>(len, size_ - off);
     OBD_TRY(read_range(static_cast<char*>(buf), off, n, nullptr));
     return size_t(n);
@@ -118,31 +120,16 @@ class BlobFile final : public File {
     uint64_t total = 0;
     OBD_TRY(read_range(&byte, 0, 1, &total));
     size_ = total;
-    checked_ = true;
     return Status::ok();
   }
 
   // Open with the size the config gives: no request now, so an image whose
   // reads the cache holds opens and reads with the registry unreachable.
-  // The first read that reaches the registry checks the size (and does the
-  // auth discovery) first; a mismatch fails that read and every later one.
+  // Each answer is checked against it (RangeSink): a mismatch fails every
+  // read that reaches the registry, naming both sizes.
   void assume_size(uint64_t size) { size_ = size; }
 
  private:
-  Status check_size() {
-    if (checked_.load(std::memory_order_acquire)) return check_status_;
-    std::lock_guard lk(check_mu_);
-    if (checked_.load(std::memory_order_relaxed)) return check_status_;
-    char byte;
-    uint64_t total = 0;
-    Status s = read_range(&byte, 0, 1, &total);
-    if (!s.is_ok() && s.category() == Category::kTransient) return s;  // try again on the next read
-    if (s.is_ok() && total != size_) s = size_mismatch(digest_, size_, total);
-    check_status_ = s;
-    checked_.store(true, std::memory_order_release);
-    return s;
-  }
-
   // Reads [off, off+len) completely, or fails naming the digest and range.
   // `total_out` set: the blob size is unknown and is reported (open).
   Status read_range(char* buf, uint64_t off, uint64_t len, uint64_t* total_out) {
@@ -277,9 +264,6 @@ class BlobFile final : public File {
   const std::string url_;
   const std::string digest_;
   uint64_t size_ = 0;  // set once by open, before the File is shared
-  std::atomic<bool> checked_{false};
-  std::mutex check_mu_;
-  Status check_status_;
 };
 
 }  // namespace
