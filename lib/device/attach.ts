@@ -6,11 +6,9 @@
  * target_core_user and tcm_loop; ublk (ublk.ts) serves /dev/ublkbN where
  * the kernel has ublk_drv.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { z } from 'zod';
 import { argument, filePath, parseWith, readJsonFile } from '../config.js';
 import { OverlaybdError } from '../errors.js';
@@ -23,8 +21,6 @@ import type { ImageService } from '../service/image-service.js';
 import { assertNotClaimed } from './claim.js';
 import { attachTcmu } from './tcmu.js';
 import { attachUblk, type UblkServeOptions } from './ublk.js';
-
-const run = promisify(execFile);
 
 export type Frontend = 'fuse' | 'tcmu' | 'ublk';
 
@@ -55,7 +51,7 @@ export interface AttachedDevice {
   upstreamId?: string;
   /** Detaches the loop device, unmounts and closes the image; resolves once all is gone. */
   detach(): Promise<void>;
-  /** FUSE: milliseconds each attach step took (image open, FUSE export, losetup), for the service's log. */
+  /** FUSE: milliseconds each attach step took (image open, FUSE export, loop device), for the service's log. */
   timings?: Record<string, number>;
 }
 
@@ -82,20 +78,10 @@ function makeMountDir(dir: string): void {
   }
 }
 
-/** Runs a command, failing with EIO that quotes its stderr. */
-async function sh(cmd: string, args: string[]): Promise<string> {
-  try {
-    return (await run(cmd, args, { timeout: 60_000 })).stdout.trim();
-  } catch (e) {
-    const err = e as Error & { stderr?: string };
-    throw new OverlaybdError('EIO', `${cmd} ${args.join(' ')} failed: ${(err.stderr || err.message).trim()}`, { cause: e });
-  }
-}
-
 /**
  * Opens a config.v1.json image and attaches it as a block device:
- * `losetup --direct-io=on` on a FUSE file (read-only when the image has no
- * writable upper). Undoes what it did when a step fails.
+ * a loop device with direct I/O on a FUSE file (read-only when the image
+ * has no writable upper). Undoes what it did when a step fails.
  */
 export async function attachDevice(configPath: string, opts: AttachOptions = {}): Promise<AttachedDevice> {
   const file = argument(filePath, configPath, 'configPath');
@@ -129,8 +115,9 @@ export async function attachDevice(configPath: string, opts: AttachOptions = {})
     undo.push(() => exp.close());
     const exportMs = lap();
     const readOnly = !image.writable;
-    const loop = await sh('losetup', ['--find', '--show', '--direct-io=on', ...(readOnly ? ['--read-only'] : []), exp.file]);
-    undo.push(() => sh('losetup', ['-d', loop]).then(() => {}));
+    // What `losetup --find --show --direct-io=on [--read-only]` does, by ioctl.
+    const loop = (await native().loopAttach(exp.file, { readOnly, directIo: true })) as string;
+    undo.push(() => native().loopDetach(loop) as Promise<void>);
     const loopMs = lap();
     let detaching: Promise<void> | undefined;
     return {
