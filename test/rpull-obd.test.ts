@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnTool } from './helpers/cli.js';
+import { spawnTool, waitFor } from './helpers/cli.js';
 import type { TestContainerd } from './helpers/containerd.js';
 import { startObdStack, type ObdStack } from './helpers/obd-stack.js';
 import { remoteBookworm, type RemoteBookworm } from './helpers/remote-image.js';
@@ -81,6 +81,10 @@ describe('overlaybd rpull into overlaybd-snapshotter', () => {
     const committed = await snap.list(['kind==committed']);
     expect(committed).toHaveLength(image.lowers.length);
     for (const s of committed) expect(s.labels['containerd.io/snapshot/image-ref']).toBe(ref);
+    // The snapshotter had the device service read the pulled layers' headers into its cache, attaching nothing.
+    await waitFor(() => snap.stderr().includes('"event":"block.warmed"'), 'the warm-up of the pulled image', 60_000);
+    expect(snap.stderr()).not.toContain('block.warm_failed');
+    expect(await devices()).toEqual([]);
 
     // The answer goes through a bind mount: ctr's stdout of a short task was seen to come back empty under load.
     const out = path.join(stack.dir, 'out');

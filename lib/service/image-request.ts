@@ -41,13 +41,13 @@ async function fileSize(p: string): Promise<number | undefined> {
 export async function buildImageRequest(
   configPath: string,
   global: GlobalConfig,
-  opts: { autoPrefetch?: boolean } = {},
+  opts: { autoPrefetch?: boolean; reportResult?: boolean } = {},
   resolved?: ResolvedImageConfig,
 ): Promise<ImageRequest> {
   const r = resolved ?? (await resolveImageConfig(configPath));
   const { config } = r;
   const lowers = [...r.lowers];
-  const resultFile = config.resultFile ? r.abs(config.resultFile) : undefined;
+  const resultFile = config.resultFile && opts.reportResult !== false ? r.abs(config.resultFile) : undefined;
   const reportResult = async (outcome: { ok: true } | { ok: false; reason: string }) => {
     if (resultFile) await writeResultFile(resultFile, outcome);
   };

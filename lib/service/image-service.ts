@@ -55,6 +55,8 @@ export interface ImageServiceOptions {
 export interface OpenOptions {
   /** Start the prefetch of a trace or file list as soon as the image is open (default true). */
   autoPrefetch?: boolean;
+  /** Write the config's resultFile (default true; a warm-up that attaches no device does not). */
+  reportResult?: boolean;
 }
 
 export class ImageService extends EventEmitter {

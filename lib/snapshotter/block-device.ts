@@ -63,11 +63,47 @@ function isErofs(dev: string): boolean {
 }
 
 export class BlockDevices {
+  /** The snapshot the running warm-up is for, and the newest one asked for meanwhile. */
+  #warming: Promise<void> | undefined;
+  #nextWarm: string | undefined;
+
   constructor(
     readonly layout: Layout,
     readonly config: SnapshotterConfig,
     readonly log: Logger,
   ) {}
+
+  /**
+   * Asks the device service, in the background, to read a pulled layer's
+   * headers and indexes (and the filesystem's first blocks) into its cache,
+   * so the first container's attach waits less on the registry. One at a
+   * time: a pull takes its layers bottom up and each layer's config holds
+   * the ones below, so only the newest asked for while one runs is done
+   * next. Failures are only logged: the attach reads what it needs anyway.
+   */
+  warmSoon(id: string): void {
+    this.#nextWarm = id;
+    this.#warming ??= this.#warmQueued();
+  }
+
+  /** Resolves when no warm-up runs or waits (tests, shutdown). */
+  async warmed(): Promise<void> {
+    while (this.#warming) await this.#warming;
+  }
+
+  async #warmQueued(): Promise<void> {
+    for (let id = this.#nextWarm; id !== undefined; id = this.#nextWarm) {
+      this.#nextWarm = undefined;
+      const config = this.layout.configPath(id);
+      try {
+        const r = (await callService(this.config.deviceSocket, 'POST', '/warm', { config })) as { ms?: number };
+        this.log.debug('block.warmed', { id, ms: r.ms });
+      } catch (e) {
+        this.log.debug('block.warm_failed', { id, error: (e as Error).message });
+      }
+    }
+    this.#warming = undefined;
+  }
 
   /** The device path of an attached snapshot (its backstore_mark), else undefined. */
   devicePath(id: string): string | undefined {

@@ -97,7 +97,7 @@ export class Snapshotter {
             this.store.commitActive(key, ref, { size: 0, inodes: 0 }, committed);
             writeBsConfig(this.layout, s.id, constructSpec(this.layout, this.config, s.id, s.parentIds[0], type, committed));
             this.log.info('snapshot.remote', { key, ref, id: s.id });
-            return { exists: `target snapshot ${JSON.stringify(ref)}` };
+            return { exists: `target snapshot ${JSON.stringify(ref)}`, warm: s.id };
           }
           this.#dropWritableLabel(key, labels);
           return { mounts: this.#normalMounts(s.id, kind, s.parentIds) };
@@ -110,7 +110,11 @@ export class Snapshotter {
         throw e;
       }
     });
-    if ('exists' in out) throw new OverlaybdError('EEXIST', `${out.exists}: already exists`);
+    if (out.exists !== undefined) {
+      // Committed: the layer's config is there for the device service to read ahead.
+      this.devices.warmSoon(out.warm);
+      throw new OverlaybdError('EEXIST', `${out.exists}: already exists`);
+    }
     return out.mounts;
   }
 
