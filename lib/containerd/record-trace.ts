@@ -169,7 +169,11 @@ export async function recordTrace(o: RecordTraceOptions): Promise<RecordTraceRes
     const traceFile = path.resolve(opts.workingDir, name);
     await fs.promises.writeFile(traceFile, '', { flag: 'wx' });
     cleanups.push(() => removeTraceFiles(traceFile, opts.timeSec));
-    const lease = await takeLease(conn, 3 * opts.timeSec * 1000);
+    // The lease must outlive the run and what follows it (collecting the
+    // trace, building and pushing the image): the Go client's 24 h, not a
+    // multiple of --time, which a busy machine outran (the content it
+    // guarded was collected under the push). It is dropped at the end.
+    const lease = await takeLease(conn);
     cleanups.push(() => dropLease(conn, lease).catch((e: unknown) => say(`warning: ${(e as Error).message}`)));
 
     let run: { exitStatus: number; timedOut: boolean } | undefined;
