@@ -114,6 +114,9 @@ export class MetaStore {
   }
 
   static open(file: string): MetaStore {
+    // The clock of nowUs is in the native addon, whose first load (dlopen,
+    // 35 ms here) would otherwise fall in the first Prepare a pull waits on.
+    native();
     let db: Database.Database;
     try {
       db = new Database(file);
