@@ -173,7 +173,8 @@ export class DeviceService {
   async warm(config: string): Promise<{ ms: number }> {
     const abs = path.resolve(config);
     const t0 = performance.now();
-    const image = await this.images.openImage(abs, { autoPrefetch: false, reportResult: false });
+    // Only reads: no prefetch, no result file, and no recording into a trace a device is recording.
+    const image = await this.images.openImage(abs, { autoPrefetch: false, reportResult: false, recordTrace: false });
     try {
       await image.read(0, WARM_BYTES);
     } finally {

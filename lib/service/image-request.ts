@@ -41,7 +41,7 @@ async function fileSize(p: string): Promise<number | undefined> {
 export async function buildImageRequest(
   configPath: string,
   global: GlobalConfig,
-  opts: { autoPrefetch?: boolean; reportResult?: boolean } = {},
+  opts: { autoPrefetch?: boolean; reportResult?: boolean; recordTrace?: boolean } = {},
   resolved?: ResolvedImageConfig,
 ): Promise<ImageRequest> {
   const r = resolved ?? (await resolveImageConfig(configPath));
@@ -65,7 +65,7 @@ export async function buildImageRequest(
     const trace = dir ? `${r.abs(dir)}/trace` : undefined;
     if (trace && ((await fileSize(trace)) ?? 0) > 0) tracePath = trace;
   }
-  if (record && recordSize !== undefined) tracePath = record;
+  if (record && recordSize !== undefined && opts.recordTrace !== false) tracePath = record;
 
   const remote = lowers.filter((l): l is Extract<LowerSource, { url: string }> => 'url' in l);
   const hosts = [...new Set(remote.map((l) => new URL(l.url).host))];

@@ -57,6 +57,8 @@ export interface OpenOptions {
   autoPrefetch?: boolean;
   /** Write the config's resultFile (default true; a warm-up that attaches no device does not). */
   reportResult?: boolean;
+  /** Record into the config's recordTracePath when it asks for a recording (default true; a warm-up must not). */
+  recordTrace?: boolean;
 }
 
 export class ImageService extends EventEmitter {
