@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultRunDir } from '../lib/device/service.js';
+import { callService, defaultRunDir } from '../lib/device/service.js';
 import { runTool, spawnTool, waitFor } from './helpers/cli.js';
 import { localBookworm, writeGlobalConfig } from './helpers/remote-image.js';
 import { tempDir } from './helpers/vectors.js';
@@ -53,6 +53,11 @@ describe('overlaybd serve', () => {
       expect(list.map((d: { path: string }) => d.path).sort()).toEqual([dev, b.stdout.trim()].sort());
       expect(list[0]).toMatchObject({ frontend: 'fuse', config });
       expect(loops()).toBe(2);
+      // A warm-up (what the snapshotter asks on a pull) reads the image and attaches nothing.
+      const warmed = (await callService(socket, 'POST', '/warm', { config })) as { ms: number };
+      expect(warmed.ms).toBeGreaterThanOrEqual(0);
+      expect(loops()).toBe(2);
+      await expect(callService(socket, 'POST', '/warm', { config: path.join(tmp.dir, 'none.json') })).rejects.toThrow(/none\.json/);
 
       const mnt = path.join(tmp.dir, 'mnt');
       fs.mkdirSync(mnt);

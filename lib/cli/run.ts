@@ -121,8 +121,8 @@ export function runCli(tool: string, usage: string, main: (argv: string[]) => Pr
   main(argv).then(
     // Done: exit once stdout and stderr are flushed, instead of waiting for
     // closed connections to wind down (gRPC and HTTP/2 sessions kept rpull
-    // alive 50-130 ms after its last line).
-    // A write error (the reader went away) is left to the 'error' handler above.
+    // alive 50-130 ms after its last line). A write error (the reader went
+    // away) is left to the 'error' handler above.
     () => process.stdout.write('', (err) => err || process.stderr.write('', () => process.exit())),
     (e: unknown) => {
       if (e instanceof OverlaybdError) {

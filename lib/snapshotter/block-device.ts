@@ -63,7 +63,7 @@ function isErofs(dev: string): boolean {
 }
 
 export class BlockDevices {
-  /** The snapshot the running warm-up is for, and the newest one asked for meanwhile. */
+  /** The warm-ups running (undefined when none), and the newest snapshot waiting for one. */
   #warming: Promise<void> | undefined;
   #nextWarm: string | undefined;
 
@@ -84,11 +84,6 @@ export class BlockDevices {
   warmSoon(id: string): void {
     this.#nextWarm = id;
     this.#warming ??= this.#warmQueued();
-  }
-
-  /** Resolves when no warm-up runs or waits (tests, shutdown). */
-  async warmed(): Promise<void> {
-    while (this.#warming) await this.#warming;
   }
 
   async #warmQueued(): Promise<void> {
