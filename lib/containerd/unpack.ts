@@ -18,6 +18,8 @@ export interface UnpackOptions {
   diffIds: string[];
   /** Labels every layer's snapshot gets besides the inherited ones (rpull's image-ref, download-remote-blob). */
   extraLabels?: Record<string, string>;
+  /** chainIDs the caller has just found missing (Stat NotFound): not asked again. */
+  knownAbsent?: ReadonlySet<string>;
   /** Puts the layer blob into the content store (when the snapshotter did not take the layer remotely). */
   fetchLayer(layer: LayerDescriptor, index: number): Promise<void>;
   progress?: (line: string) => void;
@@ -47,7 +49,7 @@ export async function unpackLayers(conn: ContainerdConnection, o: UnpackOptions)
     const chainId = chain[i]!;
     const parent = i > 0 ? chain[i - 1]! : '';
     const tag = `layer ${i + 1}/${o.layers.length} ${layer.digest}`;
-    if (await sn.stat(chainId)) {
+    if (!o.knownAbsent?.has(chainId) && (await sn.stat(chainId))) {
       say(`${tag}: already unpacked as ${chainId}`);
       outcomes.push('existed');
       continue;
