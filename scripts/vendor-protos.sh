@@ -13,3 +13,4 @@ while read -r f; do
       -e '/protobuf\/plugin\/fieldpath.proto/d' -e '/option (containerd.plugin.fieldpath)/d' \
       "$SRC/$f" > "$DST/$f"
 done
+node --import tsx scripts/proto-json.ts
