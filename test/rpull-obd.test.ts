@@ -85,6 +85,10 @@ describe('overlaybd rpull into overlaybd-snapshotter', () => {
     await waitFor(() => snap.stderr().includes('"event":"block.warmed"'), 'the warm-up of the pulled image', 60_000);
     expect(snap.stderr()).not.toContain('block.warm_failed');
     expect(await devices()).toEqual([]);
+    // It read the layers' heads through the registry before any container ran (ranged GETs only).
+    const warmReqs = requestsSince(image.registry.logFile, from).filter((q) => image.lowers.some((l) => q.uri.endsWith(`/blobs/${l.digest}`)));
+    expect(warmReqs.filter((q) => q.method === 'GET' && q.range).length).toBeGreaterThan(0);
+    expect(warmReqs.filter((q) => q.method === 'GET' && !q.range)).toEqual([]);
 
     // The answer goes through a bind mount: ctr's stdout of a short task was seen to come back empty under load.
     const out = path.join(stack.dir, 'out');

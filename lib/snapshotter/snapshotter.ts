@@ -206,6 +206,16 @@ export class Snapshotter {
     return i < 0 ? undefined : { id: parentIds[i]!, above: parentIds.slice(0, i) };
   }
 
+  /**
+   * Whether a chain's rootfs is mounted over `blockId`'s device: `blockId`
+   * is its first overlaybd layer (#blockUnder). Only the layers above it
+   * are typed, so a Remove does not read the type of every live chain.
+   */
+  #mountsOver(parentIds: string[], blockId: string): boolean {
+    const i = parentIds.indexOf(blockId);
+    return i >= 0 && !parentIds.slice(0, i).some((p) => isBlock(this.#typeOf(p)));
+  }
+
   #normalMounts(id: string, kind: Kind, parentIds: string[]): Mount[] {
     return normalMounts(kind, this.layout.fs(id), this.layout.work(id), parentIds.map((p) => this.layout.fs(p)));
   }
@@ -266,7 +276,7 @@ export class Snapshotter {
       // autoRemoveDev: the image's device goes with the last container
       // mounted over it, directly or through commits of overlayfs uppers.
       const under = this.config.autoRemoveDev && before.info.kind === 'ACTIVE' ? this.#blockUnder(before.parentIds) : undefined;
-      if (under && this.devices.devicePath(under.id) !== undefined && !this.store.liveChains().some((s) => this.#blockUnder(s.parentIds)?.id === under.id)) {
+      if (under && this.devices.devicePath(under.id) !== undefined && !this.store.liveChains().some((s) => this.#mountsOver(s.parentIds, under.id))) {
         await this.devices.unmountAndDetach(under.id);
       }
       if (isMountPoint(this.layout.mountpoint(id))) throw new OverlaybdError('FAILED_PRECONDITION', `snapshot ${key}: ${this.layout.mountpoint(id)} is still mounted`);
