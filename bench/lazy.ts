@@ -2,7 +2,7 @@
  * Lazy image figures on the converted bookworm image (lz4 ZFile layer) in a
  * local docker-registry. Baselines measured in the same run:
  *  - bare ranged GETs of random 4 KiB ranges of the largest layer blob, with
- *    Node (undici, one keep-alive connection) and with curl (one process,
+ *    Node (our registry transport, one keep-alive connection) and with curl (one process,
  *    one reused connection): p50/p99 latency;
  *  - random 4 KiB reads of the same image from the downloaded layer files
  *    (openImage of a local config.v1.json): p50/p99 and reads/s;
@@ -18,11 +18,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { Agent, request } from 'undici';
 import { loadImageConfig } from '../lib/config.js';
 import { openImage } from '../lib/image.js';
 import { ImageService } from '../lib/service/image-service.js';
 import { inspectLayer } from '../lib/layer.js';
+import { readBody, Transport } from '../lib/registry/transport.js';
 import { Prng } from '../test/helpers/prng.js';
 import { registryClient, remoteBookworm, writeGlobalConfig, type RemoteBookworm, type RemoteLayer } from '../test/helpers/remote-image.js';
 
@@ -199,18 +199,18 @@ async function timeEach(offsets: number[], read: (offset: number) => Promise<voi
   return latency(us, performance.now() - t0);
 }
 
-async function undiciRanges(url: string, offsets: number[]): Promise<Latency> {
-  const agent = new Agent({ connections: 1, keepAliveTimeout: 60_000 });
+async function nodeRanges(url: string, offsets: number[]): Promise<Latency> {
+  const transport = new Transport({ plainHttp: true, maxSockets: 1 });
   try {
     const get = async (o: number) => {
-      const res = await request(url, { dispatcher: agent, headers: { range: `bytes=${o}-${o + PAGE - 1}` } });
-      const body = Buffer.from(await res.body.arrayBuffer());
-      if (res.statusCode !== 206 || body.length !== PAGE) throw new Error(`GET ${url} range at ${o}: ${res.statusCode}, ${body.length} bytes`);
+      const res = await transport.request({ method: 'GET', url: new URL(url), headers: { range: `bytes=${o}-${o + PAGE - 1}` } });
+      const body = await readBody(res);
+      if (res.status !== 206 || body.length !== PAGE) throw new Error(`GET ${url} range at ${o}: ${res.status}, ${body.length} bytes`);
     };
     for (const o of offsets.slice(0, 50)) await get(o);
     return await timeEach(offsets, get);
   } finally {
-    await agent.close();
+    await transport.close();
   }
 }
 
@@ -285,7 +285,7 @@ export async function run(): Promise<Record<string, number | string>> {
     const blobOffsets = Array.from({ length: n }, () => r.int(Math.floor(big.size / PAGE)) * PAGE);
     const ctx: LazyBenchContext = { rb, work, blob: big, blobUrl, deviceOffsets: await mappedOffsets(rb.localLayers, n, r) };
 
-    const node = await undiciRanges(blobUrl, blobOffsets);
+    const node = await nodeRanges(blobUrl, blobOffsets);
     const curl = await curlRanges(blobUrl, blobOffsets, work);
     const local = await localReads(ctx);
     const curlMs = await curlDownload(blobUrl, path.join(work, 'curl.blob'));
@@ -306,9 +306,9 @@ export async function run(): Promise<Record<string, number | string>> {
     const out: Record<string, number | string | undefined> = {
       'layer blob MB': Number(MB.toFixed(1)),
       'random reads': n,
-      'GET 4K undici p50 us': node.p50Us,
-      'GET 4K undici p99 us': node.p99Us,
-      'GET 4K undici reads/s': node.perSecond,
+      'GET 4K node p50 us': node.p50Us,
+      'GET 4K node p99 us': node.p99Us,
+      'GET 4K node reads/s': node.perSecond,
       'GET 4K curl p50 us': curl.p50Us,
       'GET 4K curl p99 us': curl.p99Us,
       'GET 4K curl new connections (measured)': curl.connections,
@@ -322,9 +322,9 @@ export async function run(): Promise<Record<string, number | string>> {
       'ours cold reads that fetched (misses)': cold?.misses,
       'ours cold miss p50 us': cold?.missP50Us,
       'ours cold miss p99 us': cold?.missP99Us,
-      'ours cold miss p50 / undici GET p50': ratio(cold?.missP50Us, node.p50Us),
-      'ours cold miss p99 / undici GET p99': ratio(cold?.missP99Us, node.p99Us),
-      'ours cold p50 / undici GET p50 (all reads)': ratio(cold?.p50Us, node.p50Us),
+      'ours cold miss p50 / node GET p50': ratio(cold?.missP50Us, node.p50Us),
+      'ours cold miss p99 / node GET p99': ratio(cold?.missP99Us, node.p99Us),
+      'ours cold p50 / node GET p50 (all reads)': ratio(cold?.p50Us, node.p50Us),
       'ours warm reads that fetched': warm?.misses,
       'ours warm 4K p50 us': warm?.p50Us,
       'ours warm 4K p99 us': warm?.p99Us,

@@ -131,8 +131,8 @@ async function bundle(entries: typeof ENTRIES, work: string): Promise<void> {
     target: `node${process.versions.node}`,
     define: { 'import.meta.url': '__obdImportMetaUrl' },
     // SEA gives the main script a require() of built-in modules only, which
-    // warns on the probes some packages make (undici: node:sqlite); a
-    // whole require() rooted at the script answers them quietly.
+    // warns on the optional probes some packages make; a whole require()
+    // rooted at the script answers them quietly.
     banner: {
       js: [
         'var __obdImportMetaUrl = require("node:url").pathToFileURL(__filename).href;',

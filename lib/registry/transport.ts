@@ -1,15 +1,17 @@
 /**
- * One HTTP exchange with a registry or token server over undici, with a
- * keep-alive connection pool per origin and the TLS options of docker and
- * upstream's convertor (extra CAs, certs.d-style directories, client
- * certificates, skip-verify), set per origin through the pool's connect
- * options. No retries and no auth here: see client.ts.
+ * One HTTP exchange with a registry or token server over node:http(s), with
+ * a keep-alive agent per origin and the TLS options of docker and upstream's
+ * convertor (extra CAs, certs.d-style directories, client certificates,
+ * skip-verify), set per origin on its agent. No retries and no auth here:
+ * see client.ts. Node's own client, not undici: loading undici cost every
+ * command about 0.1 s before its first request (docs/decisions.md).
  */
 import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
+import { pipeline, type Readable } from 'node:stream';
 import tls from 'node:tls';
-import type { Readable } from 'node:stream';
-import { Pool } from 'undici';
 import { z } from 'zod';
 import { OverlaybdError } from '../errors.js';
 import { parseWith } from '../config.js';
@@ -59,7 +61,7 @@ export interface HttpResponse {
   url: URL;
 }
 
-/** Error codes of connection-level failures that are worth another try (node's and undici's). */
+/** Error codes of connection-level failures that are worth another try. */
 const CONNECTION_ERRORS = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
@@ -70,20 +72,28 @@ const CONNECTION_ERRORS = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
   'ERR_STREAM_PREMATURE_CLOSE',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
+
+/** How long an idle keep-alive connection is kept (undici's default too). */
+const IDLE_SOCKET_MS = 4_000;
+
+function timeoutError(message: string): Error {
+  return Object.assign(new Error(message), { code: 'ETIMEDOUT' });
+}
+
+/** Node joins repeated headers with commas; keep them apart, as an array. */
+function headersOf(res: http.IncomingMessage): HttpResponse['headers'] {
+  const out: HttpResponse['headers'] = {};
+  for (const [k, v] of Object.entries(res.headersDistinct)) if (v) out[k] = v.length === 1 ? v[0] : v;
+  return out;
+}
 
 /** Connection-level failures that are worth another try. */
 export function isConnectionError(e: unknown): boolean {
   if (e instanceof OverlaybdError) return e.code === 'REGISTRY_UNREACHABLE';
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   if (code !== undefined && CONNECTION_ERRORS.has(code)) return true;
-  // undici wraps connect failures: the errno is on the cause.
+  // Wrapped failures carry the errno on their cause.
   const cause = (e as { cause?: unknown } | undefined)?.cause;
   return cause !== undefined && cause !== e && isConnectionError(cause);
 }
@@ -114,7 +124,7 @@ function listDir(dir: string): string[] {
 export class Transport {
   readonly options: ResolvedOptions;
   private readonly logger: Logger;
-  private readonly pools = new Map<string, Pool>();
+  private readonly agents = new Map<string, http.Agent>();
   private readonly baseCa: string[];
 
   constructor(options: TransportOptions = {}, logger: Logger = silentLogger) {
@@ -170,61 +180,82 @@ export class Transport {
     };
   }
 
-  private pool(url: URL): Pool {
-    let p = this.pools.get(url.origin);
-    if (!p) {
+  private agent(url: URL): http.Agent {
+    let a = this.agents.get(url.origin);
+    if (!a) {
       const o = this.options;
-      p = new Pool(url.origin, {
-        connections: o.maxSockets,
-        headersTimeout: o.timeoutMs,
-        bodyTimeout: o.timeoutMs,
-        connect: {
-          timeout: o.connectTimeoutMs,
-          ...(url.protocol === 'https:' ? { ...this.tlsFor(url.host), rejectUnauthorized: !o.insecure } : {}),
-        },
-      });
-      this.pools.set(url.origin, p);
+      const common = { keepAlive: true, maxSockets: o.maxSockets, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS };
+      a =
+        url.protocol === 'https:'
+          ? new https.Agent({ ...common, ...this.tlsFor(url.host), rejectUnauthorized: !o.insecure })
+          : new http.Agent(common);
+      this.agents.set(url.origin, a);
     }
-    return p;
+    return a;
   }
 
   /**
    * Sends one request and resolves once the response headers arrive. An
    * aborted signal rejects with its reason, before or after the headers
-   * (then through the body), and closes the connection.
+   * (then through the body), and closes the connection. A connection that
+   * is silent for `timeoutMs` (waiting for headers or body) fails with
+   * ETIMEDOUT, as does a connect that takes longer than `connectTimeoutMs`.
    */
   async request(req: HttpRequest): Promise<HttpResponse> {
-    const { url } = req;
+    const { url, body, signal } = req;
     const headers: Record<string, string> = { 'user-agent': 'overlaybd-ts/0.1' };
     for (const [k, v] of Object.entries(req.headers ?? {})) headers[k.toLowerCase()] = v;
-    if (req.body instanceof Uint8Array) headers['content-length'] = String(req.body.length);
-    else if (req.body === undefined && (req.method === 'PUT' || req.method === 'POST' || req.method === 'PATCH')) {
+    if (body instanceof Uint8Array) headers['content-length'] = String(body.length);
+    else if (body === undefined && (req.method === 'PUT' || req.method === 'POST' || req.method === 'PATCH')) {
       headers['content-length'] ??= '0';
     }
     this.logger.debug('http.request', { method: req.method, url: url.href, headers: redactHeaders(headers) });
     const started = Date.now();
-    try {
-      const res = await this.pool(url).request({
-        method: req.method as 'GET',
-        path: url.pathname + url.search,
-        headers,
-        ...(req.body !== undefined ? { body: req.body } : {}),
-        ...(req.signal ? { signal: req.signal } : {}),
+    const o = this.options;
+    return new Promise<HttpResponse>((resolve, reject) => {
+      const fail = (e: Error) => {
+        if (body !== undefined && !(body instanceof Uint8Array)) body.destroy();
+        this.logger.debug('http.error', { method: req.method, url: url.href, error: e.message });
+        reject(e);
+      };
+      if (signal?.aborted) return fail(signal.reason as Error);
+      const client = url.protocol === 'https:' ? https : http;
+      const cr = client.request(url, { method: req.method, headers, agent: this.agent(url), timeout: o.timeoutMs });
+      let res: http.IncomingMessage | undefined;
+      // After the headers, failures belong to the body the caller reads.
+      const stop = (e: Error) => (res ? res.destroy(e) : cr.destroy(e));
+      const onAbort = () => stop(signal!.reason as Error);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      cr.once('close', () => signal?.removeEventListener('abort', onAbort));
+      cr.on('timeout', () => stop(timeoutError(`${req.method} ${url.href}: no data for ${o.timeoutMs} ms`)));
+      cr.once('socket', (socket) => {
+        if (!socket.connecting) return;
+        const timer = setTimeout(
+          () => cr.destroy(timeoutError(`connect to ${url.host} timed out after ${o.connectTimeoutMs} ms`)),
+          o.connectTimeoutMs,
+        );
+        socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => clearTimeout(timer));
+        socket.once('close', () => clearTimeout(timer));
       });
-      this.logger.debug('http.response', { method: req.method, url: url.href, status: res.statusCode, ms: Date.now() - started });
-      return { status: res.statusCode, headers: res.headers, body: res.body, url };
-    } catch (e) {
-      if (req.body !== undefined && !(req.body instanceof Uint8Array)) req.body.destroy();
-      this.logger.debug('http.error', { method: req.method, url: url.href, error: (e as Error).message });
-      throw e;
-    }
+      cr.on('error', (e) => {
+        if (!res) fail(e);
+      });
+      cr.once('response', (r) => {
+        res = r;
+        this.logger.debug('http.response', { method: req.method, url: url.href, status: r.statusCode, ms: Date.now() - started });
+        resolve({ status: r.statusCode ?? 0, headers: headersOf(r), body: r, url });
+      });
+      if (body === undefined || body instanceof Uint8Array) cr.end(body);
+      // Errors of either side reach the caller through cr's 'error' (fail).
+      else pipeline(body, cr, () => {});
+    });
   }
 
   /** Closes every connection. The transport stays usable. */
   async close(): Promise<void> {
-    const pools = [...this.pools.values()];
-    this.pools.clear();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
+    const agents = [...this.agents.values()];
+    this.agents.clear();
+    for (const a of agents) a.destroy();
   }
 }
 
