@@ -11,6 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './helpers/vectors.js';
@@ -19,6 +20,7 @@ import { startObdStack, type ObdStack } from './helpers/obd-stack.js';
 import { registryClient, remoteBookworm, type RemoteBookworm } from './helpers/remote-image.js';
 import { blobBytesSince, logMark } from './helpers/registry-bytes.js';
 import { busyboxImageTar } from './helpers/snapshotter.js';
+import { sha256Digest } from '../lib/registry/index.js';
 
 /** What the container does: the release file, then every program in /usr/bin (about 21 MB) read in full. */
 const SCRIPT = 'cat /etc/debian_version; cat /usr/bin/* > /dev/null 2>&1; echo done-reading';
@@ -203,6 +205,55 @@ describe('overlaybd record-trace', () => {
     await settle();
     expect(await leftovers(s)).toEqual({ containers: '', tasks: '', active: [] });
     expect(fs.readdirSync(path.join(work, 'more'))).toEqual([]);
+  }, 600_000);
+
+  it('runs the command as the image user, as ctr run does', async () => {
+    const s = stack!;
+    // The bookworm image whose config names its user: resolved in the image's own /etc/passwd.
+    const pushWithUser = async (user: string, tag: string): Promise<string> => {
+      const client = registryClient(image.registry);
+      try {
+        const loc = { registry: image.registry.host, repository: image.repo };
+        const { descriptor, bytes } = await client.getManifest(oldRef);
+        const m = JSON.parse(bytes.toString('utf8')) as { config: { mediaType: string; digest: string; size: number } };
+        const cfg = JSON.parse((await client.fetchBlobBytes(loc, m.config)).toString('utf8')) as { config?: Record<string, unknown> };
+        cfg.config = { ...cfg.config, User: user };
+        const cfgBytes = Buffer.from(JSON.stringify(cfg));
+        m.config = { mediaType: m.config.mediaType, digest: sha256Digest(cfgBytes), size: cfgBytes.length };
+        await client.pushBlob(loc, m.config, cfgBytes);
+        await client.pushManifest(loc, Buffer.from(JSON.stringify(m)), descriptor.mediaType, tag);
+        return `${image.registry.host}/${image.repo}:${tag}`;
+      } finally {
+        await client.close();
+      }
+    };
+    const base = ['--address', s.cd!.socket, '--snapshotter', 'obd', '--no-push', '--working-dir', path.join(work, 'user')];
+    const ID = 'id -u; id -g; id -G';
+
+    const nobodyRef = await pushWithUser('nobody', 'user-nobody');
+    expect((await rpull(s, nobodyRef)).code).toBe(0);
+    const out = path.join(work, 'id-out');
+    fs.mkdirSync(out, { mode: 0o777 });
+    fs.chmodSync(out, 0o777); // the command writes as nobody
+    await s.cd!.ctr(['run', '--rm', '--snapshotter', 'obd', '--mount', `type=bind,src=${out},dst=/out,options=rbind:rw`, nobodyRef, 'c-user', '/bin/sh', '-c', `(${ID}) > /out/v`], {
+      timeoutMs: 300_000,
+    });
+    const byCtr = fs.readFileSync(path.join(out, 'v'), 'utf8');
+    expect(byCtr).toBe('65534\n65534\n65534\n');
+    const traced = await recordTrace([...base, nobodyRef, `${nobodyRef}-traced`, '/bin/sh', '-c', ID]);
+    expect(traced.code, traced.stderr).toBe(0);
+    expect(traced.stdout).toBe(byCtr);
+
+    const missingRef = await pushWithUser('mallory', 'user-mallory');
+    expect((await rpull(s, missingRef)).code).toBe(0);
+    const missing = await recordTrace([...base, missingRef, `${missingRef}-traced`, '/bin/true']);
+    expect(missing.code, missing.stderr).toBe(1);
+    expect(missing.stderr).toMatch(/image user "mallory": no user mallory in the image's \/etc\/passwd/);
+
+    await settle();
+    expect(await leftovers(s)).toEqual({ containers: '', tasks: '', active: [] });
+    expect(fs.readdirSync(path.join(work, 'user'))).toEqual([]);
+    expect(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('obd-rootfs-'))).toEqual([]);
   }, 600_000);
 
   it('starts the traced image with fewer registry requests than the untraced one', async () => {

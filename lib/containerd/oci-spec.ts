@@ -7,6 +7,7 @@
  */
 import { OverlaybdError } from '../errors.js';
 import type { ImageConfig } from '../convertor/spec.js';
+import type { ProcessUser } from './image-user.js';
 
 /** typeurl's name of specs.Spec, which containerd marshals as JSON. */
 export const SPEC_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
@@ -67,30 +68,27 @@ export interface SpecOptions {
   args?: string[];
   /** true: the host's network namespace; false: a new one with loopback only. */
   hostNetwork: boolean;
+  /** The image user, resolved in the rootfs (image-user.ts). */
+  user: ProcessUser;
 }
 
-/**
- * `uid[:gid]` numbers. Names need the image's /etc/passwd, which would mean
- * mounting the rootfs here; they are refused with a clear error instead.
- */
-function parseUser(user: string): { uid: number; gid: number } {
-  if (user === '' || user === 'root') return { uid: 0, gid: 0 };
-  const m = /^(\d+)(?::(\d+))?$/.exec(user);
-  if (!m) throw new OverlaybdError('ENOTSUP', `image user "${user}": only numeric uid[:gid] (or root) is supported`);
-  return { uid: Number(m[1]), gid: m[2] !== undefined ? Number(m[2]) : 0 };
+/** The command: `args`, else the image's entrypoint and command (WithImageConfigArgs). */
+export function processArgs(config: SpecOptions['config'], args: string[] | undefined): string[] {
+  const cfg = config ?? {};
+  const out = args && args.length > 0 ? args : [...(cfg.Entrypoint ?? []), ...(cfg.Cmd ?? [])];
+  if (out.length === 0) throw new OverlaybdError('EINVAL', 'no command: give one after NEW_IMAGE (the image has no Entrypoint or Cmd)');
+  return out;
 }
 
 export function runtimeSpec(o: SpecOptions): Record<string, unknown> {
   const cfg = o.config ?? {};
   const env = cfg.Env && cfg.Env.length > 0 ? [...cfg.Env] : [DEFAULT_PATH];
-  const args = o.args && o.args.length > 0 ? o.args : [...(cfg.Entrypoint ?? []), ...(cfg.Cmd ?? [])];
-  if (args.length === 0) throw new OverlaybdError('EINVAL', 'no command: give one after NEW_IMAGE (the image has no Entrypoint or Cmd)');
-  const { uid, gid } = parseUser(cfg.User ?? '');
+  const args = processArgs(cfg, o.args);
   const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(o.hostNetwork ? [] : ['network'])].map((type) => ({ type }));
   return {
     ociVersion: '1.0.2-dev',
     process: {
-      user: { uid, gid },
+      user: o.user,
       args,
       env,
       cwd: cfg.WorkingDir || '/',

@@ -27,7 +27,9 @@ import { pushImage } from './image-push.js';
 import { chainIds, childGcLabels } from './labels.js';
 import { dropLease, takeLease } from './leases.js';
 import { readBlob, sourceManifest } from './obdconv.js';
-import { runtimeSpec } from './oci-spec.js';
+import { resolveImageUser } from './image-user.js';
+import { processArgs, runtimeSpec } from './oci-spec.js';
+import { withTempMount } from './temp-mount.js';
 import { hostPlatform, type Platform } from './platform.js';
 import { DEFAULT_SNAPSHOTTER } from './pull.js';
 import { Snapshots } from './snapshots.js';
@@ -239,12 +241,14 @@ interface RecordInOptions {
 /** The recording itself: snapshot with the trace labels, container, task; then the trace collected and all of it removed. */
 async function recordIn(conn: ContainerdConnection, sn: Snapshots, o: RecordInOptions): Promise<{ exitStatus: number; timedOut: boolean }> {
   const id = o.name;
-  const spec = runtimeSpec({ id, namespace: conn.namespace, config: o.config.config, args: o.args, hostNetwork: o.hostNetwork });
+  processArgs(o.config.config, o.args); // a missing command fails before anything is made
   let snapshot = false;
   let container = false;
   try {
     const mounts = await sn.prepare(id, o.parent, { [LABEL_RECORD_TRACE]: 'yes', [LABEL_RECORD_TRACE_PATH]: o.traceFile });
     snapshot = true;
+    const user = await withTempMount(mounts, (root) => resolveImageUser(o.config.config?.User ?? '', root));
+    const spec = runtimeSpec({ id, namespace: conn.namespace, config: o.config.config, args: o.args, hostNetwork: o.hostNetwork, user });
     await createContainer(conn, { id, image: o.oldImage, snapshotter: o.snapshotter, snapshotKey: id, runtime: o.runtime, spec });
     container = true;
     const r = await runTask(conn, {
