@@ -631,6 +631,55 @@ describe('basic auth registry', () => {
     c.close();
   });
 
+  it('follows blob redirects to storage, without sending it the credentials', async () => {
+    // The registry sends blob reads to its "storage": a plain registry holding
+    // the same blobs, behind a proxy that logs what it gets.
+    const storageReg = await startRegistry({ mode: 'plain' });
+    const front = await startFaultProxy(reg.url);
+    const storage = await startFaultProxy(storageReg.url);
+    const c = client({ credentials: { userPass: 'alice:secret', dockerConfig: false }, retry: { maxAttempts: 2, baseDelayMs: 10 } });
+    try {
+      const layer = single.layers[1]!;
+      await client().pushBlob({ registry: storageReg.host, repository: 'demo/app' }, layer, layer.data);
+      const repo = { registry: front.host, repository: 'demo/app' };
+      const blobPath = new RegExp(`/blobs/${layer.digest}$`);
+      const toStorage = { kind: 'status' as const, status: 307, headers: { Location: `${storage.url}/v2/demo/app/blobs/${layer.digest}` } };
+      front.add({ method: ['GET', 'HEAD'], path: blobPath, times: 100, action: toStorage });
+
+      // The registry's 401 for the manifest: from then on the client sends alice's credentials.
+      await c.resolve(`${front.host}/demo/app:v1`);
+      expect((await c.fetchBlobBytes(repo, layer)).equals(layer.data)).toBe(true);
+      expect((await c.fetchBlobRange(repo, layer.digest, 10, 20)).equals(layer.data.subarray(10, 30))).toBe(true);
+      expect(await c.blobSize(repo, layer.digest)).toBe(layer.size);
+      const atFront = front.log.filter((e) => blobPath.test(e.path) && e.status === 307);
+      const atStorage = storage.log.filter((e) => blobPath.test(e.path));
+      expect(atFront.length).toBe(3);
+      expect(atFront.every((e) => e.authorized)).toBe(true);
+      expect(atStorage.map((e) => [e.method, e.status, e.authorized])).toEqual([
+        ['GET', 200, false],
+        ['GET', 206, false],
+        ['HEAD', 200, false],
+      ]);
+
+      // A storage failure is retried from the registry's URL.
+      storage.add({ method: 'GET', path: blobPath, action: { kind: 'status', status: 503 } });
+      expect((await c.fetchBlobBytes(repo, layer)).equals(layer.data)).toBe(true);
+
+      // A redirect loop, and a redirect with nowhere to go, fail naming the URL.
+      storage.add({ method: 'GET', path: blobPath, times: 100, action: toStorage });
+      await expectCode(c.fetchBlobBytes(repo, layer), 'REGISTRY_ERROR', 'more than 10 redirects', storage.url);
+      storage.reset();
+      front.reset();
+      front.add({ method: 'GET', path: blobPath, action: { kind: 'status', status: 302 } });
+      await expectCode(c.fetchBlobBytes(repo, layer), 'REGISTRY_ERROR', '302 without a Location', front.url);
+    } finally {
+      c.close();
+      await front.close();
+      await storage.close();
+      await storageReg.stop();
+    }
+  });
+
   it('reads credentials from DOCKER_CONFIG', async () => {
     const dir = fs.mkdtempSync(path.join(workDir, 'dc-'));
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from('bob:hunter2').toString('base64') } } }));

@@ -80,6 +80,43 @@ function skipFront(b: Buffer, skip: { bytes: number }): Buffer {
   return b.subarray(k);
 }
 
+/** Statuses after which a GET or HEAD goes on at Location. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 10;
+
+/**
+ * Follows a GET's or HEAD's redirects, as containerd's resolver does (Go's
+ * client): registries send blob reads to their storage (Docker Hub, GHCR,
+ * ECR, docker-registry on S3). The Authorization header goes to the
+ * registry's own origin only; a storage URL carries its own signature.
+ */
+async function followRedirects(
+  res: HttpResponse,
+  headers: Record<string, string>,
+  request: (u: URL, h: Record<string, string>) => Promise<HttpResponse>,
+  what: string,
+): Promise<HttpResponse> {
+  const origin = res.url.origin;
+  for (let hops = 0; REDIRECTS.has(res.status); hops++) {
+    const location = header(res, 'location');
+    await drain(res);
+    const at = `${what}: ${res.url.href} answered ${res.status}`;
+    if (!location) throw new OverlaybdError('REGISTRY_ERROR', `${at} without a Location`);
+    if (hops === MAX_REDIRECTS) throw new OverlaybdError('REGISTRY_ERROR', `${at}: more than ${MAX_REDIRECTS} redirects`);
+    let next: URL;
+    try {
+      next = new URL(location, res.url);
+    } catch {
+      throw new OverlaybdError('REGISTRY_ERROR', `${at} with a bad Location "${location}"`);
+    }
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new OverlaybdError('REGISTRY_ERROR', `${at} with a Location that is not http(s): ${next.href}`);
+    const h = { ...headers };
+    if (next.origin !== origin) delete h.Authorization;
+    res = await request(next, h);
+  }
+  return res;
+}
+
 /** Ends a blob relay whose reader destroyed the stream. */
 class ReaderGone extends Error {}
 
@@ -173,21 +210,23 @@ export class RegistryClient {
         throw this.prefixed(e, what);
       });
       if (authz) headers.Authorization = authz;
-      this.stats.requests[op.method] = (this.stats.requests[op.method] ?? 0) + 1;
-      let res: HttpResponse;
-      try {
-        res = await this.transport.request({
-          method: op.method,
-          url,
-          headers,
-          ...(op.body !== undefined ? { body: op.body instanceof Uint8Array ? op.body : op.body() } : {}),
-          ...(op.signal ? { signal: op.signal } : {}),
-        });
-      } catch (e) {
-        if (op.signal?.aborted) throw e;
-        const err = new OverlaybdError('REGISTRY_UNREACHABLE', `${what}: ${op.method} ${url.href}: ${(e as Error).message}${after}`, { cause: e });
-        throw retryable && isConnectionError(e) ? new RetryableError(err) : err;
-      }
+      const request = async (u: URL, h: Record<string, string>): Promise<HttpResponse> => {
+        this.stats.requests[op.method] = (this.stats.requests[op.method] ?? 0) + 1;
+        try {
+          return await this.transport.request({
+            method: op.method,
+            url: u,
+            headers: h,
+            ...(op.body !== undefined ? { body: op.body instanceof Uint8Array ? op.body : op.body() } : {}),
+            ...(op.signal ? { signal: op.signal } : {}),
+          });
+        } catch (e) {
+          if (op.signal?.aborted) throw e;
+          const err = new OverlaybdError('REGISTRY_UNREACHABLE', `${what}: ${op.method} ${u.href}: ${(e as Error).message}${after}`, { cause: e });
+          throw retryable && isConnectionError(e) ? new RetryableError(err) : err;
+        }
+      };
+      let res = await request(url, headers);
       const status = res.status;
       if (status === 401 && !op.ok.includes(401)) {
         const body = await readBody(res, 64 * 1024).catch(() => undefined);
@@ -204,10 +243,13 @@ export class RegistryClient {
         const denied = r.insufficientScope && (await this.auth.hasCredentials(op.repo.registry));
         throw statusError(401, { what, method: op.method, url }, body, denied ? { code: 'REGISTRY_DENIED' } : undefined);
       }
-      if (op.ok.includes(status)) return res;
+      if (REDIRECTS.has(status) && !op.ok.includes(status) && (op.method === 'GET' || op.method === 'HEAD')) {
+        res = await followRedirects(res, headers, request, what);
+      }
+      if (op.ok.includes(res.status)) return res;
       const body = op.method === 'HEAD' ? (await drain(res), undefined) : await readBody(res, 64 * 1024).catch(() => undefined);
-      const err = statusError(status, { what, method: op.method, url }, body, { attempts: n });
-      if ((status === 429 || status >= 500) && retryable) throw new RetryableError(err, parseRetryAfter(res.headers['retry-after']));
+      const err = statusError(res.status, { what, method: op.method, url: res.url }, body, { attempts: n });
+      if ((res.status === 429 || res.status >= 500) && retryable) throw new RetryableError(err, parseRetryAfter(res.headers['retry-after']));
       throw err;
     }
   }

@@ -57,6 +57,8 @@ export interface LoggedRequest {
   path: string;
   status?: number;
   fault?: FaultAction['kind'];
+  /** The request carried an Authorization header. */
+  authorized: boolean;
   /** Set once the client connection that carried this request has closed. */
   closed?: boolean;
 }
@@ -122,7 +124,7 @@ export async function startFaultProxy(upstream: string, opts: FaultProxyOptions 
   };
 
   const server = http.createServer((req, res) => {
-    const entry: LoggedRequest = { method: req.method ?? '?', path: req.url ?? '/' };
+    const entry: LoggedRequest = { method: req.method ?? '?', path: req.url ?? '/', authorized: req.headers.authorization !== undefined };
     log.push(entry);
     carried.get(req.socket)?.push(entry);
     const rule = pick(req);
