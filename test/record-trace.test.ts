@@ -9,7 +9,7 @@
  * makes fewer blob GETs at the registry in its run phase. Bad input fails
  * with a clear error and leaves no container, task or snapshot behind.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -80,7 +80,12 @@ describe('overlaybd record-trace', () => {
       containerd: { plainHttpRegistries: [image.registry.host] },
     });
 
+  let bridgeBefore = false;
+  let forwardBefore = '';
+
   beforeAll(async () => {
+    bridgeBefore = fs.existsSync('/sys/class/net/r-trace-br0');
+    forwardBefore = fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
     image = await remoteBookworm();
     oldRef = `${image.registry.host}/${image.repo}:${image.tag}`;
     newRef = `${image.registry.host}/${image.repo}:traced`;
@@ -92,6 +97,12 @@ describe('overlaybd record-trace', () => {
   afterAll(async () => {
     await stack?.stop();
     await image?.close();
+    // What the CNI bridge leaves on the host, as upstream's: the bridge and IP forwarding.
+    if (!bridgeBefore) {
+      spawnSync('ip', ['link', 'del', 'r-trace-br0']);
+      fs.rmSync('/var/lib/cni/networks/r-trace-br0', { recursive: true, force: true });
+    }
+    fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', forwardBefore);
   });
 
   it('records a trace of a command and pushes the image with the acceleration layer', async () => {
@@ -205,6 +216,33 @@ describe('overlaybd record-trace', () => {
     await settle();
     expect(await leftovers(s)).toEqual({ containers: '', tasks: '', active: [] });
     expect(fs.readdirSync(path.join(work, 'more'))).toEqual([]);
+  }, 600_000);
+
+  it('runs the command on the CNI bridge r-trace-br0 unless network isolation is off, and removes its namespace', async () => {
+    const s = stack!;
+    const base = ['--address', s.cd!.socket, '--snapshotter', 'obd', '--no-push', '--working-dir', path.join(work, 'net')];
+    const NET = 'cat /proc/net/dev /proc/net/fib_trie';
+    const isolated = await recordTrace([...base, oldRef, `${image.registry.host}/${image.repo}:net`, '/bin/sh', '-c', NET]);
+    expect(isolated.code, isolated.stderr).toBe(0);
+    expect(isolated.stdout).toMatch(/^\s*eth0:/m);
+    expect(isolated.stdout).toContain('10.99.');
+    // Nothing of the attachment is left: the namespace, or an address held in host-local's store.
+    expect(spawnSync('ip', ['netns', 'list']).stdout.toString()).not.toContain('obd-trace-');
+    const held = fs.readdirSync('/var/lib/cni/networks/r-trace-br0').filter((f) => !f.startsWith('last_reserved_ip') && f !== 'lock');
+    expect(held).toEqual([]);
+
+    const onHost = await recordTrace([...base, '--disable-network-isolation', oldRef, `${image.registry.host}/${image.repo}:host-net`, '/bin/sh', '-c', NET]);
+    expect(onHost.code, onHost.stderr).toBe(0);
+    // The host's own interfaces, each of them.
+    const ifaces = (text: string) => [...text.matchAll(/^\s*([^\s:]+):/gm)].map((m) => m[1]).sort();
+    expect(ifaces(onHost.stdout.slice(0, onHost.stdout.indexOf('Main:')))).toEqual(ifaces(fs.readFileSync('/proc/net/dev', 'utf8')));
+
+    const noPlugins = await recordTrace([...base, '--cni-plugin-dir', path.join(work, 'no-plugins'), oldRef, `${image.registry.host}/${image.repo}:no-cni`, '/bin/true']);
+    expect(noPlugins.code, noPlugins.stderr).toBe(1);
+    expect(noPlugins.stderr).toMatch(/CNI plugin loopback not found in .*no-plugins/);
+    expect(spawnSync('ip', ['netns', 'list']).stdout.toString()).not.toContain('obd-trace-');
+    await settle();
+    expect(await leftovers(s)).toEqual({ containers: '', tasks: '', active: [] });
   }, 600_000);
 
   it('runs the command as the image user, as ctr run does', async () => {

@@ -29,8 +29,9 @@ ends the recording early (SIGTERM to the task); a second one aborts.
       --snapshotter NAME       snapshotter (default $CONTAINERD_SNAPSHOTTER or ${DEFAULT_SNAPSHOTTER})
       --runtime NAME           runtime (default ${DEFAULT_RUNTIME})
       --disable-network-isolation
-                               run on the host's network (default: a new network namespace, loopback only)
-      --cni-plugin-dir DIR     accepted, unused (no CNI network is set up)
+                               run on the host's network (default: a network namespace on the CNI bridge r-trace-br0)
+      --cni-plugin-dir DIR     the CNI plugins for the bridge r-trace-br0 (default /opt/cni/bin/,
+                               else /usr/lib/cni where Debian's containernetworking-plugins are)
       --max-concurrent-downloads N
                                accepted, unused (as upstream)
       --platform P             os/arch[/variant] of OLD_IMAGE to use (default: this host)
@@ -104,6 +105,7 @@ ends the recording early (SIGTERM to the task); a second one aborts.
         ...(v.runtime !== undefined ? { runtime: v.runtime } : {}),
         ...(v.platform !== undefined ? { platform: parsePlatform(v.platform) } : {}),
         hostNetwork: v['disable-network-isolation'] ?? false,
+        ...(v['cni-plugin-dir'] !== undefined ? { cniPluginDir: v['cni-plugin-dir'] } : {}),
         ...(registry ? { push: registry } : {}),
         stop: stop.signal,
         signal: abort.signal,

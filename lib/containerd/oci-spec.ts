@@ -66,8 +66,8 @@ export interface SpecOptions {
   config: ImageConfig['config'];
   /** Replaces the image's entrypoint and command when given (ctr run's args). */
   args?: string[];
-  /** true: the host's network namespace; false: a new one with loopback only. */
-  hostNetwork: boolean;
+  /** The host's network namespace (`host`), or the path of one set up for the container. */
+  network: 'host' | { netns: string };
   /** The image user, resolved in the rootfs (image-user.ts). */
   user: ProcessUser;
 }
@@ -84,7 +84,9 @@ export function runtimeSpec(o: SpecOptions): Record<string, unknown> {
   const cfg = o.config ?? {};
   const env = cfg.Env && cfg.Env.length > 0 ? [...cfg.Env] : [DEFAULT_PATH];
   const args = processArgs(cfg, o.args);
-  const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(o.hostNetwork ? [] : ['network'])].map((type) => ({ type }));
+  const host = o.network === 'host';
+  const namespaces: { type: string; path?: string }[] = ['pid', 'ipc', 'uts', 'mount'].map((type) => ({ type }));
+  if (o.network !== 'host') namespaces.push({ type: 'network', path: o.network.netns });
   return {
     ociVersion: '1.0.2-dev',
     process: {
@@ -97,8 +99,8 @@ export function runtimeSpec(o: SpecOptions): Record<string, unknown> {
       noNewPrivileges: true,
     },
     root: { path: 'rootfs' },
-    hostname: o.hostNetwork ? undefined : o.id.slice(0, 63),
-    mounts: [...MOUNTS, ...(o.hostNetwork ? HOST_NET_MOUNTS : [])],
+    hostname: host ? undefined : o.id.slice(0, 63),
+    mounts: [...MOUNTS, ...(host ? HOST_NET_MOUNTS : [])],
     linux: {
       resources: { devices: DEVICES },
       cgroupsPath: `/${o.namespace}/${o.id}`,

@@ -27,6 +27,7 @@ import { pushImage } from './image-push.js';
 import { chainIds, childGcLabels } from './labels.js';
 import { dropLease, takeLease } from './leases.js';
 import { readBlob, sourceManifest } from './obdconv.js';
+import { cniPluginDir, setupTraceNetwork, type TraceNetwork } from './cni-network.js';
 import { resolveImageUser } from './image-user.js';
 import { processArgs, runtimeSpec } from './oci-spec.js';
 import { withTempMount } from './temp-mount.js';
@@ -54,8 +55,10 @@ export const RecordTraceOptionsSchema = z
     workingDir: z.string().min(1).default(DEFAULT_WORKING_DIR),
     snapshotter: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'want letters, digits, . _ -').default(DEFAULT_SNAPSHOTTER),
     runtime: z.string().min(1).default(DEFAULT_RUNTIME),
-    /** Run on the host's network; else in a new network namespace with loopback only. */
+    /** Run on the host's network; else in a network namespace on the CNI bridge r-trace-br0 (cni-network.ts). */
     hostNetwork: z.boolean().default(false),
+    /** Where the CNI plugins are (default: upstream's /opt/cni/bin/, else Debian's /usr/lib/cni). */
+    cniPluginDir: z.string().min(1).optional(),
   })
   .refine((o) => !(o.priorityList !== undefined && o.args.length > 0), { message: '--priority_list and a command exclude each other', path: ['priorityList'] });
 
@@ -230,6 +233,7 @@ interface RecordInOptions {
   snapshotter: string;
   runtime: string;
   hostNetwork: boolean;
+  cniPluginDir?: string | undefined;
   oldImage: string;
   stdout: Writable;
   stderr: Writable;
@@ -244,11 +248,14 @@ async function recordIn(conn: ContainerdConnection, sn: Snapshots, o: RecordInOp
   processArgs(o.config.config, o.args); // a missing command fails before anything is made
   let snapshot = false;
   let container = false;
+  let net: TraceNetwork | undefined;
   try {
+    if (!o.hostNetwork) net = await setupTraceNetwork(id, cniPluginDir(o.cniPluginDir));
     const mounts = await sn.prepare(id, o.parent, { [LABEL_RECORD_TRACE]: 'yes', [LABEL_RECORD_TRACE_PATH]: o.traceFile });
     snapshot = true;
     const user = await withTempMount(mounts, (root) => resolveImageUser(o.config.config?.User ?? '', root));
-    const spec = runtimeSpec({ id, namespace: conn.namespace, config: o.config.config, args: o.args, hostNetwork: o.hostNetwork, user });
+    const network = net ? { netns: net.netns } : ('host' as const);
+    const spec = runtimeSpec({ id, namespace: conn.namespace, config: o.config.config, args: o.args, network, user });
     await createContainer(conn, { id, image: o.oldImage, snapshotter: o.snapshotter, snapshotKey: id, runtime: o.runtime, spec });
     container = true;
     const r = await runTask(conn, {
@@ -272,5 +279,6 @@ async function recordIn(conn: ContainerdConnection, sn: Snapshots, o: RecordInOp
       await deleteContainer(conn, id).catch((e: unknown) => o.say(`warning: ${(e as Error).message}`));
     }
     if (snapshot) await sn.remove(id).catch((e: unknown) => o.say(`warning: ${(e as Error).message}`));
+    await net?.release().catch((e: unknown) => o.say(`warning: ${(e as Error).message}`));
   }
 }
