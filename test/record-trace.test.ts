@@ -82,10 +82,12 @@ describe('overlaybd record-trace', () => {
 
   let bridgeBefore = false;
   let forwardBefore = '';
+  let netnsMountBefore = false;
 
   beforeAll(async () => {
     bridgeBefore = fs.existsSync('/sys/class/net/r-trace-br0');
     forwardBefore = fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
+    netnsMountBefore = fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === '/run/netns');
     image = await remoteBookworm();
     oldRef = `${image.registry.host}/${image.repo}:${image.tag}`;
     newRef = `${image.registry.host}/${image.repo}:traced`;
@@ -102,6 +104,8 @@ describe('overlaybd record-trace', () => {
       spawnSync('ip', ['link', 'del', 'r-trace-br0']);
       fs.rmSync('/var/lib/cni/networks/r-trace-br0', { recursive: true, force: true });
     }
+    // `ip netns add` makes /run/netns a mount of its own, and leaves it.
+    if (!netnsMountBefore && fs.readdirSync('/run/netns').length === 0) spawnSync('umount', ['/run/netns']);
     fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', forwardBefore);
   });
 
