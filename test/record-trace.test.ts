@@ -21,6 +21,7 @@ import { registryClient, remoteBookworm, type RemoteBookworm } from './helpers/r
 import { blobBytesSince, logMark } from './helpers/registry-bytes.js';
 import { busyboxImageTar } from './helpers/snapshotter.js';
 import { sha256Digest } from '../lib/registry/index.js';
+import { isMountPoint } from '../lib/snapshotter/block-device.js';
 
 /** What the container does: the release file, then every program in /usr/bin (about 21 MB) read in full. */
 const SCRIPT = 'cat /etc/debian_version; cat /usr/bin/* > /dev/null 2>&1; echo done-reading';
@@ -87,7 +88,7 @@ describe('overlaybd record-trace', () => {
   beforeAll(async () => {
     bridgeBefore = fs.existsSync('/sys/class/net/r-trace-br0');
     forwardBefore = fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
-    netnsMountBefore = fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === '/run/netns');
+    netnsMountBefore = isMountPoint('/run/netns');
     image = await remoteBookworm();
     oldRef = `${image.registry.host}/${image.repo}:${image.tag}`;
     newRef = `${image.registry.host}/${image.repo}:traced`;

@@ -6,6 +6,7 @@
 import { constants } from 'node:os';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_SNAPSHOTTER, parsePlatform } from '../containerd/index.js';
 import { DEFAULT_WORKING_DIR, recordTrace } from '../containerd/record-trace.js';
+import { DEFAULT_CNI_PLUGIN_DIR } from '../containerd/cni-network.js';
 import { DEFAULT_RUNTIME } from '../containerd/tasks.js';
 import { RegistryClient } from '../registry/index.js';
 import { parse, usageError, type Command } from './run.js';
@@ -30,7 +31,7 @@ ends the recording early (SIGTERM to the task); a second one aborts.
       --runtime NAME           runtime (default ${DEFAULT_RUNTIME})
       --disable-network-isolation
                                run on the host's network (default: a network namespace on the CNI bridge r-trace-br0)
-      --cni-plugin-dir DIR     the CNI plugins for the bridge r-trace-br0 (default /opt/cni/bin/,
+      --cni-plugin-dir DIR     the CNI plugins for the bridge r-trace-br0 (default ${DEFAULT_CNI_PLUGIN_DIR},
                                else /usr/lib/cni where Debian's containernetworking-plugins are)
       --max-concurrent-downloads N
                                accepted, unused (as upstream)

@@ -20,7 +20,7 @@ const execFileP = promisify(execFile);
 export const DEFAULT_CNI_PLUGIN_DIR = '/opt/cni/bin/';
 const DEBIAN_CNI_PLUGIN_DIR = '/usr/lib/cni';
 
-export const TRACE_BRIDGE = 'r-trace-br0';
+const TRACE_BRIDGE = 'r-trace-br0';
 const CNI_VERSION = '0.4.0';
 /** A plugin that has not answered by then has hung. */
 const PLUGIN_TIMEOUT_MS = 60_000;

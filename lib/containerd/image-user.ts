@@ -92,56 +92,70 @@ function readTable(root: string, file: string): string[][] | undefined {
     .map((l) => l.split(':'));
 }
 
-function passwd(root: string): PasswdEntry[] | undefined {
-  return readTable(root, '/etc/passwd')?.map(([name = '', , uid = '', gid = '']) => ({ name, uid: Number(uid) || 0, gid: Number(gid) || 0 }));
-}
+/** The root's /etc/passwd and /etc/group, each read at most once (undefined: the file is missing). */
+class Tables {
+  #passwd: PasswdEntry[] | undefined | null = null;
+  #groups: GroupEntry[] | undefined | null = null;
+  constructor(private readonly root: string) {}
 
-function groups(root: string): GroupEntry[] | undefined {
-  return readTable(root, '/etc/group')?.map(([name = '', , gid = '', members = '']) => ({
-    name,
-    gid: Number(gid) || 0,
-    members: members
-      .split(',')
-      .map((m) => m.trim())
-      .filter((m) => m !== ''),
-  }));
-}
+  passwd(): PasswdEntry[] | undefined {
+    if (this.#passwd === null) {
+      this.#passwd = readTable(this.root, '/etc/passwd')?.map(([name = '', , uid = '', gid = '']) => ({ name, uid: Number(uid) || 0, gid: Number(gid) || 0 }));
+    }
+    return this.#passwd;
+  }
 
-function userNamed(root: string, name: string, spec: string): PasswdEntry {
-  const u = passwd(root)?.find((e) => e.name === name);
-  if (!u) throw new OverlaybdError('EINVAL', `image user "${spec}": no user ${name} in the image's /etc/passwd`);
-  return u;
-}
+  groups(): GroupEntry[] | undefined {
+    if (this.#groups === null) {
+      this.#groups = readTable(this.root, '/etc/group')?.map(([name = '', , gid = '', members = '']) => ({
+        name,
+        gid: Number(gid) || 0,
+        members: members
+          .split(',')
+          .map((m) => m.trim())
+          .filter((m) => m !== ''),
+      }));
+    }
+    return this.#groups;
+  }
 
-function groupNamed(root: string, name: string, spec: string): number {
-  const g = groups(root)?.find((e) => e.name === name);
-  if (!g) throw new OverlaybdError('EINVAL', `image user "${spec}": no group ${name} in the image's /etc/group`);
-  return g.gid;
+  userNamed(name: string, spec: string): PasswdEntry {
+    const u = this.passwd()?.find((e) => e.name === name);
+    if (!u) throw new OverlaybdError('EINVAL', `image user "${spec}": no user ${name} in the image's /etc/passwd`);
+    return u;
+  }
+
+  groupNamed(name: string, spec: string): number {
+    const g = this.groups()?.find((e) => e.name === name);
+    if (!g) throw new OverlaybdError('EINVAL', `image user "${spec}": no group ${name} in the image's /etc/group`);
+    return g.gid;
+  }
 }
 
 /** uid and gid of the image's `User` (WithUser). */
-function primary(root: string, spec: string): { uid: number; gid: number } {
+function primary(t: Tables, spec: string): { uid: number; gid: number } {
   const parts = spec.split(':');
   if (parts.length === 1) {
     const uid = numericId(spec);
     if (uid === undefined) {
-      const u = userNamed(root, spec, spec);
+      const u = t.userNamed(spec, spec);
       return { uid: u.uid, gid: u.gid };
     }
-    return { uid, gid: passwd(root)?.find((e) => e.uid === uid)?.gid ?? 0 };
+    return { uid, gid: t.passwd()?.find((e) => e.uid === uid)?.gid ?? 0 };
   }
   if (parts.length !== 2) throw new OverlaybdError('EINVAL', `invalid image user "${spec}": want user[:group]`);
   const [u, g] = parts as [string, string];
-  const uid = numericId(u) ?? userNamed(root, u, spec).uid;
-  const gid = numericId(g) ?? groupNamed(root, g, spec);
+  const uid = numericId(u) ?? t.userNamed(u, spec).uid;
+  const gid = numericId(g) ?? t.groupNamed(g, spec);
   return { uid, gid };
 }
 
 /** `spec` is the image config's User ('' when it names none); `root` the mounted root filesystem. */
 export function resolveImageUser(spec: string, root: string): ProcessUser {
-  const { uid, gid } = spec === '' ? { uid: 0, gid: 0 } : primary(root, spec);
+  const t = new Tables(root);
+  const { uid, gid } = spec === '' ? { uid: 0, gid: 0 } : primary(t, spec);
   // WithAdditionalGIDs: of uid's user name (none without a passwd entry), or of root.
-  const name = spec === '' ? 'root' : passwd(root)?.find((e) => e.uid === uid)?.name;
-  const extra = name === undefined ? [] : (groups(root) ?? []).filter((g) => g.name !== name && g.members.includes(name)).map((g) => g.gid);
+  const name = spec === '' ? 'root' : t.passwd()?.find((e) => e.uid === uid)?.name;
+  const extra = name === undefined ? [] : (t.groups() ?? []).filter((g) => g.name !== name && g.members.includes(name)).map((g) => g.gid);
   return { uid, gid, additionalGids: extra.includes(gid) ? extra : [gid, ...extra] };
 }
