@@ -1,49 +1,11 @@
 #include "lsmt/index.h"
 
 #include <algorithm>
-#include <cstddef>
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
+#include <memory>
+
+#include "lsmt/search_kernels.h"
 
 namespace obd::lsmt {
-namespace {
-
-// The number of segments in a full group of 16 whose end is <= lba, with
-// no branch on the data: the group's loads issue together, and a lookup that
-// ends a misprediction later does not discard the next one's work.
-size_t count_ends_scalar(const Segment* g, uint64_t lba) {
-  size_t n = 0;
-  for (size_t k = 0; k < 16; k++) n += g[k].end() <= lba;
-  return n;
-}
-
-#if defined(__x86_64__)
-// Six vector loads instead of 32 scalar ones: a lookup then holds fewer
-// load slots, so more lookups overlap their cache misses.
-static_assert(sizeof(Segment) == 24 && offsetof(Segment, offset) == 0 && offsetof(Segment, length) == 16);
-__attribute__((target("avx512f,popcnt"))) size_t count_ends_avx512(const Segment* g, uint64_t lba) {
-  // 8 segments are 3 vectors of 8 qwords: offsets are qwords 0,3,..,21 and
-  // lengths the low halves of qwords 2,5,..,23. Each pair of permutes picks
-  // 6 lanes from the first two vectors, then the rest from the third.
-  const __m512i off_ab = _mm512_setr_epi64(0, 3, 6, 9, 12, 15, 0, 0);
-  const __m512i off_c = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 8 + 2, 8 + 5);
-  const __m512i len_ab = _mm512_setr_epi64(2, 5, 8, 11, 14, 0, 0, 0);
-  const __m512i len_c = _mm512_setr_epi64(0, 1, 2, 3, 4, 8 + 1, 8 + 4, 8 + 7);
-  const __m512i x = _mm512_set1_epi64(int64_t(lba)), low32 = _mm512_set1_epi64(0xffffffff);
-  size_t n = 0;
-  for (int half = 0; half < 2; half++) {
-    const uint64_t* q = reinterpret_cast<const uint64_t*>(g + 8 * half);
-    __m512i a = _mm512_loadu_si512(q), b = _mm512_loadu_si512(q + 8), c = _mm512_loadu_si512(q + 16);
-    __m512i off = _mm512_permutex2var_epi64(_mm512_permutex2var_epi64(a, off_ab, b), off_c, c);
-    __m512i len = _mm512_and_si512(_mm512_permutex2var_epi64(_mm512_permutex2var_epi64(a, len_ab, b), len_c, c), low32);
-    n += size_t(__builtin_popcount(_mm512_cmple_epu64_mask(_mm512_add_epi64(off, len), x)));
-  }
-  return n;
-}
-#endif
-
-}  // namespace
 
 RoIndex::RoIndex(std::vector<Segment> segs) : segs_(std::move(segs)) { build_search_tree(); }
 
@@ -59,28 +21,52 @@ void RoIndex::build_search_tree() {
   tree_ = SearchTree(ends);
 }
 
-size_t RoIndex::find(uint64_t lba) const { return find(lba, tree_.isa()); }
-
-size_t RoIndex::find(uint64_t lba, SearchIsa isa) const {
-  if (segs_.empty() || lba >= segs_.back().end()) return segs_.size();
-  if (tree_.empty()) {
-    auto it = std::upper_bound(segs_.begin(), segs_.end(), lba,
-                               [](uint64_t v, const Segment& s) { return v < s.end(); });
-    return size_t(it - segs_.begin());
-  }
+template <class Kernel>
+size_t RoIndex::find_with(uint64_t lba) const {
+  // Pointers, not size(): a division by 24 a lookup is measurable here.
+  const Segment *segs = segs_.data(), *last = std::to_address(segs_.end());
+  if (segs == last || lba >= last[-1].end()) return segs_.size();
+  if (tree_.empty())
+    return size_t(std::upper_bound(segs, last, lba, [](uint64_t v, const Segment& s) { return v < s.end(); }) - segs);
   // lba is below the last end, so the tree names a real group: the first
   // whose last end is beyond lba. The answer is in it.
-  static_assert(kGroup == 16, "the group counts below read 16 segments");
-  size_t base = tree_.rank(lba, isa) * kGroup;
-  const Segment* g = segs_.data() + base;
-  if (base + kGroup > segs_.size()) {  // the last group may be short
+  static_assert(kGroup == search_kernels::kWidth);
+  size_t base = tree_.rank_with<Kernel>(lba) * kGroup;
+  const Segment* g = segs + base;
+  if (last - g < ptrdiff_t(kGroup)) {  // the last group may be short
     while (g->end() <= lba) g++;
-    return size_t(g - segs_.data());
+    return size_t(g - segs);
+  }
+  return base + Kernel::ends_le(g, lba);
+}
+
+struct RoIndex::Finders {
+  OBD_SEARCH_FLAT_SCALAR static size_t scalar(const RoIndex& i, uint64_t lba) {
+    return i.find_with<search_kernels::Scalar>(lba);
   }
 #if defined(__x86_64__)
-  if (isa == SearchIsa::kAvx512) return base + count_ends_avx512(g, lba);
+  OBD_SEARCH_FLAT_SSE42 static size_t sse42(const RoIndex& i, uint64_t lba) {
+    return i.find_with<search_kernels::Sse42>(lba);
+  }
+  OBD_SEARCH_FLAT_AVX2 static size_t avx2(const RoIndex& i, uint64_t lba) {
+    return i.find_with<search_kernels::Avx2>(lba);
+  }
+  OBD_SEARCH_FLAT_AVX512 static size_t avx512(const RoIndex& i, uint64_t lba) {
+    return i.find_with<search_kernels::Avx512>(lba);
+  }
 #endif
-  return base + count_ends_scalar(g, lba);
+};
+
+RoIndex::FindFn RoIndex::finder(SearchIsa isa) {
+#if defined(__x86_64__)
+  switch (isa) {
+    case SearchIsa::kAvx512: return &Finders::avx512;
+    case SearchIsa::kAvx2: return &Finders::avx2;
+    case SearchIsa::kSse42: return &Finders::sse42;
+    default: break;
+  }
+#endif
+  return &Finders::scalar;
 }
 
 Result<std::vector<Segment>> validate_ro_index(std::vector<Segment> raw, uint64_t data_end_sector, bool keep_tags,

@@ -3,6 +3,7 @@
 // map where a later write overrides earlier ones (writable layers).
 #pragma once
 #include <map>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -20,16 +21,17 @@ class RoIndex {
   const std::vector<Segment>& segments() const { return segs_; }
   size_t size() const { return segs_.size(); }
   // Index of the first segment whose end is beyond `lba` (size() if none).
-  size_t find(uint64_t lba) const;
-  // The same with the tree's compares in a given instruction set (tests force
-  // each one the CPU supports).
-  size_t find(uint64_t lba, SearchIsa isa) const;
+  size_t find(uint64_t lba) const { return find_(*this, lba); }
+  // The same with the compares in a given instruction set (tests force each
+  // one the CPU supports).
+  size_t find(uint64_t lba, SearchIsa isa) const { return finder(isa)(*this, lba); }
   // Calls fn(piece) for each mapped piece of [lba, lba+n), trimmed to it, in order.
   template <typename F>
   void lookup(uint64_t lba, uint64_t n, F&& fn) const {
     uint64_t end = lba + n;
-    for (size_t i = find(lba); i < segs_.size() && segs_[i].offset < end; i++) {
-      Segment s = segs_[i];
+    for (const Segment *p = segs_.data() + find(lba), *last = std::to_address(segs_.end()); p < last && p->offset < end;
+         p++) {
+      Segment s = *p;
       if (s.offset < lba) s.trim_front(lba - s.offset);
       if (s.end() > end) s.trim_back_to(end);
       fn(s);
@@ -37,6 +39,12 @@ class RoIndex {
   }
 
  private:
+  // One function a lookup, built for one instruction set (index.cpp).
+  using FindFn = size_t (*)(const RoIndex&, uint64_t);
+  struct Finders;
+  static FindFn finder(SearchIsa isa);
+  template <class Kernel>
+  size_t find_with(uint64_t lba) const;
   void build_search_tree();
 
   std::vector<Segment> segs_;
@@ -46,6 +54,7 @@ class RoIndex {
   // one group.
   static constexpr size_t kGroup = 16;
   SearchTree tree_;
+  FindFn find_ = finder(best_search_isa());
 };
 
 // Checks a committed index against the layout rules (§2.2) and drops padding

@@ -1,71 +1,18 @@
 #include "lsmt/search_tree.h"
 
-#include <immintrin.h>
-
-#include <bit>
+#include "lsmt/search_kernels.h"
 
 namespace obd::lsmt {
 namespace {
 
-using Node = const uint64_t*;
+namespace sk = search_kernels;
+static_assert(SearchTree::kFanout == sk::kWidth);
 
-// Each variant returns the number of keys <= x in one 8-key node; keys are
-// sorted, so that is also the index of the child to descend to.
-size_t count_scalar(Node k, uint64_t x) {
-  size_t n = 0;
-  for (size_t i = 0; i < SearchTree::kFanout; i++) n += k[i] <= x;
-  return n;
-}
-
+OBD_SEARCH_FLAT_SCALAR size_t rank_scalar(const SearchTree& t, uint64_t x) { return t.rank_with<sk::Scalar>(x); }
 #if defined(__x86_64__)
-// No unsigned 64-bit compare before AVX-512: flip the sign bits, compare signed.
-__attribute__((target("sse4.2"))) size_t count_sse42(Node k, uint64_t x) {
-  const __m128i sign = _mm_set1_epi64x(INT64_MIN), v = _mm_xor_si128(_mm_set1_epi64x(int64_t(x)), sign);
-  int gt = 0;
-  for (size_t i = 0; i < SearchTree::kFanout; i += 2) {
-    __m128i key = _mm_xor_si128(_mm_load_si128(reinterpret_cast<const __m128i*>(k + i)), sign);
-    gt += __builtin_popcount(_mm_movemask_pd(_mm_castsi128_pd(_mm_cmpgt_epi64(key, v))));
-  }
-  return SearchTree::kFanout - size_t(gt);
-}
-
-__attribute__((target("avx2,popcnt"))) size_t count_avx2(Node k, uint64_t x) {
-  const __m256i sign = _mm256_set1_epi64x(INT64_MIN), v = _mm256_xor_si256(_mm256_set1_epi64x(int64_t(x)), sign);
-  int gt = 0;
-  for (size_t i = 0; i < SearchTree::kFanout; i += 4) {
-    __m256i key = _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(k + i)), sign);
-    gt += __builtin_popcount(_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(key, v))));
-  }
-  return SearchTree::kFanout - size_t(gt);
-}
-
-__attribute__((target("avx512f,popcnt"))) size_t count_avx512(Node k, uint64_t x) {
-  const __m512i v = _mm512_set1_epi64(int64_t(x));
-  size_t le = 0;
-  for (size_t i = 0; i < SearchTree::kFanout; i += 8) le += __builtin_popcount(_mm512_cmple_epu64_mask(_mm512_load_si512(k + i), v));
-  return le;
-}
-#endif
-
-// The descent, instantiated per variant so the compare inlines into the loop.
-template <size_t (*Count)(Node, uint64_t)>
-size_t descend(const uint64_t* nodes, const uint32_t* level_start, size_t levels, uint64_t x) {
-  size_t node = 0;
-  for (size_t l = 0; l < levels; l++) node = node * SearchTree::kFanout + Count(nodes + (level_start[l] + node) * SearchTree::kFanout, x);
-  return node;
-}
-
-#if defined(__x86_64__)
-__attribute__((target("sse4.2"))) size_t descend_sse42(const uint64_t* n, const uint32_t* s, size_t l, uint64_t x) {
-  return descend<count_sse42>(n, s, l, x);
-}
-__attribute__((target("avx2,popcnt"))) size_t descend_avx2(const uint64_t* n, const uint32_t* s, size_t l, uint64_t x) {
-  return descend<count_avx2>(n, s, l, x);
-}
-__attribute__((target("avx512f,popcnt"))) size_t descend_avx512(const uint64_t* n, const uint32_t* s, size_t l,
-                                                                 uint64_t x) {
-  return descend<count_avx512>(n, s, l, x);
-}
+OBD_SEARCH_FLAT_SSE42 size_t rank_sse42(const SearchTree& t, uint64_t x) { return t.rank_with<sk::Sse42>(x); }
+OBD_SEARCH_FLAT_AVX2 size_t rank_avx2(const SearchTree& t, uint64_t x) { return t.rank_with<sk::Avx2>(x); }
+OBD_SEARCH_FLAT_AVX512 size_t rank_avx512(const SearchTree& t, uint64_t x) { return t.rank_with<sk::Avx512>(x); }
 #endif
 
 }  // namespace
@@ -84,7 +31,7 @@ bool search_isa_supported(SearchIsa isa) {
   switch (isa) {
     case SearchIsa::kAvx512: return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt");
     case SearchIsa::kAvx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
-    case SearchIsa::kSse42: return __builtin_cpu_supports("sse4.2");
+    case SearchIsa::kSse42: return __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("popcnt");
     default: return true;
   }
 #else
@@ -117,7 +64,7 @@ SearchTree::SearchTree(std::span<const uint64_t> keys) : isa_(best_search_isa())
     level = std::move(up);
   }
   for (auto it = levels.rbegin(); it != levels.rend(); ++it) {
-    level_start_.push_back(uint32_t(nodes_.size()));
+    level_first_key_.push_back(nodes_.size() * kFanout);
     for (size_t i = 0; i < it->size(); i += kFanout) {
       Node n;
       for (size_t k = 0; k < kFanout; k++) n.k[k] = (*it)[i + k];
@@ -127,18 +74,15 @@ SearchTree::SearchTree(std::span<const uint64_t> keys) : isa_(best_search_isa())
 }
 
 size_t SearchTree::rank(uint64_t x, SearchIsa isa) const {
-  const uint64_t* n = nodes_.data()->k;
-  const uint32_t* s = level_start_.data();
-  size_t l = level_start_.size();
 #if defined(__x86_64__)
   switch (isa) {
-    case SearchIsa::kAvx512: return descend_avx512(n, s, l, x);
-    case SearchIsa::kAvx2: return descend_avx2(n, s, l, x);
-    case SearchIsa::kSse42: return descend_sse42(n, s, l, x);
+    case SearchIsa::kAvx512: return rank_avx512(*this, x);
+    case SearchIsa::kAvx2: return rank_avx2(*this, x);
+    case SearchIsa::kSse42: return rank_sse42(*this, x);
     default: break;
   }
 #endif
-  return descend<count_scalar>(n, s, l, x);
+  return rank_scalar(*this, x);
 }
 
 }  // namespace obd::lsmt

@@ -30,13 +30,22 @@ class SearchTree {
   // The number of keys <= x, given x < the last key.
   size_t rank(uint64_t x) const { return rank(x, isa_); }
   size_t rank(uint64_t x, SearchIsa isa) const;
+  // rank() with one compare kernel of lsmt/search_kernels.h; instantiate it
+  // only inside a function built for that kernel (OBD_SEARCH_FLAT_*).
+  template <class Kernel>
+  size_t rank_with(uint64_t x) const {
+    const uint64_t* keys = nodes_.data()->k;
+    size_t pos = 0;  // the compared node's first key, counted from its level's first
+    for (size_t first : level_first_key_) pos = (pos + Kernel::keys_le(keys + first + pos, x)) * kFanout;
+    return pos / kFanout;
+  }
 
  private:
   struct alignas(128) Node {
     uint64_t k[kFanout];
   };
   std::vector<Node> nodes_;           // levels top first, each padded with UINT64_MAX
-  std::vector<uint32_t> level_start_;  // first node of each level
+  std::vector<size_t> level_first_key_;  // where each level starts, in keys
   SearchIsa isa_ = SearchIsa::kScalar;
 };
 
