@@ -14,7 +14,7 @@ BUILD_PKGS=(g++ cmake ninja-build pkg-config zlib1g-dev libisal-dev liblz4-dev l
 # (scripts/guest: busybox initramfs, modules resolved with kmod); containerd
 # 1.6 + runc for the snapshotter tests, and Go with containerd's source for
 # containerd's own snapshotter test suite (built offline in GOPATH mode).
-RUN_PKGS=(e2fsprogs fuse3 docker-registry nginx-light curl skopeo umoci mmdebstrap gpg libdpkg-perl mount debian-archive-keyring apache2-utils openssl mariadb-server python3 zstd qemu-system-x86 busybox-static cpio kmod xz-utils fio containerd runc golang-go golang-github-containerd-containerd-dev libcap2-bin buildah time containernetworking-plugins iproute2 iptables)
+RUN_PKGS=(e2fsprogs fuse3 docker-registry nginx-light curl skopeo umoci mmdebstrap gpg libdpkg-perl mount debian-archive-keyring apache2-utils openssl mariadb-server python3 zstd qemu-system-x86 busybox-static cpio kmod xz-utils fio containerd runc golang-go golang-github-containerd-containerd-dev libcap2-bin buildah time containernetworking-plugins iproute2 iptables tinyproxy)
 
 missing=()
 for p in "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}"; do

@@ -222,7 +222,9 @@ export class RegistryClient {
           });
         } catch (e) {
           if (op.signal?.aborted) throw e;
-          const err = new OverlaybdError('REGISTRY_UNREACHABLE', `${what}: ${op.method} ${u.href}: ${(e as Error).message}${after}`, { cause: e });
+          // The transport's own codes (a proxy's refusal) stay; the rest is unreachability.
+          const code = e instanceof OverlaybdError ? e.code : 'REGISTRY_UNREACHABLE';
+          const err = new OverlaybdError(code, `${what}: ${op.method} ${u.href}: ${(e as Error).message}${after}`, { cause: e });
           throw retryable && isConnectionError(e) ? new RetryableError(err) : err;
         }
       };

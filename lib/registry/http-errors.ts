@@ -71,7 +71,7 @@ export function describeErrorBody(body: Buffer | undefined): string {
 }
 
 export function codeForStatus(status: number): ErrorCode {
-  if (status === 401) return 'REGISTRY_UNAUTHORIZED';
+  if (status === 401 || status === 407) return 'REGISTRY_UNAUTHORIZED'; // 407: the proxy's
   if (status === 403) return 'REGISTRY_DENIED';
   if (status === 404) return 'REGISTRY_NOT_FOUND';
   if (status === 429) return 'REGISTRY_RATE_LIMITED';
@@ -83,6 +83,7 @@ const STATUS_TEXT: Record<number, string> = {
   403: 'denied',
   404: 'not found',
   405: 'method not allowed',
+  407: 'proxy authentication required (give user:password in the proxy URL)',
   416: 'range not satisfiable',
   429: 'too many requests',
 };
@@ -93,7 +94,7 @@ export function statusError(
   body?: Buffer,
   extra?: { attempts?: number; code?: ErrorCode },
 ): RegistryHttpError {
-  const said = describeErrorBody(body);
+  const said = status === 407 ? '' : describeErrorBody(body); // a 407's body is the proxy's page
   const text = STATUS_TEXT[status] ?? (status >= 500 ? 'server error' : 'unexpected status');
   const attempts = extra?.attempts && extra.attempts > 1 ? ` after ${extra.attempts} attempts` : '';
   return new RegistryHttpError(

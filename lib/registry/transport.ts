@@ -2,21 +2,24 @@
  * One HTTP exchange with a registry or token server over node:http(s), with
  * a keep-alive agent per origin and the TLS options of docker and upstream's
  * convertor (extra CAs, certs.d-style directories, client certificates,
- * skip-verify), set per origin on its agent. No retries and no auth here:
- * see client.ts. Node's own client, not undici: loading undici cost every
+ * skip-verify), set per origin on its agent, and the proxies of HTTP_PROXY,
+ * HTTPS_PROXY and NO_PROXY (proxy.ts). No retries and no auth here: see
+ * client.ts. Node's own client, not undici: loading undici cost every
  * command about 0.1 s before its first request (docs/decisions.md).
  */
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import path from 'node:path';
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, type Duplex, type Readable } from 'node:stream';
 import tls from 'node:tls';
 import { z } from 'zod';
 import { OverlaybdError } from '../errors.js';
 import { parseWith } from '../config.js';
 import { silentLogger, type Logger } from '../log.js';
 import { redactHeaders } from './logger.js';
+import { proxyEnvFrom, ProxyResolver } from './proxy.js';
 import { apiHost } from './reference.js';
 
 export const TransportOptionsSchema = z.object({
@@ -38,6 +41,8 @@ export const TransportOptionsSchema = z.object({
   timeoutMs: z.number().int().positive().default(60_000),
   connectTimeoutMs: z.number().int().positive().default(30_000),
   maxSockets: z.number().int().positive().default(32),
+  /** Proxies (URLs) and the hosts reached without one; default: HTTP_PROXY, HTTPS_PROXY and NO_PROXY. */
+  proxy: z.object({ http: z.string().optional(), https: z.string().optional(), noProxy: z.string().optional() }).optional(),
 });
 
 export type TransportOptions = z.input<typeof TransportOptionsSchema>;
@@ -98,6 +103,70 @@ export function isConnectionError(e: unknown): boolean {
   return cause !== undefined && cause !== e && isConnectionError(cause);
 }
 
+/** A URL's host as a socket option wants it: IPv6 without brackets. */
+function hostOf(url: URL): string {
+  return url.hostname.replace(/^\[(.*)\]$/, '$1');
+}
+
+/** Proxy-Authorization for the user and password of a proxy URL, if it has them. */
+function proxyAuthorization(proxy: URL): Record<string, string> {
+  if (proxy.username === '' && proxy.password === '') return {};
+  const basic = Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64');
+  return { 'proxy-authorization': `Basic ${basic}` };
+}
+
+/** A proxy URL fit for messages and logs: no user or password. */
+function shown(proxy: URL): string {
+  return `${proxy.protocol}//${proxy.host}`;
+}
+
+/**
+ * An https.Agent whose connections are tunnels through an HTTP proxy: a
+ * CONNECT to the registry's host and port, then TLS to the registry inside
+ * it, so the proxy sees neither the requests nor the credentials.
+ */
+class TunnelAgent extends https.Agent {
+  constructor(
+    private readonly proxy: URL,
+    private readonly connectTimeoutMs: number,
+    options: https.AgentOptions,
+  ) {
+    super(options);
+  }
+
+  override createConnection(options: https.RequestOptions, done?: (err: Error | null, stream: Duplex) => void): undefined {
+    const host = options.host ?? 'localhost';
+    const target = `${net.isIPv6(host) ? `[${host}]` : host}:${options.port ?? 443}`;
+    const where = `CONNECT ${target} through proxy ${shown(this.proxy)}`;
+    const req = (this.proxy.protocol === 'https:' ? https : http).request({
+      host: hostOf(this.proxy),
+      port: this.proxy.port || undefined,
+      method: 'CONNECT',
+      path: target,
+      headers: { host: target, ...proxyAuthorization(this.proxy) },
+      agent: false,
+      timeout: this.connectTimeoutMs,
+    });
+    const fail = (e: Error) => done?.(e, undefined as unknown as Duplex);
+    req.once('timeout', () => req.destroy(timeoutError(`${where}: no answer after ${this.connectTimeoutMs} ms`)));
+    req.once('error', (e) => fail(Object.assign(new Error(`${where}: ${e.message}`, { cause: e }), { code: (e as NodeJS.ErrnoException).code })));
+    req.once('connect', (res, socket, head) => {
+      const status = res.statusCode ?? 0;
+      if (status !== 200) {
+        socket.destroy();
+        const code = status === 407 ? 'REGISTRY_UNAUTHORIZED' : status >= 500 ? 'REGISTRY_UNREACHABLE' : 'REGISTRY_DENIED';
+        const why = status === 407 ? 'proxy authentication required (give user:password in the proxy URL)' : `proxy answered ${status}`;
+        fail(new OverlaybdError(code, `${where}: ${why}`));
+        return;
+      }
+      if (head.length > 0) socket.unshift(head);
+      done?.(null, tls.connect({ ...(options as tls.ConnectionOptions), socket }));
+    });
+    req.end();
+    return undefined;
+  }
+}
+
 interface TlsMaterial {
   ca?: string[];
   cert?: Buffer;
@@ -126,11 +195,13 @@ export class Transport {
   private readonly logger: Logger;
   private readonly agents = new Map<string, http.Agent>();
   private readonly baseCa: string[];
+  private readonly proxies: ProxyResolver;
 
   constructor(options: TransportOptions = {}, logger: Logger = silentLogger) {
     this.options = parseWith(TransportOptionsSchema, options, 'transport options');
     this.logger = logger;
     this.baseCa = this.options.caFiles.map((f) => readFile(f, 'CA certificate').toString('utf8'));
+    this.proxies = new ProxyResolver(this.options.proxy ?? proxyEnvFrom());
   }
 
   /** `http` or `https` for a registry (`host[:port]`). */
@@ -180,15 +251,29 @@ export class Transport {
     };
   }
 
-  private agent(url: URL): http.Agent {
+  /**
+   * The keep-alive agent of an origin. Through a proxy, an https origin's
+   * sockets are CONNECT tunnels; an http origin's go to the proxy, which
+   * gets absolute-form requests (as Go's client sends them).
+   */
+  private agent(url: URL, proxy: URL | undefined): http.Agent {
     let a = this.agents.get(url.origin);
     if (!a) {
       const o = this.options;
       const common = { keepAlive: true, maxSockets: o.maxSockets, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS };
-      a =
-        url.protocol === 'https:'
-          ? new https.Agent({ ...common, ...this.tlsFor(url.host), rejectUnauthorized: !o.insecure })
-          : new http.Agent(common);
+      if (url.protocol === 'https:') {
+        const tlsOptions = { ...common, ...this.tlsFor(url.host), rejectUnauthorized: !o.insecure };
+        a = proxy ? new TunnelAgent(proxy, o.connectTimeoutMs, tlsOptions) : new https.Agent(tlsOptions);
+      } else if (proxy) {
+        // One connection a request: proxies such as tinyproxy close the
+        // client's connection after each response without saying so, and a
+        // request sent on it then fails (a tunnel stays open, so https keeps
+        // its connections).
+        const once = { ...common, keepAlive: false };
+        a = proxy.protocol === 'https:' ? new https.Agent(once) : new http.Agent(once);
+      } else {
+        a = new http.Agent(common);
+      }
       this.agents.set(url.origin, a);
     }
     return a;
@@ -219,8 +304,23 @@ export class Transport {
         reject(e);
       };
       if (signal?.aborted) return fail(signal.reason as Error);
-      const client = url.protocol === 'https:' ? https : http;
-      const cr = client.request(url, { method: req.method, headers, agent: this.agent(url), timeout: o.timeoutMs });
+      const proxy = this.proxies.proxyFor(url);
+      const agent = this.agent(url, proxy);
+      // The first hop: the registry, or the proxy of a plain-HTTP registry
+      // (a tunnel's socket comes connected, its CONNECT timed on its own).
+      const hop = proxy && url.protocol === 'http:' ? proxy : url;
+      const cr =
+        hop === url
+          ? (url.protocol === 'https:' ? https : http).request(url, { method: req.method, headers, agent, timeout: o.timeoutMs })
+          : (hop.protocol === 'https:' ? https : http).request({
+              host: hostOf(hop),
+              port: hop.port || undefined,
+              path: url.href,
+              method: req.method,
+              headers: { ...headers, host: url.host, ...proxyAuthorization(hop) },
+              agent,
+              timeout: o.timeoutMs,
+            });
       let res: http.IncomingMessage | undefined;
       // After the headers, failures belong to the body the caller reads.
       const stop = (e: Error) => (res ? res.destroy(e) : cr.destroy(e));
@@ -230,11 +330,12 @@ export class Transport {
       cr.on('timeout', () => stop(timeoutError(`${req.method} ${url.href}: no data for ${o.timeoutMs} ms`)));
       cr.once('socket', (socket) => {
         if (!socket.connecting) return;
+        const to = hop === url ? url.host : `proxy ${shown(hop)}`;
         const timer = setTimeout(
-          () => cr.destroy(timeoutError(`connect to ${url.host} timed out after ${o.connectTimeoutMs} ms`)),
+          () => cr.destroy(timeoutError(`connect to ${to} timed out after ${o.connectTimeoutMs} ms`)),
           o.connectTimeoutMs,
         );
-        socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => clearTimeout(timer));
+        socket.once(hop.protocol === 'https:' ? 'secureConnect' : 'connect', () => clearTimeout(timer));
         socket.once('close', () => clearTimeout(timer));
       });
       cr.on('error', (e) => {

@@ -7,10 +7,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, stopChild, trackChild } from './registry.js';
+import { freePort, stopChild, trackChild, waitListening } from './registry.js';
 
 export interface P2pProxy {
   /** p2pConfig.address: `http://127.0.0.1:<port>/accelerator`. */
@@ -50,23 +49,6 @@ http {
 `;
 }
 
-async function waitPort(port: number, proc: ChildProcess, errLog: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`nginx exited with ${proc.exitCode}: ${fs.readFileSync(errLog, 'utf8').slice(-2000)}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nginx not listening on ${port} after 10 s`);
-    await new Promise((r) => setTimeout(r, 30));
-  }
-}
-
 export async function startP2pProxy(): Promise<P2pProxy> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-p2p-'));
   let proc: ChildProcess | undefined;
@@ -83,7 +65,7 @@ export async function startP2pProxy(): Promise<P2pProxy> {
     proc = spawn('nginx', ['-c', conf, '-p', dir, '-e', errLog], { stdio: 'ignore' });
     proc.on('error', () => {});
     trackChild(proc);
-    await waitPort(port, proc, errLog);
+    await waitListening(port, proc, 'nginx', errLog);
     const accessLog = path.join(dir, 'access.log');
     return {
       address: `http://127.0.0.1:${port}/accelerator`,

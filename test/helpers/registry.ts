@@ -107,16 +107,38 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Waits until a child listens on 127.0.0.1:`port`; fails with its log's tail if it exits or takes over 10 s. */
+export async function waitListening(port: number, proc: ChildProcess, what: string, logFile: string): Promise<void> {
+  const tail = () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(-2000) : '');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`${what} exited with ${proc.exitCode}: ${tail()}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${what} not listening on ${port} after 10 s: ${tail()}`);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+}
+
 function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-/** A CA and a server certificate for 127.0.0.1/localhost, plus a client certificate, all in `dir`. */
+/** A name for 127.0.0.1 that only the test HTTP proxy resolves (http-proxy.ts). */
+export const PROXIED_HOST = 'registry.obd.test';
+
+/** A CA and a server certificate for 127.0.0.1/localhost/PROXIED_HOST, plus a client certificate, all in `dir`. */
 export function makeCerts(dir: string): { ca: string; caKey: string; cert: string; key: string; clientCert: string; clientKey: string } {
   fs.mkdirSync(dir, { recursive: true });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=overlaybd test CA'], dir);
-  fs.writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  fs.writeFileSync(path.join(dir, 'server.ext'), `subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:${PROXIED_HOST}\nextendedKeyUsage=serverAuth\n`);
   openssl(['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1'], dir);
   openssl(
     ['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'server.ext'],
