@@ -5,14 +5,12 @@
  * that arrives proves it went through the proxy. (A client never proxies
  * loopback addresses or localhost, as Go's does.)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { freePort, PROXIED_HOST, stopChild, trackChild, waitListening } from './registry.js';
+import { PROXIED_HOST, startLoopbackChild } from './registry.js';
 
 export { PROXIED_HOST };
-
 
 export interface HttpProxy {
   /** `http://[user:password@]127.0.0.1:<port>` */
@@ -26,53 +24,36 @@ export interface HttpProxy {
 
 /** Starts tinyproxy on loopback; with `auth`, it asks for those Basic credentials. */
 export async function startHttpProxy(auth?: { user: string; password: string }): Promise<HttpProxy> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-http-proxy-'));
-  let proc: ChildProcess | undefined;
-  const stop = async () => {
-    await stopChild(proc, 3000);
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    const port = await freePort();
-    const log = path.join(dir, 'tinyproxy.log');
+  let log = '';
+  const { port, stop } = await startLoopbackChild('tinyproxy', (dir, port) => {
+    log = path.join(dir, 'tinyproxy.log');
     const hosts = path.join(dir, 'hosts');
     fs.writeFileSync(hosts, `${fs.readFileSync('/etc/hosts', 'utf8')}\n127.0.0.1 ${PROXIED_HOST}\n`);
     const conf = path.join(dir, 'tinyproxy.conf');
-    fs.writeFileSync(
-      conf,
-      [
-        `Port ${port}`,
-        'Listen 127.0.0.1',
-        'Allow 127.0.0.1',
-        'Timeout 60',
-        'MaxClients 64',
-        `LogFile "${log}"`,
-        'LogLevel Connect',
-        'DisableViaHeader Yes',
-        // No ConnectPort: CONNECT to any port (the registries' are random).
-        ...(auth ? [`BasicAuth ${auth.user} ${auth.password}`] : []),
-      ].join('\n') + '\n',
-    );
+    const lines = [
+      `Port ${port}`,
+      'Listen 127.0.0.1',
+      'Allow 127.0.0.1',
+      'Timeout 60',
+      'MaxClients 64',
+      `LogFile "${log}"`,
+      'LogLevel Connect',
+      'DisableViaHeader Yes',
+      // No ConnectPort: CONNECT to any port (the registries' are random).
+      ...(auth ? [`BasicAuth ${auth.user} ${auth.password}`] : []),
+    ];
+    fs.writeFileSync(conf, lines.join('\n') + '\n');
     // The mount is private to the new namespace and goes with the process.
-    proc = spawn('unshare', ['--mount', 'sh', '-c', `mount --bind "${hosts}" /etc/hosts && exec tinyproxy -d -c "${conf}"`], {
-      stdio: 'ignore',
-    });
-    proc.on('error', () => {});
-    trackChild(proc);
-    await waitListening(port, proc, 'tinyproxy', log);
-    const bare = `http://127.0.0.1:${port}`;
-    const creds = auth ? `${encodeURIComponent(auth.user)}:${encodeURIComponent(auth.password)}@` : '';
-    return {
-      url: `http://${creds}127.0.0.1:${port}`,
-      bare,
-      requests: () =>
-        fs.existsSync(log)
-          ? [...fs.readFileSync(log, 'utf8').matchAll(/Request \(file descriptor \d+\): (\S+ \S+)/g)].map((m) => m[1]!)
-          : [],
-      stop,
-    };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
+    const script = `mount --bind "${hosts}" /etc/hosts && exec tinyproxy -d -c "${conf}"`;
+    return { proc: spawn('unshare', ['--mount', 'sh', '-c', script], { stdio: 'ignore' }), log };
+  });
+  const bare = `http://127.0.0.1:${port}`;
+  const creds = auth ? `${encodeURIComponent(auth.user)}:${encodeURIComponent(auth.password)}@` : '';
+  return {
+    url: `http://${creds}127.0.0.1:${port}`,
+    bare,
+    requests: () =>
+      fs.existsSync(log) ? [...fs.readFileSync(log, 'utf8').matchAll(/Request \(file descriptor \d+\): (\S+ \S+)/g)].map((m) => m[1]!) : [],
+    stop,
+  };
 }

@@ -5,11 +5,10 @@
  * config, pid, logs and temp paths in a temp dir on 127.0.0.1; `stop()`
  * ends it and removes the dir.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { freePort, stopChild, trackChild, waitListening } from './registry.js';
+import { startLoopbackChild } from './registry.js';
 
 export interface P2pProxy {
   /** p2pConfig.address: `http://127.0.0.1:<port>/accelerator`. */
@@ -50,30 +49,17 @@ http {
 }
 
 export async function startP2pProxy(): Promise<P2pProxy> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-p2p-'));
-  let proc: ChildProcess | undefined;
-  const stop = async () => {
-    await stopChild(proc, 3000);
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    const port = await freePort();
+  const { dir, port, stop } = await startLoopbackChild('nginx', (dir, port) => {
     const conf = path.join(dir, 'nginx.conf');
     fs.writeFileSync(conf, config(dir, port));
-    const errLog = path.join(dir, 'error.log');
+    const log = path.join(dir, 'error.log');
     // -e: the error log before the config is read (the default is under /var/log).
-    proc = spawn('nginx', ['-c', conf, '-p', dir, '-e', errLog], { stdio: 'ignore' });
-    proc.on('error', () => {});
-    trackChild(proc);
-    await waitListening(port, proc, 'nginx', errLog);
-    const accessLog = path.join(dir, 'access.log');
-    return {
-      address: `http://127.0.0.1:${port}/accelerator`,
-      requests: () => (fs.existsSync(accessLog) ? fs.readFileSync(accessLog, 'utf8').split('\n').filter(Boolean) : []),
-      stop,
-    };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
+    return { proc: spawn('nginx', ['-c', conf, '-p', dir, '-e', log], { stdio: 'ignore' }), log };
+  });
+  const accessLog = path.join(dir, 'access.log');
+  return {
+    address: `http://127.0.0.1:${port}/accelerator`,
+    requests: () => (fs.existsSync(accessLog) ? fs.readFileSync(accessLog, 'utf8').split('\n').filter(Boolean) : []),
+    stop,
+  };
 }

@@ -108,7 +108,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** Waits until a child listens on 127.0.0.1:`port`; fails with its log's tail if it exits or takes over 10 s. */
-export async function waitListening(port: number, proc: ChildProcess, what: string, logFile: string): Promise<void> {
+async function waitListening(port: number, proc: ChildProcess, what: string, logFile: string): Promise<void> {
   const tail = () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(-2000) : '');
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -123,6 +123,41 @@ export async function waitListening(port: number, proc: ChildProcess, what: stri
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`${what} not listening on ${port} after 10 s: ${tail()}`);
     await new Promise((r) => setTimeout(r, 30));
+  }
+}
+
+export interface LoopbackChild {
+  dir: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * A server child on 127.0.0.1 with its files in a temp dir: `launch` writes
+ * its config there and spawns it; resolves once it listens. If that fails,
+ * and on `stop()`, the child is stopped and the dir removed.
+ */
+export async function startLoopbackChild(
+  what: string,
+  launch: (dir: string, port: number) => { proc: ChildProcess; log: string },
+): Promise<LoopbackChild> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `obd-${what}-`));
+  let proc: ChildProcess | undefined;
+  const stop = async () => {
+    await stopChild(proc, 3000);
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const port = await freePort();
+    const started = launch(dir, port);
+    proc = started.proc;
+    proc.on('error', () => {});
+    trackChild(proc);
+    await waitListening(port, proc, what, started.log);
+    return { dir, port, stop };
+  } catch (e) {
+    await stop();
+    throw e;
   }
 }
 
