@@ -11,6 +11,7 @@ import { RegistryClient, sha256Digest, type RegistryClientOptions } from '../lib
 import { ProxyResolver, proxyEnvFrom } from '../lib/registry/proxy.js';
 import { PROXIED_HOST, startHttpProxy, type HttpProxy } from './helpers/http-proxy.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { R, remoteGet, TestBlob } from './helpers/remote-get.js';
 
 const fast: RegistryClientOptions['retry'] = { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 50, maxTotalMs: 5_000 };
 
@@ -26,6 +27,23 @@ async function failure(p: Promise<unknown>): Promise<{ code: string; message: st
     return { code: isOverlaybdError(e) ? e.code : `not an OverlaybdError: ${String(e)}`, message: (e as Error).message };
   }
   throw new Error('expected a failure');
+}
+
+/** Runs fn with these variables set (undefined: unset), then puts them back. */
+async function withEnv(vars: Record<string, string | undefined>, fn: () => Promise<void>): Promise<void> {
+  const set = (v: Record<string, string | undefined>) => {
+    for (const [k, x] of Object.entries(v)) {
+      if (x === undefined) delete process.env[k];
+      else process.env[k] = x;
+    }
+  };
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  set(vars);
+  try {
+    await fn();
+  } finally {
+    set(saved);
+  }
 }
 
 describe('proxy rules (Go net/http)', () => {
@@ -168,28 +186,31 @@ describe('through tinyproxy', () => {
     expect(proxy.requests().length).toBe(before);
   });
 
+  it('native blob reads take the proxy from the environment, as curl reads it', async () => {
+    const tb = new TestBlob();
+    await tb.push(tls);
+    const name = `${PROXIED_HOST}:${tls.port}`;
+    await withEnv({ https_proxy: proxy.url, HTTPS_PROXY: undefined, NO_PROXY: undefined, no_proxy: undefined }, async () => {
+      const r = await remoteGet(tb.args(`https://${name}`, ['--ca', tls.caFile!]), [R]);
+      tb.expectBytes(r, [R]);
+    });
+    expect(proxy.requests()).toContain(`CONNECT ${name}`);
+  });
+
   it('takes the proxy from the environment, and fails naming a proxy that is down', async () => {
-    const saved = { ...process.env };
-    try {
-      delete process.env.NO_PROXY;
-      delete process.env.no_proxy;
-      process.env.HTTPS_PROXY = proxy.url;
-      const name = `${PROXIED_HOST}:${tls.port}`;
-      const b = blob(1_000);
+    const name = `${PROXIED_HOST}:${tls.port}`;
+    const b = blob(1_000);
+    await withEnv({ HTTPS_PROXY: proxy.url, NO_PROXY: undefined, no_proxy: undefined }, async () => {
       const c = client({ transport: { caFiles: [tls.caFile!] } });
       expect((await c.pushBlob({ registry: name, repository: 'env/proxy' }, b, b.data)).status).toBe('uploaded');
-      expect(proxy.requests()).toContain(`CONNECT ${name}`);
-
-      process.env.HTTPS_PROXY = 'http://127.0.0.1:9';  // discard port: nothing listens
+    });
+    expect(proxy.requests()).toContain(`CONNECT ${name}`);
+    // The discard port: nothing listens there.
+    await withEnv({ HTTPS_PROXY: 'http://127.0.0.1:9', NO_PROXY: undefined, no_proxy: undefined }, async () => {
       const down = client({ transport: { caFiles: [tls.caFile!] } });
       const err = await failure(down.fetchBlobBytes({ registry: name, repository: 'env/proxy' }, b));
       expect(err.message).toContain('through proxy http://127.0.0.1:9');
       expect(err.message).toMatch(/ECONNREFUSED/);
-    } finally {
-      for (const k of ['HTTPS_PROXY', 'NO_PROXY', 'no_proxy']) {
-        if (saved[k] === undefined) delete process.env[k];
-        else process.env[k] = saved[k];
-      }
-    }
+    });
   });
 });
