@@ -22,6 +22,23 @@ start_service() { # $1: log name
 # fds/threads of the service; io_uring's own workers (iou-wrk-*, kernel
 # threads that come and go with the load) are not the service's.
 counts() { echo "$(ls /proc/$SVC/fd | wc -l)/$(cat /proc/$SVC/task/*/comm | grep -vc '^iou-')"; }
+# Runs fio_job in the background; if it is still running after $1 s, prints
+# what a stuck run leaves to look at (prefix $2): fio's last lines, the
+# device's in-flight counts, the kernel log and where the service's threads
+# wait. Then waits for it and returns its status.
+fio_watched() {
+  local limit=$1 name=$2 dev=$3 log=$4; shift 4
+  fio_job "$dev" "$@" >"$log" 2>&1 &
+  local pid=$! n=0
+  while kill -0 $pid 2>/dev/null && [ $n -lt $((limit * 10)) ]; do sleep 0.1; n=$((n + 1)); done
+  if kill -0 $pid 2>/dev/null; then
+    echo "${name}_stuck_tail=$(tail -n 12 "$log" | tr '\n' '|')"
+    echo "${name}_stuck_inflight=$(cat /sys/block/${dev#/dev/}/inflight 2>/dev/null)"
+    echo "${name}_stuck_dmesg=$(dmesg | tail -n 12 | tr '\n' '|')"
+    echo "${name}_stuck_threads=$(for t in /proc/$SVC/task/*; do echo "$(cat $t/comm):$(awk '{print $2}' $t/stack 2>/dev/null | head -3 | tr '\n' ',')"; done | sort | uniq -c | tr '\n' '|')"
+  fi
+  wait $pid
+}
 fio_job() { # fio with the options every run here shares; $1 = device, rest = extra options
   local dev=$1; shift
   timeout 300 fio --name=obd --filename="$dev" --offset=1G --size=16M --bs=4k --ioengine=libaio --iodepth=16 --direct=1 \
@@ -61,7 +78,7 @@ RW=$(api POST /attach "{\"config\":\"$SH/rw.json\",\"frontend\":\"ublk\"}" | fie
 echo "rw_dev=$RW"
 echo "rw_flag=$(blockdev --getro "$RW")"
 t0=$(now)
-fio_job "$RW" --rw=randwrite --do_verify=1 >"$SH/fio-write.log" 2>&1
+fio_watched 120 rw "$RW" "$SH/fio-write.log" --rw=randwrite --do_verify=1
 echo "rw_fio=$?"
 echo "rw_fio_ms=$(( $(now) - t0 ))"
 echo "rw_fio_err=$(grep -o 'err= *[0-9]*' "$SH/fio-write.log" | head -1 | tr -d ' ')"
