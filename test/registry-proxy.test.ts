@@ -81,6 +81,10 @@ describe('proxy rules (Go net/http)', () => {
     ];
     for (const [u, want] of table) expect(via(u), u).toBe(want);
     expect(new ProxyResolver({ https: 'p:1', noProxy: '*' }).proxyFor(new URL('https://a.b/'))).toBeUndefined();
+    // Entries Go cannot parse are skipped, not fatal.
+    const odd = new ProxyResolver({ https: 'p:1', noProxy: '10.0.0.0/99, junk/x, ,10.0.0.0/8' });
+    expect(odd.proxyFor(new URL('https://10.1.1.1/'))).toBeUndefined();
+    expect(odd.proxyFor(new URL('https://11.1.1.1/'))?.host).toBe('p:1');
   });
 
   it('reads the upper-case variables first, and ignores HTTP_PROXY under CGI', () => {

@@ -35,10 +35,11 @@ export function proxyEnvFrom(env: NodeJS.ProcessEnv = process.env): ProxyEnv {
 type Rule =
   | { kind: 'all' }
   | { kind: 'cidr'; list: net.BlockList }
-  | { kind: 'ip'; ip: string; port: string }
+  | { kind: 'ip'; list: net.BlockList; port: string }
   | { kind: 'domain'; suffix: string; alsoExact: boolean; port: string };
 
-function unbracket(host: string): string {
+/** An IPv6 host without its URL brackets. */
+export function unbracket(host: string): string {
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }
 
@@ -52,7 +53,7 @@ function parseRules(noProxy: string): Rule[] {
     if (slash > 0) {
       const [addr, bits] = [entry.slice(0, slash), Number(entry.slice(slash + 1))];
       const family = net.isIP(addr);
-      if (family !== 0 && Number.isInteger(bits)) {
+      if (family !== 0 && Number.isInteger(bits) && bits >= 0 && bits <= (family === 6 ? 128 : 32)) {
         const list = new net.BlockList();
         list.addSubnet(addr, bits, family === 6 ? 'ipv6' : 'ipv4');
         rules.push({ kind: 'cidr', list });
@@ -65,8 +66,11 @@ function parseRules(noProxy: string): Rule[] {
     const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(entry);
     if (m) [host, port] = [m[1]!, m[2]!];
     host = unbracket(host);
-    if (net.isIP(host) !== 0) {
-      rules.push({ kind: 'ip', ip: host, port });
+    const family = net.isIP(host);
+    if (family !== 0) {
+      const list = new net.BlockList();
+      list.addAddress(host, family === 6 ? 'ipv6' : 'ipv4');
+      rules.push({ kind: 'ip', list, port });
       continue;
     }
     if (host.startsWith('*.')) host = host.slice(1);
@@ -127,7 +131,7 @@ export class ProxyResolver {
           if (family !== 0 && r.list.check(host, family === 6 ? 'ipv6' : 'ipv4')) return false;
           break;
         case 'ip':
-          if (family !== 0 && sameIp(host, r.ip) && (r.port === '' || r.port === port)) return false;
+          if (family !== 0 && r.list.check(host, family === 6 ? 'ipv6' : 'ipv4') && (r.port === '' || r.port === port)) return false;
           break;
         case 'domain':
           if ((host.endsWith(r.suffix) || (r.alsoExact && host === r.suffix.slice(1))) && (r.port === '' || r.port === port))
@@ -146,11 +150,4 @@ LOOPBACK.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
 
 function isLoopback(ip: string, family: number): boolean {
   return LOOPBACK.check(ip, family === 6 ? 'ipv6' : 'ipv4');
-}
-
-function sameIp(a: string, b: string): boolean {
-  const fa = net.isIP(a);
-  const list = new net.BlockList();
-  list.addAddress(b, net.isIP(b) === 6 ? 'ipv6' : 'ipv4');
-  return list.check(a, fa === 6 ? 'ipv6' : 'ipv4');
 }

@@ -19,7 +19,7 @@ import { OverlaybdError } from '../errors.js';
 import { parseWith } from '../config.js';
 import { silentLogger, type Logger } from '../log.js';
 import { redactHeaders } from './logger.js';
-import { proxyEnvFrom, ProxyResolver } from './proxy.js';
+import { proxyEnvFrom, ProxyResolver, unbracket } from './proxy.js';
 import { apiHost } from './reference.js';
 
 export const TransportOptionsSchema = z.object({
@@ -105,7 +105,7 @@ export function isConnectionError(e: unknown): boolean {
 
 /** A URL's host as a socket option wants it: IPv6 without brackets. */
 function hostOf(url: URL): string {
-  return url.hostname.replace(/^\[(.*)\]$/, '$1');
+  return unbracket(url.hostname);
 }
 
 /** Proxy-Authorization for the user and password of a proxy URL, if it has them. */
