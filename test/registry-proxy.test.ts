@@ -216,5 +216,11 @@ describe('through tinyproxy', () => {
       expect(err.message).toContain('through proxy http://127.0.0.1:9');
       expect(err.message).toMatch(/ECONNREFUSED/);
     });
+    // A plain-HTTP registry's requests go to the proxy itself: the same message.
+    const plainDown = client({ transport: { plainHttp: true, proxy: { http: 'http://127.0.0.1:9' } } });
+    const err = await failure(plainDown.fetchBlobBytes({ registry: `${PROXIED_HOST}:${plain.port}`, repository: 'env/proxy' }, b));
+    expect(err.code).toBe('REGISTRY_UNREACHABLE');
+    expect(err.message).toContain('through proxy http://127.0.0.1:9');
+    expect(err.message).toMatch(/ECONNREFUSED/);
   });
 });

@@ -120,6 +120,11 @@ function shown(proxy: URL): string {
   return `${proxy.protocol}//${proxy.host}`;
 }
 
+/** A failure on the way through a proxy, saying so; the errno code stays for the retry rules. */
+function throughProxy(e: Error, where: string): Error {
+  return Object.assign(new Error(`${where}: ${e.message}`, { cause: e }), { code: (e as NodeJS.ErrnoException).code });
+}
+
 /**
  * An https.Agent whose connections are tunnels through an HTTP proxy: a
  * CONNECT to the registry's host and port, then TLS to the registry inside
@@ -149,7 +154,7 @@ class TunnelAgent extends https.Agent {
     });
     const fail = (e: Error) => done?.(e, undefined as unknown as Duplex);
     req.once('timeout', () => req.destroy(timeoutError(`${where}: no answer after ${this.connectTimeoutMs} ms`)));
-    req.once('error', (e) => fail(Object.assign(new Error(`${where}: ${e.message}`, { cause: e }), { code: (e as NodeJS.ErrnoException).code })));
+    req.once('error', (e) => fail(throughProxy(e, where)));
     req.once('connect', (res, socket, head) => {
       const status = res.statusCode ?? 0;
       if (status !== 200) {
@@ -339,7 +344,7 @@ export class Transport {
         socket.once('close', () => clearTimeout(timer));
       });
       cr.on('error', (e) => {
-        if (!res) fail(e);
+        if (!res) fail(hop === url ? e : throughProxy(e, `through proxy ${shown(hop)}`));
       });
       cr.once('response', (r) => {
         res = r;
