@@ -51,7 +51,7 @@ SearchIsa best_search_isa() {
 // Layout: the bottom level holds the keys, padded with UINT64_MAX to whole
 // nodes; each level above holds the last key of every node below, until one
 // node is left. Levels are stored top first.
-SearchTree::SearchTree(std::span<const uint64_t> keys) : isa_(best_search_isa()) {
+SearchTree::SearchTree(std::span<const uint64_t> keys) {
   if (keys.empty()) return;
   std::vector<std::vector<uint64_t>> levels;
   std::vector<uint64_t> level(keys.begin(), keys.end());

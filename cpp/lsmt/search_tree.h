@@ -26,9 +26,8 @@ class SearchTree {
   explicit SearchTree(std::span<const uint64_t> keys);
 
   bool empty() const { return nodes_.empty(); }
-  SearchIsa isa() const { return isa_; }
-  // The number of keys <= x, given x < the last key.
-  size_t rank(uint64_t x) const { return rank(x, isa_); }
+  // The number of keys <= x, given x < the last key, with the compares of
+  // `isa` (tests force each one; RoIndex inlines rank_with instead).
   size_t rank(uint64_t x, SearchIsa isa) const;
   // rank() with one compare kernel of lsmt/search_kernels.h; instantiate it
   // only inside a function built for that kernel (OBD_SEARCH_FLAT_*).
@@ -46,7 +45,6 @@ class SearchTree {
   };
   std::vector<Node> nodes_;           // levels top first, each padded with UINT64_MAX
   std::vector<size_t> level_first_key_;  // where each level starts, in keys
-  SearchIsa isa_ = SearchIsa::kScalar;
 };
 
 }  // namespace obd::lsmt

@@ -78,12 +78,15 @@ export function codeForStatus(status: number): ErrorCode {
   return 'REGISTRY_ERROR';
 }
 
+/** What a 407 means to the user, from a registry request or a CONNECT. */
+export const PROXY_AUTH_REQUIRED = 'proxy authentication required (give user:password in the proxy URL)';
+
 const STATUS_TEXT: Record<number, string> = {
   401: 'unauthorized',
   403: 'denied',
   404: 'not found',
   405: 'method not allowed',
-  407: 'proxy authentication required (give user:password in the proxy URL)',
+  407: PROXY_AUTH_REQUIRED,
   416: 'range not satisfiable',
   429: 'too many requests',
 };

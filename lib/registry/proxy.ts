@@ -121,17 +121,17 @@ export class ProxyResolver {
     const host = unbracket(url.hostname.toLowerCase());
     if (host === 'localhost') return false;
     const family = net.isIP(host);
-    if (family !== 0 && isLoopback(host, family)) return false;
+    if (inList(LOOPBACK, host, family)) return false;
     const port = url.port || (url.protocol === 'https:' ? '443' : '80');
     for (const r of this.rules) {
       switch (r.kind) {
         case 'all':
           return false;
         case 'cidr':
-          if (family !== 0 && r.list.check(host, family === 6 ? 'ipv6' : 'ipv4')) return false;
+          if (inList(r.list, host, family)) return false;
           break;
         case 'ip':
-          if (family !== 0 && r.list.check(host, family === 6 ? 'ipv6' : 'ipv4') && (r.port === '' || r.port === port)) return false;
+          if (inList(r.list, host, family) && (r.port === '' || r.port === port)) return false;
           break;
         case 'domain':
           if ((host.endsWith(r.suffix) || (r.alsoExact && host === r.suffix.slice(1))) && (r.port === '' || r.port === port))
@@ -148,6 +148,7 @@ LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
 LOOPBACK.addAddress('::1', 'ipv6');
 LOOPBACK.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
 
-function isLoopback(ip: string, family: number): boolean {
-  return LOOPBACK.check(ip, family === 6 ? 'ipv6' : 'ipv4');
+/** Whether `host`, an IP address of `family` (0: not an address), is in `list`. */
+function inList(list: net.BlockList, host: string, family: number): boolean {
+  return family !== 0 && list.check(host, family === 6 ? 'ipv6' : 'ipv4');
 }

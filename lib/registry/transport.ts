@@ -18,6 +18,7 @@ import { z } from 'zod';
 import { OverlaybdError } from '../errors.js';
 import { parseWith } from '../config.js';
 import { silentLogger, type Logger } from '../log.js';
+import { PROXY_AUTH_REQUIRED } from './http-errors.js';
 import { redactHeaders } from './logger.js';
 import { proxyEnvFrom, ProxyResolver, unbracket } from './proxy.js';
 import { apiHost } from './reference.js';
@@ -160,7 +161,7 @@ class TunnelAgent extends https.Agent {
       if (status !== 200) {
         socket.destroy();
         const code = status === 407 ? 'REGISTRY_UNAUTHORIZED' : status >= 500 ? 'REGISTRY_UNREACHABLE' : 'REGISTRY_DENIED';
-        const why = status === 407 ? 'proxy authentication required (give user:password in the proxy URL)' : `proxy answered ${status}`;
+        const why = status === 407 ? PROXY_AUTH_REQUIRED : `proxy answered ${status}`;
         fail(new OverlaybdError(code, `${where}: ${why}`));
         return;
       }
@@ -198,7 +199,8 @@ function listDir(dir: string): string[] {
 export class Transport {
   readonly options: ResolvedOptions;
   private readonly logger: Logger;
-  private readonly agents = new Map<string, http.Agent>();
+  /** Per origin: its keep-alive agent and the proxy it goes through, if any. */
+  private readonly routes = new Map<string, { agent: http.Agent; proxy?: URL }>();
   private readonly baseCa: string[];
   private readonly proxies: ProxyResolver;
 
@@ -257,13 +259,16 @@ export class Transport {
   }
 
   /**
-   * The keep-alive agent of an origin. Through a proxy, an https origin's
+   * The keep-alive agent of an origin, and its proxy (the rules are read once
+   * an origin, not once a request). Through a proxy, an https origin's
    * sockets are CONNECT tunnels; an http origin's go to the proxy, which
    * gets absolute-form requests (as Go's client sends them).
    */
-  private agent(url: URL, proxy: URL | undefined): http.Agent {
-    let a = this.agents.get(url.origin);
-    if (!a) {
+  private route(url: URL): { agent: http.Agent; proxy?: URL } {
+    let r = this.routes.get(url.origin);
+    if (!r) {
+      const proxy = this.proxies.proxyFor(url);
+      let a: http.Agent;
       const o = this.options;
       const common = { keepAlive: true, maxSockets: o.maxSockets, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS };
       if (url.protocol === 'https:') {
@@ -279,9 +284,10 @@ export class Transport {
       } else {
         a = new http.Agent(common);
       }
-      this.agents.set(url.origin, a);
+      r = proxy ? { agent: a, proxy } : { agent: a };
+      this.routes.set(url.origin, r);
     }
-    return a;
+    return r;
   }
 
   /**
@@ -309,8 +315,7 @@ export class Transport {
         reject(e);
       };
       if (signal?.aborted) return fail(signal.reason as Error);
-      const proxy = this.proxies.proxyFor(url);
-      const agent = this.agent(url, proxy);
+      const { agent, proxy } = this.route(url);
       // The first hop: the registry, or the proxy of a plain-HTTP registry
       // (a tunnel's socket comes connected, its CONNECT timed on its own).
       const hop = proxy && url.protocol === 'http:' ? proxy : url;
@@ -359,9 +364,9 @@ export class Transport {
 
   /** Closes every connection. The transport stays usable. */
   async close(): Promise<void> {
-    const agents = [...this.agents.values()];
-    this.agents.clear();
-    for (const a of agents) a.destroy();
+    const routes = [...this.routes.values()];
+    this.routes.clear();
+    for (const r of routes) r.agent.destroy();
   }
 }
 
