@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 # Build: compiler, CMake, the system libraries the native core links, and
 # GoogleTest for the native tests (cpp/tests). libisal-dev: igzip, the fast
 # gunzip of layer blobs (optional to the build: zlib is the fallback).
-BUILD_PKGS=(g++ cmake ninja-build pkg-config zlib1g-dev libisal-dev liblz4-dev libzstd-dev liburing-dev libext2fs-dev comerr-dev libfuse3-dev libgtest-dev libcurl4-openssl-dev libssl-dev)
+# ccache: the from-source package build and the native test build reuse the
+# objects of the first build (CMakeLists.txt).
+BUILD_PKGS=(g++ ccache cmake ninja-build pkg-config zlib1g-dev libisal-dev liblz4-dev libzstd-dev liburing-dev libext2fs-dev comerr-dev libfuse3-dev libgtest-dev libcurl4-openssl-dev libssl-dev)
 # Run and test: ext4 tools, FUSE, a registry, an HTTP proxy (P2P tests),
 # image tools, MariaDB, TLS, and the qemu guest for kernel-frontend tests
 # (scripts/guest: busybox initramfs, modules resolved with kmod); containerd

@@ -18,7 +18,7 @@ afterAll(tmp.cleanup);
 const PKG = '@dadi/overlaybd';
 const PREBUILD = 'prebuilds/linux-x64/overlaybd.glibc.node';
 // Top-level entries of the checkout the tarball is packed from.
-const NOT_COPIED = new Set(['.git', 'node_modules', 'build', 'dist', 'prebuilds', '.vitest-cache']);
+const NOT_COPIED = new Set(['.git', 'node_modules', 'build', 'build-tools', 'dist', 'prebuilds', '.vitest-cache']);
 
 /** Runs a command with npm's own variables removed (vitest may run under `npm test`); returns its stdout. */
 function run(cmd: string, args: string[], cwd: string, extraEnv: Record<string, string> = {}) {

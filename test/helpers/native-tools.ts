@@ -1,6 +1,6 @@
 /**
  * Builds the native test drivers (cpp/tools/<name>.cpp) with CMake + Ninja
- * into build/tools and returns their paths. Configures once and builds each
+ * into build-tools and returns their paths. Configures once and builds each
  * tool once per test process; builds are queued so two tests never run
  * ninja in the same directory at the same time.
  */
@@ -13,7 +13,9 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const buildDir = path.join(repoRoot, 'build', 'tools');
+// Beside build/, at its depth: ccache then shares the core's objects with
+// the addon's build (CMakeLists.txt).
+const buildDir = path.join(repoRoot, 'build-tools');
 
 let queue: Promise<unknown> = Promise.resolve();
 let configured: Promise<void> | undefined;
