@@ -17,7 +17,7 @@ import type { Layout } from './layout.js';
 
 const execFileP = promisify(execFile);
 
-interface MountInfo {
+export interface MountInfo {
   mountPoint: string;
   fsType: string;
   superOptions: string;
@@ -39,6 +39,17 @@ function mountInfo(): MountInfo[] {
 /** mountinfo escapes space, tab, newline and backslash as octal. */
 function unescape(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** The mount that holds `p` (resolved): the last one mounted on the longest prefix of its path. */
+export function mountHolding(p: string): MountInfo | undefined {
+  const real = fs.realpathSync(p);
+  let best: MountInfo | undefined;
+  for (const m of mountInfo()) {
+    const under = m.mountPoint === '/' || real === m.mountPoint || real.startsWith(m.mountPoint + '/');
+    if (under && (!best || m.mountPoint.length >= best.mountPoint.length)) best = m;
+  }
+  return best;
 }
 
 export function isMountPoint(dir: string): boolean {

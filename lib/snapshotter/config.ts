@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { OverlaybdError } from '../errors.js';
+import { parseRamBytes } from './quota.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/overlaybd-snapshotter/config.json';
 
@@ -38,7 +39,7 @@ export const SnapshotterConfigSchema = z
     writableLayerType: z.enum(['append', 'sparse']).default('append'),
     mirrorRegistry: z.array(MirrorSchema).nullable().default(null),
     defaultFsType: str.min(1).default('ext4'),
-    rootfsQuota: str.default(''),
+    rootfsQuota: str.default('').refine((v) => v === '' || (parseRamBytes(v) ?? 0) > 0, 'must be a size such as "20g" or "512MiB", or "" for none'),
     tenant: z.number().int().default(-1),
     turboFsType: z.array(str).default(['erofs', 'ext4']),
     runtimeType: z.enum(['containerd', 'docker']).default('containerd'),

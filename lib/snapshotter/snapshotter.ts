@@ -17,6 +17,7 @@ import { LABELS, REMOTE_SNAPSHOT } from './labels.js';
 import { diskUsage, Layout } from './layout.js';
 import { MetaStore, type Info, type Kind, type Usage } from './metastore.js';
 import { bind, normalMounts, type Mount } from './mounts.js';
+import { applyRootfsQuota, clearProjectLimit, projectIdOf, projectOfDir, rootfsQuotaOf } from './quota.js';
 import { identifyStorageType, isBlock, type StorageType } from './storage-type.js';
 
 export interface SnapshotterOptions {
@@ -66,11 +67,21 @@ export class Snapshotter {
     const out = await this.store.tx(async () => {
       const td = this.layout.makeTemp(kind === 'ACTIVE');
       let placed: string | undefined;
+      let project: number | undefined;
       try {
         const s = this.store.createSnapshot(kind, key, parent, labels);
         if (s.parentIds.length) {
           const st = fs.statSync(this.layout.fs(s.parentIds[0]!));
           fs.chownSync(path.join(td, 'fs'), st.uid, st.gid);
+        }
+        const rootfs = labels[LABELS.targetSnapshotRef] === undefined && labels[LABELS.snapshotType] !== 'image';
+        const quota = rootfs ? rootfsQuotaOf(labels, this.config.rootfsQuota) : undefined;
+        if (quota) {
+          // As upstream: the upper always, work/ when overlayfs will use it (a parent).
+          const dirs = [path.join(td, 'fs'), ...(s.parentIds.length && kind === 'ACTIVE' ? [path.join(td, 'work')] : [])];
+          const bytes = await applyRootfsQuota(s.id, dirs, quota);
+          project = projectIdOf(s.id);
+          this.log.info('snapshot.quota', { key, id: s.id, project, bytes, from: quota.from });
         }
         this.layout.commitTemp(td, s.id);
         placed = this.layout.dir(s.id);
@@ -107,6 +118,7 @@ export class Snapshotter {
         return { mounts };
       } catch (e) {
         fs.rmSync(placed ?? td, { recursive: true, force: true });
+        if (project !== undefined) await clearProjectLimit(this.layout.root, project).catch(() => {});
         throw e;
       }
     });
@@ -310,17 +322,23 @@ export class Snapshotter {
     });
   }
 
-  /** Removes every dir under snapshots/ that is not a live id. */
+  /** Removes every dir under snapshots/ that is not a live id, and the quota limit a rootfs had. */
   cleanup(): Promise<void> {
-    return this.store.tx(() => {
+    return this.store.tx(async () => {
       for (const dir of this.layout.orphans(new Set(this.store.idMap().keys()))) {
         // Never recurse into a mounted filesystem; a later Cleanup retries.
         if (isMountPoint(path.join(dir, 'block', 'mountpoint'))) {
           this.log.warn('snapshot.orphan_mounted', { dir });
           continue;
         }
+        const project = await projectOfDir(path.join(dir, 'fs'));
         this.log.info('snapshot.orphan_removed', { dir });
         fs.rmSync(dir, { recursive: true, force: true });
+        if (project !== undefined) {
+          await clearProjectLimit(this.layout.root, project).catch((e: unknown) =>
+            this.log.warn('snapshot.quota_not_cleared', { dir, project, error: (e as Error).message }),
+          );
+        }
       }
     });
   }

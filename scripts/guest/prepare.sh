@@ -9,7 +9,7 @@ CACHE=${2:-${OBD_GUEST_CACHE:-/var/cache/overlaybd-test}}
 here=$(cd "$(dirname "$0")" && pwd)
 case $KERNEL in 6.1 | 6.12) ;; *) echo "prepare.sh: unknown kernel $KERNEL" >&2; exit 2 ;; esac
 MODULES="virtio_pci 9pnet_virtio 9p configfs target_core_mod target_core_user tcm_loop
-  ublk_drv nbd loop fuse virtio_blk sd_mod crc32c_generic ext4"
+  ublk_drv nbd loop fuse virtio_blk sd_mod crc32c_generic ext4 quota_v2"
 
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
