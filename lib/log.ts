@@ -17,13 +17,13 @@ export interface Logger {
 export interface LoggerOptions {
   level?: Level;
   json?: boolean;
-  stream?: NodeJS.WritableStream;
+  stream?: { write(text: string): unknown; isTTY?: boolean };
   fields?: Record<string, unknown>;
 }
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const stream = opts.stream ?? process.stderr;
-  const json = opts.json ?? !(stream as NodeJS.WriteStream).isTTY;
+  const json = opts.json ?? !stream.isTTY;
   const min = ORDER[opts.level ?? ((process.env.OBD_LOG_LEVEL as Level | undefined) ?? 'info')] ?? 1;
   const base = opts.fields ?? {};
   const emit = (level: Level, event: string, fields?: Record<string, unknown>) => {
@@ -44,6 +44,17 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     warn: (e, f) => emit('warn', e, f),
     error: (e, f) => emit('error', e, f),
     child: (fields) => createLogger({ ...opts, stream, json, fields: { ...base, ...fields } }),
+  };
+}
+
+/** One logger writing every record to each of `loggers` (say stderr and a log file). */
+export function teeLogger(...loggers: Logger[]): Logger {
+  return {
+    debug: (e, f) => loggers.forEach((l) => l.debug(e, f)),
+    info: (e, f) => loggers.forEach((l) => l.info(e, f)),
+    warn: (e, f) => loggers.forEach((l) => l.warn(e, f)),
+    error: (e, f) => loggers.forEach((l) => l.error(e, f)),
+    child: (fields) => teeLogger(...loggers.map((l) => l.child(fields))),
   };
 }
 

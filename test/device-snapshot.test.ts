@@ -98,6 +98,7 @@ beforeAll(async () => {
   port = 20000 + (process.pid % 20000);
   global = writeConfig('overlaybd.json', {
     cacheConfig: { cacheDir: p('cache') },
+    logConfig: { logPath: p('overlaybd.log') },
     enableAudit: false,
     controlSocket: socket,
     serviceConfig: { enable: true, address: `http://127.0.0.1:${port}` },

@@ -151,9 +151,15 @@ describe('npm run package', () => {
   it('overlaybd-tcmu serves a vector stack that overlaybd attach asks for through FUSE', async () => {
     const socket = path.join(tmp.dir, 'ctl.sock');
     const global = path.join(tmp.dir, 'overlaybd.json');
+    const logFile = path.join(tmp.dir, 'log', 'overlaybd.log');
     fs.writeFileSync(
       global,
-      JSON.stringify({ cacheConfig: { cacheType: 'file', cacheDir: path.join(tmp.dir, 'cache'), cacheSizeGB: 1 }, enableAudit: false, controlSocket: socket }),
+      JSON.stringify({
+        cacheConfig: { cacheType: 'file', cacheDir: path.join(tmp.dir, 'cache'), cacheSizeGB: 1 },
+        logConfig: { logPath: logFile },
+        enableAudit: false,
+        controlSocket: socket,
+      }),
     );
     const config = path.join(tmp.dir, 'config.v1.json');
     fs.writeFileSync(config, JSON.stringify({ lowers: [{ file: vector('lsmt/A.commit') }, { file: vector('lsmt/B.commit') }] }));
@@ -188,6 +194,9 @@ describe('npm run package', () => {
       expect(await stop(svc.child)).toBe(0);
     }
     expect(fs.existsSync(socket)).toBe(false);
+    // As upstream's, the service keeps a log file (logConfig.logPath): one JSON record a line.
+    const events = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { event: string }).event);
+    expect(events).toEqual(expect.arrayContaining(['service.started', 'device.attached', 'device.detached', 'service.stopped']));
   }, 180_000);
 
   it.skipIf(!hasSnapshotter)('overlaybd-snapshotter answers containerd snapshot calls on its socket', async () => {

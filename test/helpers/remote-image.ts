@@ -251,6 +251,8 @@ export function writeGlobalConfig(dir: string, extra: Record<string, unknown> = 
   const audit = path.join(dir, 'audit.log');
   const file = path.join(dir, 'overlaybd.json');
   const cacheConfig = { cacheType: 'file', cacheDir, cacheSizeGB: 4 };
-  fs.writeFileSync(file, JSON.stringify({ cacheConfig, enableAudit: true, auditPath: audit, ...extra }));
+  // The service's log file beside it, not the default /var/log/overlaybd.log.
+  const logConfig = { logPath: path.join(dir, 'overlaybd.log') };
+  fs.writeFileSync(file, JSON.stringify({ cacheConfig, logConfig, enableAudit: true, auditPath: audit, ...extra }));
   return { file, cacheDir, audit };
 }
