@@ -79,6 +79,21 @@ describe('overlaybd-snapshotter gRPC semantics', () => {
     expect(await code(s.list(['labels.=='])) ).toBe('INVALID_ARGUMENT');
   });
 
+  it('refuses a TurboOCI layer at its Prepare, naming it, and creates nothing', async () => {
+    for (const key of ['turbo-oci', 'fastoci']) {
+      const labels = {
+        'containerd.io/snapshot.ref': `chain-${key}`,
+        'containerd.io/snapshot/overlaybd/blob-digest': `sha256:${'cd'.repeat(32)}`,
+        'containerd.io/snapshot/overlaybd/blob-size': '4096',
+        [`containerd.io/snapshot/overlaybd/${key}/target-digest`]: `sha256:${'ef'.repeat(32)}`,
+      };
+      const err = await s.call('Prepare', { key: `extract-${key}`, labels }).then(() => undefined, (e: { code: number; details: string }) => e);
+      expect(err?.code).toBe(12); // UNIMPLEMENTED: containerd's unpack fails with this message
+      expect(err?.details).toMatch(new RegExp(`layer chain-${key} is a TurboOCI layer \\(target sha256:(ef){32}\\), which this snapshotter cannot run yet`));
+    }
+    expect((await s.list()).map((i) => i.name)).not.toEqual(expect.arrayContaining(['extract-turbo-oci', 'extract-fastoci']));
+  });
+
   it('updates labels by field path', async () => {
     const up = (labels: Record<string, string>, paths: string[]) =>
       s.call<{ info: { labels: Record<string, string> } }>('Update', { info: { name: 'a', labels }, updateMask: { paths } });

@@ -17,6 +17,8 @@ export const LABELS = {
   vsize: 'containerd.io/snapshot/overlaybd/vsize',
   turboOciTargetDigest: 'containerd.io/snapshot/overlaybd/turbo-oci/target-digest',
   turboOciTargetMediaType: 'containerd.io/snapshot/overlaybd/turbo-oci/target-media-type',
+  /** Older convertors' name for turbo-oci/target-digest. */
+  fastOciTargetDigest: 'containerd.io/snapshot/overlaybd/fastoci/target-digest',
   downloadRemoteBlob: 'containerd.io/snapshot/overlaybd/download-remote-blob',
   /** Written onto remote-block snapshots; value `remote snapshot`. */
   remote: 'containerd.io/snapshot/remote',

@@ -21,6 +21,7 @@ const STATUS_OF: Partial<Record<string, grpc.status>> = {
   EEXIST: grpc.status.ALREADY_EXISTS,
   FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
   EINVAL: grpc.status.INVALID_ARGUMENT,
+  ENOTSUP: grpc.status.UNIMPLEMENTED,
   CONFIG_INVALID: grpc.status.INVALID_ARGUMENT,
   USAGE: grpc.status.INVALID_ARGUMENT,
 };

@@ -64,6 +64,15 @@ export class Snapshotter {
   }
 
   async #create(kind: Kind, key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    const turbo = labels[LABELS.turboOciTargetDigest] ?? labels[LABELS.fastOciTargetDigest];
+    if (labels[LABELS.targetSnapshotRef] !== undefined && turbo !== undefined) {
+      // Unpacked as a plain layer, its fs metadata files would become the container's rootfs.
+      throw new OverlaybdError(
+        'ENOTSUP',
+        `layer ${labels[LABELS.targetSnapshotRef]} is a TurboOCI layer (target ${turbo}), which this snapshotter cannot run yet: ` +
+          'convert the image to overlaybd (convertor --overlaybd) or pull the original OCI image',
+      );
+    }
     const out = await this.store.tx(async () => {
       const td = this.layout.makeTemp(kind === 'ACTIVE');
       let placed: string | undefined;
@@ -102,7 +111,7 @@ export class Snapshotter {
             writeBsConfig(this.layout, s.id, constructSpec(this.layout, this.config, s.id, s.parentIds[0], type, labels));
             return { mounts: [bind(this.layout.fs(s.id), false)] };
           }
-          if (ref !== undefined && type === 'remoteBlock' && labels[LABELS.turboOciTargetDigest] === undefined) {
+          if (ref !== undefined && type === 'remoteBlock') {
             // containerd's remote-snapshot protocol: commit under the chainID and answer AlreadyExists.
             const committed = { ...labels, [LABELS.remote]: REMOTE_SNAPSHOT };
             this.store.commitActive(key, ref, { size: 0, inodes: 0 }, committed);
