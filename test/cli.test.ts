@@ -42,6 +42,12 @@ describe('overlaybd-commit / overlaybd-create', () => {
     expect(runTool('overlaybd-commit', ['--bogus']).stderr).toMatch(/Unknown option '--bogus'/);
     expect(runTool('overlaybd-create', ['a', 'b', 'x']).stderr).toMatch(/USAGE: VSIZE_GB expects a whole number, got 'x'/);
     expect(runTool('overlaybd', ['frobnicate']).code).toBe(2);
+    // ctr's registry flags, one parser for rpull and record-trace: a client certificate needs its key.
+    for (const cmd of [['rpull', '--tlscert', 'c.pem', 'ref'], ['record-trace', '--tlscert', 'c.pem', 'old', 'new']]) {
+      const r = runTool('overlaybd', cmd);
+      expect(r.code, cmd.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/USAGE: --tlscert and --tlskey go together/);
+    }
   });
 
   it('a bad UUID is refused naming the field', () => {

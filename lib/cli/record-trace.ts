@@ -8,7 +8,7 @@ import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_SNAPSHOTTER, parsePlatform 
 import { DEFAULT_WORKING_DIR, recordTrace } from '../containerd/record-trace.js';
 import { DEFAULT_CNI_PLUGIN_DIR } from '../containerd/cni-network.js';
 import { DEFAULT_RUNTIME } from '../containerd/tasks.js';
-import { RegistryClient } from '../registry/index.js';
+import { REGISTRY_OPTIONS, REGISTRY_VALUE_FLAGS, registryClientFrom, registryUsage } from './registry-flags.js';
 import { parse, usageError, type Command } from './run.js';
 
 export const recordTraceCommand: Command = {
@@ -37,10 +37,7 @@ ends the recording early (SIGTERM to the task); a second one aborts.
                                accepted, unused (as upstream)
       --platform P             os/arch[/variant] of OLD_IMAGE to use (default: this host)
       --no-push                leave NEW_IMAGE in containerd only (upstream's behaviour)
-      --plain-http             plain HTTP to the registry (push)
-  -k, --skip-verify            skip TLS certificate verification (push)
-  -u, --user USER[:PASS]       registry credentials (default: Docker's config.json)
-      --tlscacert FILE         extra CA file (repeatable)`,
+${registryUsage(31, ' (push)')}`,
   async main(argv) {
     // Options end at OLD_IMAGE: the command's own flags are not ours (upstream's SkipArgReorder).
     const first = firstPositional(argv);
@@ -57,10 +54,7 @@ ends the recording early (SIGTERM to the task); a second one aborts.
       'max-concurrent-downloads': { type: 'string' },
       platform: { type: 'string' },
       'no-push': { type: 'boolean' },
-      'plain-http': { type: 'boolean' },
-      'skip-verify': { type: 'boolean', short: 'k' },
-      user: { type: 'string', short: 'u' },
-      tlscacert: { type: 'string', multiple: true },
+      ...REGISTRY_OPTIONS,
     });
     const rest = [...positionals, ...argv.slice(first)];
     if (rest.length < 2) throw usageError(rest.length === 0 ? 'OLD_IMAGE and NEW_IMAGE are required' : 'NEW_IMAGE is required');
@@ -70,12 +64,7 @@ ends the recording early (SIGTERM to the task); a second one aborts.
     if (Number(time) === 0) throw usageError("--time can't be 0");
     if (v.priority_list !== undefined && args.length > 0) throw usageError('--priority_list and a COMMAND exclude each other');
     const env = process.env;
-    const registry = v['no-push']
-      ? undefined
-      : new RegistryClient({
-          transport: { plainHttp: v['plain-http'] ?? false, insecure: v['skip-verify'] ?? false, caFiles: v.tlscacert ?? [] },
-          credentials: v.user !== undefined ? { userPass: v.user } : {},
-        });
+    const registry = v['no-push'] ? undefined : registryClientFrom(v);
 
     // First SIGINT/SIGTERM: end the recording (the image is still made). Second: abort and clean up.
     const stop = new AbortController();
@@ -126,7 +115,7 @@ ends the recording early (SIGTERM to the task); a second one aborts.
 
 const VALUE_FLAGS = new Set([
   '-a', '--address', '-n', '--namespace', '--time', '--priority_list', '--working-dir', '--snapshotter', '--runtime',
-  '--cni-plugin-dir', '--max-concurrent-downloads', '--platform', '-u', '--user', '--tlscacert',
+  '--cni-plugin-dir', '--max-concurrent-downloads', '--platform', ...REGISTRY_VALUE_FLAGS,
 ]);
 
 /** Index of the first argument that is not an option or an option's value (OLD_IMAGE), or argv.length. */

@@ -6,7 +6,7 @@
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE } from '../containerd/connection.js';
 import { parsePlatform } from '../containerd/platform.js';
 import { DEFAULT_SNAPSHOTTER, rpull } from '../containerd/pull.js';
-import { RegistryClient } from '../registry/client.js';
+import { REGISTRY_OPTIONS, registryClientFrom, registryUsage } from './registry-flags.js';
 import { parse, untilSignal, usageError, type Command } from './run.js';
 
 function labelFlags(list: string[] | undefined): Record<string, string> | undefined {
@@ -34,12 +34,7 @@ record. Progress goes to stderr.
       --download-blobs     have overlaybd's snapshotter download the layer blobs
       --platform P         os/arch[/variant] to pull from an index (default: this host)
       --label K=V          image record label (repeatable)
-      --plain-http         plain HTTP to the registry
-  -k, --skip-verify        skip TLS certificate verification
-  -u, --user USER[:PASS]   registry credentials (default: Docker's config.json)
-      --tlscacert FILE     extra CA file (repeatable)
-      --tlscert FILE       client certificate (with --tlskey)
-      --tlskey FILE        client key`,
+${registryUsage(27)}`,
   async main(argv) {
     const { values: v, positionals } = parse(argv, {
       address: { type: 'string', short: 'a' },
@@ -48,25 +43,11 @@ record. Progress goes to stderr.
       'download-blobs': { type: 'boolean' },
       platform: { type: 'string' },
       label: { type: 'string', multiple: true },
-      'plain-http': { type: 'boolean' },
-      'skip-verify': { type: 'boolean', short: 'k' },
-      user: { type: 'string', short: 'u' },
-      tlscacert: { type: 'string', multiple: true },
-      tlscert: { type: 'string' },
-      tlskey: { type: 'string' },
+      ...REGISTRY_OPTIONS,
     });
     if (positionals.length !== 1) throw usageError(positionals.length === 0 ? 'an image reference is required' : `unexpected argument '${positionals[1]}'`);
-    if ((v.tlscert === undefined) !== (v.tlskey === undefined)) throw usageError('--tlscert and --tlskey go together');
     const env = process.env;
-    const registry = new RegistryClient({
-      transport: {
-        plainHttp: v['plain-http'] ?? false,
-        insecure: v['skip-verify'] ?? false,
-        caFiles: v.tlscacert ?? [],
-        clientCerts: v.tlscert !== undefined ? [{ cert: v.tlscert, key: v.tlskey! }] : [],
-      },
-      credentials: v.user !== undefined ? { userPass: v.user } : {},
-    });
+    const registry = registryClientFrom(v);
     // SIGINT/SIGTERM: cancel what is in flight, remove the extraction snapshot and the lease, then exit 128+n.
     try {
       await untilSignal('overlaybd rpull', async (signal) => {

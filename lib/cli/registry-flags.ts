@@ -1,0 +1,55 @@
+/**
+ * The registry flags ctr's image commands share (`--plain-http`, `-k`,
+ * `-u`, `--tlscacert`, `--tlscert`/`--tlskey`): their parse options, their
+ * usage lines and the client they make, for rpull and record-trace alike.
+ */
+import { RegistryClient } from '../registry/client.js';
+import { usageError } from './run.js';
+
+export const REGISTRY_OPTIONS = {
+  'plain-http': { type: 'boolean' },
+  'skip-verify': { type: 'boolean', short: 'k' },
+  user: { type: 'string', short: 'u' },
+  tlscacert: { type: 'string', multiple: true },
+  tlscert: { type: 'string' },
+  tlskey: { type: 'string' },
+} as const;
+
+/** Those of the flags that take a value (for commands that find their first positional themselves). */
+export const REGISTRY_VALUE_FLAGS = ['-u', '--user', '--tlscacert', '--tlscert', '--tlskey'];
+
+/** Usage lines with descriptions from column `column` (as the command's others), `what` saying what the registry is for. */
+export function registryUsage(column: number, what = ''): string {
+  const lines: [string, string][] = [
+    ['      --plain-http', `plain HTTP to the registry${what}`],
+    ['  -k, --skip-verify', `skip TLS certificate verification${what}`],
+    ['  -u, --user USER[:PASS]', "registry credentials (default: Docker's config.json)"],
+    ['      --tlscacert FILE', 'extra CA file (repeatable)'],
+    ['      --tlscert FILE', 'client certificate (with --tlskey)'],
+    ['      --tlskey FILE', 'client key'],
+  ];
+  return lines.map(([flag, text]) => flag.padEnd(column) + text).join('\n');
+}
+
+export interface RegistryFlagValues {
+  'plain-http'?: boolean;
+  'skip-verify'?: boolean;
+  user?: string;
+  tlscacert?: string[];
+  tlscert?: string;
+  tlskey?: string;
+}
+
+/** The client the flags describe; a certificate without its key (or the reverse) is a usage error. */
+export function registryClientFrom(v: RegistryFlagValues): RegistryClient {
+  if ((v.tlscert === undefined) !== (v.tlskey === undefined)) throw usageError('--tlscert and --tlskey go together');
+  return new RegistryClient({
+    transport: {
+      plainHttp: v['plain-http'] ?? false,
+      insecure: v['skip-verify'] ?? false,
+      caFiles: v.tlscacert ?? [],
+      clientCerts: v.tlscert !== undefined ? [{ cert: v.tlscert, key: v.tlskey! }] : [],
+    },
+    credentials: v.user !== undefined ? { userPass: v.user } : {},
+  });
+}
