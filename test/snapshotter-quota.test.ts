@@ -85,6 +85,9 @@ umount $mnt && echo 'unmounted=true'
 
   it('takes the disk_quota label over the config, and an empty one as none', () => {
     expect([f.b_first, f.b_over], out).toEqual(['ok', 'EDQUOT']);
+    // Its own project: upstream's shared one would have let b's 4m replace a's 1m.
+    expect(f.b_project).toBeGreaterThan(QUOTA_MIN_ID);
+    expect(f.b_project).not.toBe(f.a_project);
     expect([f.e_project, f.e_write], out).toEqual([0, 'ok']);
   });
 

@@ -45,10 +45,10 @@ export function projectIdOf(id: string): number {
 
 /**
  * Limits the rootfs dirs of snapshot `id` (its `fs/`, and `work/` when
- * given) to `quota` bytes. Fails naming what is wrong: a bad size, a
+ * given) to `quota` bytes, under the snapshot's project. Fails naming what is wrong: a bad size, a
  * filesystem not mounted with prjquota, a limit above the filesystem.
  */
-export async function applyRootfsQuota(id: string, dirs: string[], quota: { text: string; from: string }): Promise<number> {
+export async function applyRootfsQuota(id: string, dirs: string[], quota: { text: string; from: string }): Promise<{ bytes: number; project: number }> {
   const bytes = parseRamBytes(quota.text);
   if (bytes === undefined || bytes <= 0) {
     throw new OverlaybdError('EINVAL', `${quota.from}: ${JSON.stringify(quota.text)} is not a size (e.g. "20g", "512m")`);
@@ -66,7 +66,7 @@ export async function applyRootfsQuota(id: string, dirs: string[], quota: { text
   }
   const project = projectIdOf(id);
   for (const dir of dirs) await native().setProjectQuota(dir, project, bytes);
-  return bytes;
+  return { bytes, project };
 }
 
 /** The project ID of ours that `dir` carries (a rootfs `fs/` with a quota), if any. */

@@ -17,7 +17,7 @@ import { LABELS, REMOTE_SNAPSHOT } from './labels.js';
 import { diskUsage, Layout } from './layout.js';
 import { MetaStore, type Info, type Kind, type Usage } from './metastore.js';
 import { bind, normalMounts, type Mount } from './mounts.js';
-import { applyRootfsQuota, clearProjectLimit, projectIdOf, projectOfDir, rootfsQuotaOf } from './quota.js';
+import { applyRootfsQuota, clearProjectLimit, projectOfDir, rootfsQuotaOf } from './quota.js';
 import { identifyStorageType, isBlock, type StorageType } from './storage-type.js';
 
 export interface SnapshotterOptions {
@@ -64,12 +64,15 @@ export class Snapshotter {
   }
 
   async #create(kind: Kind, key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    const ref = labels[LABELS.targetSnapshotRef];
+    // Upstream's isPrepareRootfs: a container's rootfs, not a layer being unpacked or an image view.
+    const rootfs = ref === undefined && labels[LABELS.snapshotType] !== 'image';
     const turbo = labels[LABELS.turboOciTargetDigest] ?? labels[LABELS.fastOciTargetDigest];
-    if (labels[LABELS.targetSnapshotRef] !== undefined && turbo !== undefined) {
+    if (ref !== undefined && turbo !== undefined) {
       // Unpacked as a plain layer, its fs metadata files would become the container's rootfs.
       throw new OverlaybdError(
         'ENOTSUP',
-        `layer ${labels[LABELS.targetSnapshotRef]} is a TurboOCI layer (target ${turbo}), which this snapshotter cannot run yet: ` +
+        `layer ${ref} is a TurboOCI layer (target ${turbo}), which this snapshotter cannot run yet: ` +
           'convert the image to overlaybd (convertor --overlaybd) or pull the original OCI image',
       );
     }
@@ -83,13 +86,12 @@ export class Snapshotter {
           const st = fs.statSync(this.layout.fs(s.parentIds[0]!));
           fs.chownSync(path.join(td, 'fs'), st.uid, st.gid);
         }
-        const rootfs = labels[LABELS.targetSnapshotRef] === undefined && labels[LABELS.snapshotType] !== 'image';
         const quota = rootfs ? rootfsQuotaOf(labels, this.config.rootfsQuota) : undefined;
         if (quota) {
           // As upstream: the upper always, work/ when overlayfs will use it (a parent).
           const dirs = [path.join(td, 'fs'), ...(s.parentIds.length && kind === 'ACTIVE' ? [path.join(td, 'work')] : [])];
-          const bytes = await applyRootfsQuota(s.id, dirs, quota);
-          project = projectIdOf(s.id);
+          let bytes: number;
+          ({ bytes, project } = await applyRootfsQuota(s.id, dirs, quota));
           this.log.info('snapshot.quota', { key, id: s.id, project, bytes, from: quota.from });
         }
         this.layout.commitTemp(td, s.id);
@@ -97,13 +99,12 @@ export class Snapshotter {
         const imageRef = labels[LABELS.criImageRef] ?? labels[LABELS.imageRef];
         if (imageRef) fs.writeFileSync(path.join(placed, 'image_ref'), imageRef);
         this.log.debug('snapshot.created', { key, id: s.id, kind, parent });
-        const ref = labels[LABELS.targetSnapshotRef];
         if (ref !== undefined && labels[LABELS.accelerationLayer] === 'yes') {
           // A trace (acceleration) layer: the parent's lowers plus this dir; containerd unpacks the trace into fs/.
           writeBsConfig(this.layout, s.id, constructSpec(this.layout, this.config, s.id, s.parentIds[0], 'localBlock', labels));
           return { mounts: [bind(this.layout.fs(s.id), false)] };
         }
-        if (ref !== undefined || labels[LABELS.snapshotType] === 'image') {
+        if (!rootfs) {
           const type = identifyStorageType(this.layout, s.id, labels);
           if (ref !== undefined && type === 'remoteBlock' && labels[LABELS.downloadRemoteBlob] === 'download') {
             // download-remote-blob: the config names the blob (the backstore prefers fs/overlaybd.commit once

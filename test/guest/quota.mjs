@@ -45,6 +45,7 @@ try {
 
   // The label overrides the config.
   const [b] = await s.prepare('rootfs-b', '', { 'containerd.io/snapshot/disk_quota': '4m' });
+  out('b_project', await native().projectId(b.source));
   out('b_first', write(path.join(b.source, 'f'), 3 * MiB));
   out('b_over', write(path.join(b.source, 'g'), 2 * MiB));
 
