@@ -181,6 +181,30 @@ describe('overlaybd rpull', () => {
     expect(run.stdout).toBe('second layer\n');
   });
 
+  it('pulls a name that only a --hosts-dir hosts.toml reaches, and names a bad hosts.toml', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'obd-rpull-hosts-'));
+    try {
+      const hostsToml = path.join(dir, 'registry.obd.test', 'hosts.toml');
+      fs.mkdirSync(path.dirname(hostsToml));
+      fs.writeFileSync(hostsToml, `server = "http://${reg.host}"\n`);
+      const name = 'registry.obd.test/demo/busybox:latest';
+      const from = logSize(reg);
+      const r = rpull('--hosts-dir', dir, '--snapshotter', 'overlayfs', '-n', 'hosts', name);
+      expect(r.code, r.stderr).toBe(0);
+      expect((await c.ctr(['images', 'ls', '-q'], { namespace: 'hosts' })).stdout.trim()).toBe(name);
+      // The server is not the registry the name gives, so it is told that name, as containerd does.
+      expect(requestsSince(reg, from)).toContain('GET manifests/latest?ns=registry.obd.test');
+
+      fs.writeFileSync(hostsToml, `server = "http://${reg.host}"\ncapabilities = ["pull", "fetch"]\n`);
+      const bad = rpull('--hosts-dir', dir, '--snapshotter', 'overlayfs', '-n', 'hosts', name);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain(`CONFIG_INVALID: ${hostsToml}: capabilities`);
+      expect(bad.stderr).toContain('unknown capability "fetch"');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('fails with the registry error for an unknown tag or repository, writing nothing', async () => {
     for (const bad of [`${reg.host}/demo/busybox:nope`, `${reg.host}/no/such:latest`]) {
       const r = rpull('--plain-http', '--snapshotter', 'overlayfs', bad);

@@ -8,10 +8,11 @@ import { OverlaybdError } from '../errors.js';
 import { Authorizer, repoScope } from './auth.js';
 import { credentialProvider, type CredentialOptions, type CredentialProvider } from './credentials.js';
 import { createDigestHash, digestLike } from './digest.js';
+import { defaultHost, registryHosts, type HostCapability, type RegistryHost } from './hosts-dir.js';
 import { statusError } from './http-errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { MANIFEST_ACCEPT, detectManifestMediaType } from './media-types.js';
-import { formatReference, parseReference, validateDigest, validateRepository, validateTag, type Reference } from './reference.js';
+import { apiHost, formatReference, parseReference, validateDigest, validateRepository, validateTag, type Reference } from './reference.js';
 import { RetryableError, parseRetryAfter, resolveRetryPolicy, withRetry, type RetryPolicy, type RetryPolicyInput } from './retry.js';
 import { Transport, drain, header, isConnectionError, readBody, type HttpResponse, type TransportOptions } from './transport.js';
 import { uploadBlob, type BlobSource, type PushResult } from './upload.js';
@@ -40,6 +41,8 @@ export interface RegistryClientOptions {
   chunkSize?: number;
   /** Sources up to this size (when known) go in one PUT (default 32 MiB); larger files in one resumable PATCH, other large or unsized ones in chunks. */
   monolithicMax?: number;
+  /** containerd's hosts directory (`ctr --hosts-dir`): mirrors, servers and their TLS per registry (hosts-dir.ts). */
+  hostsDir?: string;
 }
 
 export interface RegistryStats {
@@ -70,6 +73,23 @@ export interface Op {
   /** Retry connection errors, 5xx and 429 (default true). */
   retry?: boolean;
   signal?: AbortSignal;
+  /** A tag resolved to a digest: only hosts trusted to `resolve` answer it (default: pull, or push when a scope pushes). */
+  resolve?: boolean;
+}
+
+/** A host a request goes to: where, and the name its auth and credentials are kept under. */
+interface Endpoint {
+  host: RegistryHost;
+  base: string;
+  authKey: string;
+  /** `?ns=<registry>` for a host that is not the registry itself (a mirror), as containerd sends. */
+  ns?: string;
+}
+
+/** What a request asks of a host (hosts.toml's capabilities). */
+function capabilityOf(op: Op): HostCapability {
+  if (op.scopes.some((s) => /:[^:]*push[^:]*$/.test(s)) || !(op.method === 'GET' || op.method === 'HEAD')) return 'push';
+  return op.resolve ? 'resolve' : 'pull';
 }
 
 /** What is left of a chunk once `skip.bytes` are dropped from the front of a body (a registry that ignored Range). */
@@ -143,6 +163,8 @@ export class RegistryClient {
   readonly retry: RetryPolicy;
   readonly chunkSize: number;
   readonly monolithicMax: number;
+  private readonly hostsDir: string | undefined;
+  private readonly hostsCache = new Map<string, Endpoint[]>();
   readonly stats: RegistryStats = {
     requests: {},
     retries: 0,
@@ -162,14 +184,15 @@ export class RegistryClient {
     this.auth = new Authorizer({ transport: this.transport, credentials: creds, retry: this.retry, logger: this.logger });
     this.chunkSize = opts.chunkSize ?? 16 * 1024 * 1024;
     this.monolithicMax = opts.monolithicMax ?? 32 * 1024 * 1024;
+    this.hostsDir = opts.hostsDir;
     if (!(this.chunkSize > 0) || !Number.isInteger(this.chunkSize)) {
       throw new OverlaybdError('CONFIG_INVALID', `invalid chunkSize ${this.chunkSize}: want a positive integer`);
     }
   }
 
-  /** `scheme://host` of a registry. */
+  /** `scheme://host` of a registry (its first host under a hosts directory). */
   baseUrl(registry: string): string {
-    return this.transport.baseUrl(registry);
+    return this.hostsDir === undefined ? this.transport.baseUrl(registry) : this.endpoints(registry)[0]!.base;
   }
 
   /** Closes the connections; the client stays usable. */
@@ -177,16 +200,75 @@ export class RegistryClient {
     return this.transport.close();
   }
 
+  /** A registry's hosts in the order to try them, read once from the hosts directory. */
+  private endpoints(registry: string): Endpoint[] {
+    let eps = this.hostsCache.get(registry);
+    if (eps) return eps;
+    const fallback = defaultHost(registry, this.transport.scheme(registry));
+    const hosts = this.hostsDir === undefined ? [fallback] : registryHosts(this.hostsDir, registry, fallback);
+    eps = hosts.map((host) => {
+      const own = host.host === apiHost(registry);
+      const t = host.tls;
+      if (t.ca.length > 0 || t.clients.length > 0 || t.skipVerify !== undefined) this.transport.setHostTls(host.host, t);
+      return { host, base: `${host.scheme}://${host.host}`, authKey: own ? registry : host.host, ...(own ? {} : { ns: registry }) };
+    });
+    this.hostsCache.set(registry, eps);
+    return eps;
+  }
+
+  /** The URL of `op` on one host: its API root in place of `/v2`, and `ns` for a mirror. */
+  private urlOn(ep: Endpoint, path: string): URL {
+    const url = new URL(ep.host.apiRoot + path.slice('/v2'.length), ep.base);
+    if (ep.ns !== undefined) url.searchParams.set('ns', ep.ns);
+    return url;
+  }
+
   /**
    * Sends one request with auth and retries. Returns the response for the
-   * statuses in `op.ok`; the caller reads or drains its body.
+   * statuses in `op.ok`; the caller reads or drains its body. Under a hosts
+   * directory, a pull or resolve tries each host that may answer it in turn,
+   * as containerd does: a host that fails or says 404 passes the request on;
+   * if none answers, the first failure other than a 404 is thrown. Pushes go
+   * to the first host that may push (an upload session lives on one host).
    */
-  send(op: Op): Promise<HttpResponse> {
-    const base = this.baseUrl(op.repo.registry);
-    const url = /^https?:\/\//.test(op.path) ? new URL(op.path) : new URL(op.path, base);
-    const what = `registry ${base}: ${op.what}`;
-    if (op.retry === false) return this.attempt(op, url, what, 1);
-    return withRetry(this.retry, (n) => this.attempt(op, url, what, n), {
+  async send(op: Op): Promise<HttpResponse> {
+    const need = capabilityOf(op);
+    const eps = this.endpoints(op.repo.registry).filter((e) => e.host.capabilities.has(need));
+    if (eps.length === 0) {
+      throw new OverlaybdError('CONFIG_INVALID', `registry ${op.repo.registry}: ${op.what}: no host in ${this.hostsDir} may ${need} (see its hosts.toml capabilities)`);
+    }
+    if (/^https?:\/\//.test(op.path)) {
+      // An upload's Location: on the host that gave it.
+      const url = new URL(op.path);
+      return this.sendTo(op, eps.find((e) => e.base === url.origin) ?? eps[0]!, url);
+    }
+    if (need === 'push' || eps.length === 1) return this.sendTo(op, eps[0]!, this.urlOn(eps[0]!, op.path));
+    let failed: unknown;
+    for (const [i, ep] of eps.entries()) {
+      const last = i === eps.length - 1;
+      try {
+        // A host before the last gets one try: the next one is the fallback (containerd retries none).
+        const res = await this.sendTo(last ? op : { ...op, retry: false }, ep, this.urlOn(ep, op.path));
+        if (res.status !== 404 || last) return res;
+        await drain(res);
+        this.logger.info('registry.host.next', { what: op.what, host: ep.base, reason: 'HTTP 404' });
+      } catch (e) {
+        if (op.signal?.aborted) throw e;
+        const notFound = e instanceof OverlaybdError && e.code === 'REGISTRY_NOT_FOUND';
+        if (!notFound) failed ??= e;
+        if (last) throw failed ?? e;
+        this.logger.info('registry.host.next', { what: op.what, host: ep.base, reason: (e as Error).message });
+      }
+    }
+    throw failed; // not reached: the last host returns or throws
+  }
+
+  /** `op` on one host, with its retries. */
+  private sendTo(op: Op, ep: Endpoint, url: URL): Promise<HttpResponse> {
+    const what = `registry ${ep.base}: ${op.what}`;
+    const sent = { ...op, headers: { ...ep.host.headers, ...(op.headers ?? {}) } };
+    if (op.retry === false) return this.attempt(sent, ep.authKey, url, what, 1);
+    return withRetry(this.retry, (n) => this.attempt(sent, ep.authKey, url, what, n), {
       ...(op.signal ? { signal: op.signal } : {}),
       onRetry: ({ attempt, reason }) => {
         this.stats.retries++;
@@ -200,13 +282,13 @@ export class RegistryClient {
    * RetryableError. A 401 whose challenge a new token or credentials may
    * meet is sent again here (at most twice), without using an attempt.
    */
-  private async attempt(op: Op, url: URL, what: string, n: number): Promise<HttpResponse> {
+  private async attempt(op: Op, authKey: string, url: URL, what: string, n: number): Promise<HttpResponse> {
     const retryable = op.retry !== false;
     const after = n > 1 ? ` (after ${n} attempts)` : '';
     let scopes = op.scopes;
     for (let authRounds = 0; ; authRounds++) {
       const headers: Record<string, string> = { ...(op.headers ?? {}) };
-      const authz = await this.auth.header(op.repo.registry, scopes, op.signal).catch((e: unknown) => {
+      const authz = await this.auth.header(authKey, scopes, op.signal).catch((e: unknown) => {
         throw this.prefixed(e, what);
       });
       if (authz) headers.Authorization = authz;
@@ -233,7 +315,7 @@ export class RegistryClient {
       if (status === 401 && !op.ok.includes(401)) {
         const body = await readBody(res, 64 * 1024).catch(() => undefined);
         const r = await this.auth
-          .onUnauthorized(op.repo.registry, res.headers['www-authenticate'], scopes, authz)
+          .onUnauthorized(authKey, res.headers['www-authenticate'], scopes, authz)
           .catch((e: unknown) => {
             throw this.prefixed(e, what);
           });
@@ -242,7 +324,7 @@ export class RegistryClient {
           this.stats.authRetries++;
           continue;
         }
-        const denied = r.insufficientScope && (await this.auth.hasCredentials(op.repo.registry));
+        const denied = r.insufficientScope && (await this.auth.hasCredentials(authKey));
         throw statusError(401, { what, method: op.method, url }, body, denied ? { code: 'REGISTRY_DENIED' } : undefined);
       }
       if (REDIRECTS.has(status) && !op.ok.includes(status) && (op.method === 'GET' || op.method === 'HEAD')) {
@@ -288,6 +370,7 @@ export class RegistryClient {
       path: `/v2/${r.repository}/manifests/${target}`,
       headers: { Accept: MANIFEST_ACCEPT },
       scopes: [repoScope(r.repository, 'pull')],
+      resolve: r.digest === undefined,
       ok: [200],
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
@@ -326,6 +409,7 @@ export class RegistryClient {
       path: `/v2/${r.repository}/manifests/${target}`,
       headers: { Accept: MANIFEST_ACCEPT },
       scopes: [repoScope(r.repository, 'pull')],
+      resolve: r.digest === undefined,
       ok: [200, 404],
       ...(opts.signal ? { signal: opts.signal } : {}),
     });

@@ -21,6 +21,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { PROXY_AUTH_REQUIRED } from './http-errors.js';
 import { redactHeaders } from './logger.js';
 import { proxyEnvFrom, ProxyResolver, unbracket } from './proxy.js';
+import type { HostTls } from './hosts-dir.js';
 import { apiHost } from './reference.js';
 
 export const TransportOptionsSchema = z.object({
@@ -203,6 +204,8 @@ export class Transport {
   private readonly routes = new Map<string, { agent: http.Agent; proxy?: URL }>();
   private readonly baseCa: string[];
   private readonly proxies: ProxyResolver;
+  /** TLS material of single hosts (`host[:port]`), from hosts.toml. */
+  private readonly hostTls = new Map<string, HostTls>();
 
   constructor(options: TransportOptions = {}, logger: Logger = silentLogger) {
     this.options = parseWith(TransportOptionsSchema, options, 'transport options');
@@ -224,10 +227,30 @@ export class Transport {
     return `${this.scheme(registry)}://${apiHost(registry)}`;
   }
 
+  /**
+   * Adds a host's own TLS material (hosts.toml's ca, client, skip_verify) to
+   * the defaults, for connections made from now on.
+   */
+  setHostTls(host: string, material: HostTls): void {
+    this.hostTls.set(host, material);
+    for (const [origin, r] of this.routes) {
+      if (new URL(origin).host !== host) continue;
+      r.agent.destroy();
+      this.routes.delete(origin);
+    }
+  }
+
   private tlsFor(host: string): TlsMaterial {
-    const ca = [...this.baseCa];
+    const own = this.hostTls.get(host);
+    const ca = [...this.baseCa, ...(own?.ca ?? []).map((f) => readFile(f, 'CA certificate').toString('utf8'))];
     let cert: Buffer | undefined;
     let key: Buffer | undefined;
+    // A certificate file with no key file of its own holds the key too.
+    const pair = own?.clients[0];
+    if (pair) {
+      cert = readFile(pair.cert, 'client certificate');
+      key = pair.key === '' ? cert : readFile(pair.key, 'client key');
+    }
     const scan = (dir: string) => {
       for (const name of listDir(dir)) {
         const full = path.join(dir, name);
@@ -272,7 +295,8 @@ export class Transport {
       const o = this.options;
       const common = { keepAlive: true, maxSockets: o.maxSockets, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS };
       if (url.protocol === 'https:') {
-        const tlsOptions = { ...common, ...this.tlsFor(url.host), rejectUnauthorized: !o.insecure };
+        const skip = this.hostTls.get(url.host)?.skipVerify ?? o.insecure;
+        const tlsOptions = { ...common, ...this.tlsFor(url.host), rejectUnauthorized: !skip };
         a = proxy ? new TunnelAgent(proxy, o.connectTimeoutMs, tlsOptions) : new https.Agent(tlsOptions);
       } else if (proxy) {
         // One connection a request: proxies such as tinyproxy close the
