@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSnapshotterConfig } from '../lib/snapshotter/config.js';
-import { parseRamBytes, projectIdOf, QUOTA_MIN_ID, rootfsQuotaOf } from '../lib/snapshotter/quota.js';
+import { projectIdOf, QUOTA_MIN_ID, rootfsQuotaOf } from '../lib/snapshotter/quota.js';
+import { parseRamBytes } from '../lib/snapshotter/ram-bytes.js';
 import { compileForGuest, runInGuest } from './helpers/qemu-guest.js';
 
 describe('quota sizes and config', () => {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { OverlaybdError } from '../errors.js';
-import { parseRamBytes } from './quota.js';
+import { parseRamBytes } from './ram-bytes.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/overlaybd-snapshotter/config.json';
 

@@ -13,23 +13,10 @@ import { OverlaybdError } from '../errors.js';
 import { native } from '../native.js';
 import { mountHolding } from './block-device.js';
 import { LABELS } from './labels.js';
+import { parseRamBytes } from './ram-bytes.js';
 
 /** Upstream's first quota ID (diskquota.QuotaMinID, 2^24): lower IDs are left to the host's own projects. */
 export const QUOTA_MIN_ID = 16777216;
-
-const UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 };
-
-/**
- * A size as docker's go-units RAMInBytes reads it: a decimal number, an
- * optional space, an optional binary unit prefix (k, m, g, t, p, any case)
- * with an optional `i` and `b` ("20g", "512MiB", "1.5G", "4096").
- * Undefined when the text is not one.
- */
-export function parseRamBytes(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$/i.exec(text);
-  if (!m) return undefined;
-  return Math.trunc(Number(m[1]) * UNITS[(m[2] ?? '').toLowerCase()]!);
-}
 
 /** The quota a rootfs gets: its label when given (even empty, as upstream), else the config's; undefined for none. */
 export function rootfsQuotaOf(labels: Record<string, string>, configured: string): { text: string; from: string } | undefined {
