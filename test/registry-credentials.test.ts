@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { registryClientFrom } from '../lib/cli/registry-flags.js';
 import { isOverlaybdError } from '../lib/errors.js';
 import { RegistryClient, credentialProvider, readDockerConfig, sha256Digest } from '../lib/registry/index.js';
 import { sampleImages, writeOciLayout } from './helpers/oci-layout.js';
@@ -175,5 +176,21 @@ describe('credential helpers with a token registry', () => {
     expect(isOverlaybdError(err, 'REGISTRY_UNAUTHORIZED'), String(err)).toBe(true);
     expect((err as Error).message).toMatch(/identity token/);
     bad.close();
+  });
+
+  it("trades ctr's --refresh token the same way, and -u wins over it", async () => {
+    const n0 = reg.token!.requests.length;
+    const c = registryClientFrom({ 'plain-http': true, refresh: 'refresh-alice' });
+    const d = await c.pushManifest({ registry: reg.host, repository: 'demo/app' }, single.manifest.data, single.manifest.mediaType, 'v3');
+    expect(d.digest).toBe(single.manifest.digest);
+    expect(reg.token!.requests.slice(n0).every((q) => q.user === 'alice')).toBe(true);
+    await c.close();
+
+    // A bad refresh token beside -u is not used: the push (alice's grant) goes through.
+    const both = registryClientFrom({ 'plain-http': true, user: 'alice:secret', refresh: 'nope' });
+    expect((await both.pushManifest({ registry: reg.host, repository: 'demo/app' }, single.manifest.data, single.manifest.mediaType, 'v4')).digest).toBe(
+      single.manifest.digest,
+    );
+    await both.close();
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The registry flags ctr's image commands share (`--plain-http`, `-k`,
- * `-u`, `--hosts-dir`, `--tlscacert`, `--tlscert`/`--tlskey`): their parse options, their
+ * `-u`, `--refresh`, `--hosts-dir`, `--tlscacert`, `--tlscert`/`--tlskey`): their parse options, their
  * usage lines and the client they make, for rpull and record-trace alike.
  */
 import { RegistryClient } from '../registry/client.js';
@@ -10,6 +10,7 @@ export const REGISTRY_OPTIONS = {
   'plain-http': { type: 'boolean' },
   'skip-verify': { type: 'boolean', short: 'k' },
   user: { type: 'string', short: 'u' },
+  refresh: { type: 'string' },
   'hosts-dir': { type: 'string' },
   tlscacert: { type: 'string', multiple: true },
   tlscert: { type: 'string' },
@@ -17,7 +18,7 @@ export const REGISTRY_OPTIONS = {
 } as const;
 
 /** Those of the flags that take a value (for commands that find their first positional themselves). */
-export const REGISTRY_VALUE_FLAGS = ['-u', '--user', '--hosts-dir', '--tlscacert', '--tlscert', '--tlskey'];
+export const REGISTRY_VALUE_FLAGS = ['-u', '--user', '--refresh', '--hosts-dir', '--tlscacert', '--tlscert', '--tlskey'];
 
 /** Usage lines with descriptions from column `column` (as the command's others), `what` saying what the registry is for. */
 export function registryUsage(column: number, what = ''): string {
@@ -25,6 +26,7 @@ export function registryUsage(column: number, what = ''): string {
     ['      --plain-http', `plain HTTP to the registry${what}`],
     ['  -k, --skip-verify', `skip TLS certificate verification${what}`],
     ['  -u, --user USER[:PASS]', "registry credentials (default: Docker's config.json)"],
+    ['      --refresh TOKEN', 'OAuth2 refresh token for the token server (without -u)'],
     ['      --hosts-dir DIR', "containerd's hosts directory: <registry>/hosts.toml mirrors and TLS"],
     ['      --tlscacert FILE', 'extra CA file (repeatable)'],
     ['      --tlscert FILE', 'client certificate (with --tlskey)'],
@@ -37,6 +39,7 @@ export interface RegistryFlagValues {
   'plain-http'?: boolean;
   'skip-verify'?: boolean;
   user?: string;
+  refresh?: string;
   'hosts-dir'?: string;
   tlscacert?: string[];
   tlscert?: string;
@@ -53,7 +56,7 @@ export function registryClientFrom(v: RegistryFlagValues): RegistryClient {
       caFiles: v.tlscacert ?? [],
       clientCerts: v.tlscert !== undefined ? [{ cert: v.tlscert, key: v.tlskey! }] : [],
     },
-    credentials: v.user !== undefined ? { userPass: v.user } : {},
+    credentials: v.user !== undefined ? { userPass: v.user } : v.refresh !== undefined ? { refreshToken: v.refresh } : {},
     ...(v['hosts-dir'] !== undefined ? { hostsDir: v['hosts-dir'] } : {}),
   });
 }

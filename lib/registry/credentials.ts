@@ -146,6 +146,8 @@ async function fromConfig(cfg: DockerConfigFile, host: string): Promise<Credenti
 export interface CredentialOptions {
   /** `user[:pass]` for every registry (the convertor's `-u`), or for the registries listed in `hosts`. */
   userPass?: string;
+  /** An OAuth2 refresh token for every registry (ctr's `--refresh`); `userPass` wins over it, as in ctr. */
+  refreshToken?: string;
   /** Read Docker's config.json (default true); a path to use another file. */
   dockerConfig?: boolean | string;
 }
@@ -156,7 +158,12 @@ export interface CredentialOptions {
  * kept per host for the provider's life (a failed run is not kept).
  */
 export function credentialProvider(opts: CredentialOptions = {}): CredentialProvider {
-  const explicit = opts.userPass !== undefined ? parseUserPass(opts.userPass) : undefined;
+  const explicit =
+    opts.userPass !== undefined
+      ? parseUserPass(opts.userPass)
+      : opts.refreshToken !== undefined && opts.refreshToken !== ''
+        ? { username: '', password: '', identityToken: opts.refreshToken }
+        : undefined;
   let cfg: DockerConfigFile | undefined;
   const byHost = new Map<string, Promise<Credentials | undefined>>();
   return (registry: string) => {
