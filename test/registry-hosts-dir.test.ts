@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isOverlaybdError } from '../lib/errors.js';
 import { defaultHost, hostDirCandidates, parseHostsFile, registryHosts } from '../lib/registry/hosts-dir.js';
 import { MediaTypes, RegistryClient, sha256Digest, type RepoLocator } from '../lib/registry/index.js';
+import { Prng } from './helpers/prng.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 
 /** A registry name that resolves nowhere: only a hosts.toml can reach it. */
@@ -116,6 +117,29 @@ ca = "root-ca.pem"
     for (const e of [bad('skip_verify = 1\n'), bad('[host."https://m"]\nheader = 3\n')]) {
       expect(isOverlaybdError(e) && e.code, e.message).toBe('CONFIG_INVALID');
     }
+  });
+
+  it('never fails on a mangled file with anything but CONFIG_INVALID', () => {
+    const good = `server = "https://registry-1.docker.io"\nca = "root.pem"\n[host."http://m:5000"]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true\n  client = [["c.cert", "c.key"]]\n  override_path = false\n  [host."http://m:5000".header]\n    x-a = ["b", "c"]\n`;
+    const pieces = ['"', "'", '[', ']', '{', '}', '=', ',', '.', '\n', ' ', '#', 'true', '1', '[[', ']]', 'host', 'http://', '\\', '\u0000'];
+    const r = new Prng(Number(process.env.OBD_FUZZ_SEED ?? 11));
+    let parsed = 0;
+    for (let i = 0; i < 4000; i++) {
+      let t = good;
+      for (let k = 1 + r.int(3); k > 0; k--) {
+        const at = r.int(t.length + 1);
+        const cut = r.chance(0.5) ? r.int(6) : 0;
+        t = t.slice(0, at) + (r.chance(0.8) ? r.pick(pieces) : '') + t.slice(at + cut);
+      }
+      try {
+        parseHostsFile(t, '/f/hosts.toml', fallback);
+        parsed++;
+      } catch (e) {
+        if (!isOverlaybdError(e) || e.code !== 'CONFIG_INVALID') throw new Error(`input ${JSON.stringify(t)} threw ${String(e)}`, { cause: e });
+        expect(e.message.startsWith('/f/hosts.toml')).toBe(true);
+      }
+    }
+    expect(parsed).toBeGreaterThan(100);
   });
 
   it("reads a directory without hosts.toml as docker's certs.d, and falls back to _default", () => {

@@ -6,9 +6,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { registryClientFrom } from '../lib/cli/registry-flags.js';
 import { OverlaybdError, isOverlaybdError, type ErrorCode } from '../lib/errors.js';
 import {
   DigestVerifier,
@@ -629,6 +630,28 @@ describe('basic auth registry', () => {
     expect((await c.pushBlob({ registry: reg.host, repository: 'demo/pushed' }, b, b.data)).status).toBe('uploaded');
     expect(c.stats.authRetries).toBe(1);
     c.close();
+  });
+
+  it("dumps each request and response with --http-dump, credentials redacted", async () => {
+    const lines: string[] = [];
+    const dump = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+        done();
+      },
+    });
+    const c = registryClientFrom({ 'plain-http': true, user: 'alice:secret', 'http-dump': true }, dump);
+    expect((await c.resolve(`${reg.host}/demo/app:v1`)).descriptor.digest).toBe(single.manifest.digest);
+    await c.close();
+    const recs = lines.map((l) => JSON.parse(l) as { event: string; status?: number; headers?: Record<string, unknown> });
+    const responses = recs.filter((r) => r.event === 'http.response');
+    // The 401 with its challenge, then the manifest.
+    expect(responses.map((r) => r.status)).toEqual([401, 200]);
+    expect(String(responses[0]!.headers!['www-authenticate'])).toMatch(/^Basic realm=/);
+    expect(responses[1]!.headers!['docker-content-digest']).toEqual([single.manifest.digest]);
+    const sent = recs.filter((r) => r.event === 'http.request').map((r) => r.headers!.authorization);
+    expect(sent).toEqual([undefined, '<redacted>']);
+    expect(lines.join('\n')).not.toContain(Buffer.from('alice:secret').toString('base64'));
   });
 
   it('follows blob redirects to storage, without sending it the credentials', async () => {

@@ -1,8 +1,10 @@
 /**
  * The registry flags ctr's image commands share (`--plain-http`, `-k`,
- * `-u`, `--refresh`, `--hosts-dir`, `--tlscacert`, `--tlscert`/`--tlskey`): their parse options, their
+ * `-u`, `--refresh`, `--hosts-dir`, `--tlscacert`, `--tlscert`/`--tlskey`,
+ * `--http-dump`): their parse options, their
  * usage lines and the client they make, for rpull and record-trace alike.
  */
+import { createLogger } from '../log.js';
 import { RegistryClient } from '../registry/client.js';
 import { usageError } from './run.js';
 
@@ -15,6 +17,7 @@ export const REGISTRY_OPTIONS = {
   tlscacert: { type: 'string', multiple: true },
   tlscert: { type: 'string' },
   tlskey: { type: 'string' },
+  'http-dump': { type: 'boolean' },
 } as const;
 
 /** Those of the flags that take a value (for commands that find their first positional themselves). */
@@ -31,6 +34,7 @@ export function registryUsage(column: number, what = ''): string {
     ['      --tlscacert FILE', 'extra CA file (repeatable)'],
     ['      --tlscert FILE', 'client certificate (with --tlskey)'],
     ['      --tlskey FILE', 'client key'],
+    ['      --http-dump', 'log every registry request and response, headers included (credentials redacted)'],
   ];
   return lines.map(([flag, text]) => flag.padEnd(column) + text).join('\n');
 }
@@ -44,10 +48,14 @@ export interface RegistryFlagValues {
   tlscacert?: string[];
   tlscert?: string;
   tlskey?: string;
+  'http-dump'?: boolean;
 }
 
-/** The client the flags describe; a certificate without its key (or the reverse) is a usage error. */
-export function registryClientFrom(v: RegistryFlagValues): RegistryClient {
+/**
+ * The client the flags describe; a certificate without its key (or the
+ * reverse) is a usage error. `--http-dump` records go to `dump` (stderr).
+ */
+export function registryClientFrom(v: RegistryFlagValues, dump: NodeJS.WritableStream = process.stderr): RegistryClient {
   if ((v.tlscert === undefined) !== (v.tlskey === undefined)) throw usageError('--tlscert and --tlskey go together');
   return new RegistryClient({
     transport: {
@@ -58,5 +66,6 @@ export function registryClientFrom(v: RegistryFlagValues): RegistryClient {
     },
     credentials: v.user !== undefined ? { userPass: v.user } : v.refresh !== undefined ? { refreshToken: v.refresh } : {},
     ...(v['hosts-dir'] !== undefined ? { hostsDir: v['hosts-dir'] } : {}),
+    ...(v['http-dump'] ? { logger: createLogger({ level: 'debug', stream: dump }) } : {}),
   });
 }

@@ -8,7 +8,7 @@
 export function redactHeaders(h: Record<string, string | string[] | number | undefined>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(h)) {
-    out[k] = /^(authorization|proxy-authorization|cookie)$/i.test(k) ? '<redacted>' : v;
+    out[k] = /^(authorization|proxy-authorization|cookie|set-cookie)$/i.test(k) ? '<redacted>' : v;
   }
   return out;
 }

@@ -377,7 +377,13 @@ export class Transport {
       });
       cr.once('response', (r) => {
         res = r;
-        this.logger.debug('http.response', { method: req.method, url: url.href, status: r.statusCode, ms: Date.now() - started });
+        this.logger.debug('http.response', {
+          method: req.method,
+          url: url.href,
+          status: r.statusCode,
+          ms: Date.now() - started,
+          headers: redactHeaders(r.headersDistinct),
+        });
         resolve({ status: r.statusCode ?? 0, headers: headersOf(r), body: r, url });
       });
       if (body === undefined || body instanceof Uint8Array) cr.end(body);
