@@ -11,6 +11,7 @@
 #include "ext4/mkfs.h"
 #include "image/image.h"
 #include "image_spec.h"
+#include "image_wrap.h"
 
 namespace obdjs {
 namespace {
@@ -19,14 +20,21 @@ using obd::Result;
 using obd::Status;
 namespace ext4 = obd::ext4;
 
-// A device description copied off the JS object: { raw } or an image spec.
+// A device description copied off the JS object: { raw }, an image spec, or
+// { image } (an open image, e.g. one with remote lowers from the image service).
 struct DeviceArg {
   std::string raw;
   obd::ImageSpec spec;
+  obd::ImagePtr image;
 };
 
 DeviceArg device_from(const Napi::Object& o) {
   DeviceArg d;
+  if (o.Has("image")) {
+    d.image = unwrap_image(o.Get("image"));
+    if (!d.image) throw_status(o.Env(), obd::Status(obd::Code::kEINVAL, "device.image: not an open image"));
+    return d;
+  }
   d.raw = opt_path(o, "raw");
   if (d.raw.empty()) d.spec = image_spec_from(o);
   return d;
@@ -35,6 +43,10 @@ DeviceArg device_from(const Napi::Object& o) {
 // Opens the device; a raw file is created or resized to `size` when given
 // (mkfs of a new raw image).
 Result<obd::FilePtr> open_device(const DeviceArg& d, uint64_t size) {
+  if (d.image) {
+    if (!d.image->writable()) return Status(obd::Code::kEINVAL, "the image has no writable upper layer to apply onto");
+    return obd::FilePtr(d.image);
+  }
   if (d.raw.empty()) {
     if (!d.spec.upper) return Status(obd::Code::kEINVAL, "the image has no writable upper layer to apply onto");
     OBD_ASSIGN_OR_RETURN(obd::ImagePtr img, obd::open_image(d.spec));

@@ -1,14 +1,40 @@
-import { loadImageConfig } from '../config.js';
+import { resolveImageConfig } from '../config.js';
 import { applyLayer, type Ext4Device } from '../ext4/index.js';
+import type { Image } from '../image.js';
+import { openImageConfig } from '../service/open-config.js';
 import { intFlag, parse, usageError, type Command } from './run.js';
+
+/**
+ * The image CONFIG describes, to apply onto: its local layers as a spec, or,
+ * when a lower is remote (or --service_config_path is given), the image
+ * opened through the image service, which reads remote lowers on demand.
+ */
+async function openTarget(config: string, serviceConfig: string | undefined): Promise<{ device: Ext4Device; image?: Image }> {
+  const r = await resolveImageConfig(config);
+  if (!r.upper) throw usageError(`${config}: no upper layer to apply onto`);
+  if (serviceConfig === undefined && r.lowers.every((l) => 'file' in l)) {
+    return { device: { lowers: r.lowers.map((l) => ('file' in l ? l.file : '')), upper: r.upper } };
+  }
+  const image = await openImageConfig(config, {
+    ...(serviceConfig !== undefined ? { global: serviceConfig } : {}),
+    autoPrefetch: false,
+    reportResult: false,
+    recordTrace: false,
+  });
+  return { device: { image }, image };
+}
 
 export const applyCommand: Command = {
   name: 'overlaybd-apply',
   summary: 'apply an OCI layer tar onto the ext4 filesystem of an image',
-  usage: `usage: overlaybd-apply [--mkfs] [--vsize GB] [--raw] [--verbose] LAYER CONFIG
+  usage: `usage: overlaybd-apply [--mkfs] [--vsize GB] [--raw] [--service_config_path F] [--verbose] LAYER CONFIG
   LAYER      an OCI layer: tar, tar.gz or tar.zst (detected), a FIFO, or - for stdin
-  CONFIG     a config.v1.json: lowers[].file bottom first, upper.data/index the
-             writable layer receiving the changes; with --raw, a raw image file
+  CONFIG     a config.v1.json: lowers bottom first (local files, or remote blobs
+             under repoBlobUrl), upper.data/index the writable layer receiving
+             the changes; with --raw, a raw image file
+      --service_config_path F
+                 overlaybd.json for reading remote lowers (cache, credentials;
+                 default /etc/overlaybd/overlaybd.json when it exists)
       --mkfs     make the ext4 filesystem first (a missing upper or raw file is
                  created with --vsize GiB, default 64)
       --vsize    virtual size in GiB for --mkfs
@@ -19,6 +45,7 @@ export const applyCommand: Command = {
       mkfs: { type: 'boolean' },
       vsize: { type: 'string' },
       raw: { type: 'boolean' },
+      service_config_path: { type: 'string' },
       verbose: { type: 'boolean' },
     });
     if (positionals.length !== 2) throw usageError(`expected LAYER CONFIG, got ${positionals.length} arguments`);
@@ -26,8 +53,8 @@ export const applyCommand: Command = {
     const vsizeGB = values.vsize === undefined ? undefined : intFlag('--vsize', values.vsize, 0);
     if (vsizeGB !== undefined && vsizeGB <= 0) throw usageError('--vsize must be a positive whole number of GiB');
     if (vsizeGB !== undefined && !values.mkfs) throw usageError('--vsize only applies with --mkfs');
-    const device: Ext4Device = values.raw ? { raw: config } : (await loadImageConfig(config)).spec;
-    if (!('raw' in device) && !device.upper) throw usageError(`${config}: no upper layer to apply onto`);
+    if (values.raw && values.service_config_path !== undefined) throw usageError('--service_config_path does not apply to a --raw image');
+    const { device, image } = values.raw ? { device: { raw: config } as Ext4Device, image: undefined } : await openTarget(config, values.service_config_path);
     const started = Date.now();
     const r = await applyLayer(device, layer, {
       mkfs: values.mkfs ?? false,
@@ -38,7 +65,7 @@ export const applyCommand: Command = {
               process.stderr.write(`overlaybd-apply: ${p.entries} entries, ${(p.tarBytes / 2 ** 20).toFixed(1)} MiB of tar\n`),
           }
         : {}),
-    });
+    }).finally(() => image?.close());
     if (values.verbose) {
       const s = (Date.now() - started) / 1000;
       process.stderr.write(
