@@ -297,6 +297,13 @@ describe('hosts.toml TLS settings', () => {
     expect(await resolveWith(toml, { 'my-ca.pem': reg.caFile!, 'me.cert': reg.clientCert!.cert, 'me.key': reg.clientCert!.key })).toBe(pushed.manifest);
   });
 
+  it('takes a client certificate and key from one PEM file', async () => {
+    const both = path.join(root, 'both.pem');
+    fs.writeFileSync(both, Buffer.concat([fs.readFileSync(reg.clientCert!.cert), fs.readFileSync(reg.clientCert!.key)]));
+    const toml = `server = "https://${reg.host}"\nca = "ca.pem"\nclient = "both.pem"\n`;
+    expect(await resolveWith(toml, { 'ca.pem': reg.caFile!, 'both.pem': both })).toBe(pushed.manifest);
+  });
+
   it("takes docker's certs.d files when there is no hosts.toml", async () => {
     expect(await resolveWith(undefined, { 'ca.crt': reg.caFile!, 'me.cert': reg.clientCert!.cert, 'me.key': reg.clientCert!.key })).toBe(pushed.manifest);
   });
