@@ -251,6 +251,7 @@ describe('a client with a hosts directory', () => {
     } finally {
       await c.close();
     }
+    expect(c.baseUrl(NAME, 'push')).toBe(`http://${server.host}`);
     expect(await direct.blobExists({ registry: server.host, repository: 'pushed' }, digest)).toBe(true);
     expect(await direct.blobExists({ registry: mirror.host, repository: 'pushed' }, digest)).toBe(false);
 

@@ -190,9 +190,11 @@ export class RegistryClient {
     }
   }
 
-  /** `scheme://host` of a registry (its first host under a hosts directory). */
-  baseUrl(registry: string): string {
-    return this.hostsDir === undefined ? this.transport.baseUrl(registry) : this.endpoints(registry)[0]!.base;
+  /** `scheme://host` of a registry: under a hosts directory, the first host that may do `what` (default pull). */
+  baseUrl(registry: string, what: HostCapability = 'pull'): string {
+    if (this.hostsDir === undefined) return this.transport.baseUrl(registry);
+    const eps = this.endpoints(registry);
+    return (eps.find((e) => e.host.capabilities.has(what)) ?? eps[0]!).base;
   }
 
   /** Closes the connections; the client stays usable. */

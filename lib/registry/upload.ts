@@ -138,7 +138,7 @@ class Uploader {
     private readonly size: number | undefined,
     private readonly signal: AbortSignal | undefined,
   ) {
-    this.base = c.baseUrl(repo.registry);
+    this.base = c.baseUrl(repo.registry, 'push');
     this.pushScopes = [repoScope(repo.repository, 'pull', 'push')];
     this.where = `${repo.registry}/${repo.repository}@${digest}`;
   }
