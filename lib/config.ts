@@ -167,15 +167,23 @@ export async function resolveImageConfig(file: string): Promise<ResolvedImageCon
   return { config, lowers, ...(upper ? { upper } : {}), abs };
 }
 
+/** The spec the native stack opens without the image service, when every lower of `r` is a local file. */
+export function localSpec(r: ResolvedImageConfig): ImageSpec | undefined {
+  const lowers: string[] = [];
+  for (const l of r.lowers) {
+    if (!('file' in l)) return undefined;
+    lowers.push(l.file);
+  }
+  return { lowers, ...(r.upper ? { upper: r.upper } : {}) };
+}
+
 /** A config whose lowers are all local files, as the native stack opens it without the image service. */
 export async function loadImageConfig(file: string): Promise<{ config: ImageConfig; spec: ImageSpec }> {
   const r = await resolveImageConfig(file);
-  const lowers: string[] = [];
-  for (const [i, l] of r.lowers.entries()) {
-    if (!('file' in l)) {
-      throw new OverlaybdError('ENOENT', `${file}: lowers[${i}]: no local layer file; remote layers need the image service (openImageConfig)`);
-    }
-    lowers.push(l.file);
+  const spec = localSpec(r);
+  if (!spec) {
+    const i = r.lowers.findIndex((l) => !('file' in l));
+    throw new OverlaybdError('ENOENT', `${file}: lowers[${i}]: no local layer file; remote layers need the image service (openImageConfig)`);
   }
-  return { config: r.config, spec: { lowers, ...(r.upper ? { upper: r.upper } : {}) } };
+  return { config: r.config, spec };
 }

@@ -12,7 +12,7 @@ import { isOverlaybdError } from '../lib/errors.js';
 import { defaultHost, hostDirCandidates, parseHostsFile, registryHosts } from '../lib/registry/hosts-dir.js';
 import { MediaTypes, RegistryClient, sha256Digest, type RepoLocator } from '../lib/registry/index.js';
 import { Prng } from './helpers/prng.js';
-import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { freePort, startRegistry, type TestRegistry } from './helpers/registry.js';
 
 /** A registry name that resolves nowhere: only a hosts.toml can reach it. */
 const NAME = 'registry.obd.test';
@@ -38,15 +38,6 @@ async function failure(p: Promise<unknown>): Promise<Error> {
   );
 }
 
-function caught(f: () => unknown): Error {
-  try {
-    f();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error');
-}
-
 describe('hosts.toml', () => {
   const fallback = defaultHost(NAME, 'https');
 
@@ -55,9 +46,9 @@ describe('hosts.toml', () => {
     expect(hostDirCandidates('/h', 'reg.io')).toEqual(['/h/reg.io', '/h/_default']);
   });
 
-  it('lists the hosts in file order, the server last, with their settings', () => {
+  it('lists the hosts in file order, the server last, with their settings', async () => {
     const file = '/etc/containerd/certs.d/docker.io/hosts.toml';
-    const hosts = parseHostsFile(
+    const hosts = await parseHostsFile(
       `server = "https://registry-1.docker.io"
 ca = "root-ca.pem"
 
@@ -99,27 +90,27 @@ ca = "root-ca.pem"
     expect(hosts[3]!.tls.ca).toEqual(['/etc/containerd/certs.d/docker.io/root-ca.pem']);
   });
 
-  it('takes the registry itself as the server when the file names none', () => {
-    const hosts = parseHostsFile('skip_verify = true\n[host."http://m:1"]\ncapabilities = ["pull"]\n', '/x/hosts.toml', fallback);
+  it('takes the registry itself as the server when the file names none', async () => {
+    const hosts = await parseHostsFile('skip_verify = true\n[host."http://m:1"]\ncapabilities = ["pull"]\n', '/x/hosts.toml', fallback);
     expect(hosts.map((h) => `${h.scheme}://${h.host}`)).toEqual(['http://m:1', `https://${NAME}`]);
     expect(hosts[1]!.tls.skipVerify).toBe(true);
   });
 
-  it('names the file and the field that is wrong', () => {
-    const bad = (text: string) => caught(() => parseHostsFile(text, '/d/hosts.toml', fallback));
-    expect(bad('server = "https://x"\n[host."https://m"]\ncapabilities = ["pull", "delete"]\n').message).toMatch(
+  it('names the file and the field that is wrong', async () => {
+    const bad = (text: string) => failure(parseHostsFile(text, '/d/hosts.toml', fallback));
+    expect((await bad('server = "https://x"\n[host."https://m"]\ncapabilities = ["pull", "delete"]\n')).message).toMatch(
       /\/d\/hosts\.toml.*host.*https:\/\/m.*capabilities.*unknown capability "delete"/,
     );
-    expect(bad('skip_verify = "yes"\n').message).toMatch(/\/d\/hosts\.toml.*skip_verify/);
-    expect(bad('client = [["a", "b", "c"]]\n').message).toMatch(/\/d\/hosts\.toml.*client/);
-    expect(bad('server = "https://x\n').message).toMatch(/\/d\/hosts\.toml: not valid TOML/);
-    expect(bad('server = "http://"\n').message).toMatch(/\/d\/hosts\.toml: server: "http:\/\/"/);
-    for (const e of [bad('skip_verify = 1\n'), bad('[host."https://m"]\nheader = 3\n')]) {
+    expect((await bad('skip_verify = "yes"\n')).message).toMatch(/\/d\/hosts\.toml.*skip_verify/);
+    expect((await bad('client = [["a", "b", "c"]]\n')).message).toMatch(/\/d\/hosts\.toml.*client/);
+    expect((await bad('server = "https://x\n')).message).toMatch(/\/d\/hosts\.toml: not valid TOML/);
+    expect((await bad('server = "http://"\n')).message).toMatch(/\/d\/hosts\.toml: server: "http:\/\/"/);
+    for (const e of await Promise.all([bad('skip_verify = 1\n'), bad('[host."https://m"]\nheader = 3\n')])) {
       expect(isOverlaybdError(e) && e.code, e.message).toBe('CONFIG_INVALID');
     }
   });
 
-  it('never fails on a mangled file with anything but CONFIG_INVALID', () => {
+  it('never fails on a mangled file with anything but CONFIG_INVALID', async () => {
     const good = `server = "https://registry-1.docker.io"\nca = "root.pem"\n[host."http://m:5000"]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true\n  client = [["c.cert", "c.key"]]\n  override_path = false\n  [host."http://m:5000".header]\n    x-a = ["b", "c"]\n`;
     const pieces = ['"', "'", '[', ']', '{', '}', '=', ',', '.', '\n', ' ', '#', 'true', '1', '[[', ']]', 'host', 'http://', '\\', '\u0000'];
     const r = new Prng(Number(process.env.OBD_FUZZ_SEED ?? 11));
@@ -132,7 +123,7 @@ ca = "root-ca.pem"
         t = t.slice(0, at) + (r.chance(0.8) ? r.pick(pieces) : '') + t.slice(at + cut);
       }
       try {
-        parseHostsFile(t, '/f/hosts.toml', fallback);
+        await parseHostsFile(t, '/f/hosts.toml', fallback);
         parsed++;
       } catch (e) {
         if (!isOverlaybdError(e) || e.code !== 'CONFIG_INVALID') throw new Error(`input ${JSON.stringify(t)} threw ${String(e)}`, { cause: e });
@@ -142,20 +133,20 @@ ca = "root-ca.pem"
     expect(parsed).toBeGreaterThan(100);
   });
 
-  it("reads a directory without hosts.toml as docker's certs.d, and falls back to _default", () => {
+  it("reads a directory without hosts.toml as docker's certs.d, and falls back to _default", async () => {
     const dir = path.join(root, 'certs');
     fs.mkdirSync(path.join(dir, 'reg.io_5000_'), { recursive: true });
     for (const f of ['ca.crt', 'me.cert', 'me.key', 'notes.txt']) fs.writeFileSync(path.join(dir, 'reg.io_5000_', f), '');
-    const [h] = registryHosts(dir, 'reg.io:5000', defaultHost('reg.io:5000', 'https'));
+    const [h] = await registryHosts(dir, 'reg.io:5000', defaultHost('reg.io:5000', 'https'));
     expect(h!.host).toBe('reg.io:5000');
     expect(h!.tls).toEqual({ ca: [path.join(dir, 'reg.io_5000_', 'ca.crt')], clients: [{ cert: path.join(dir, 'reg.io_5000_', 'me.cert'), key: path.join(dir, 'reg.io_5000_', 'me.key') }] });
 
     fs.writeFileSync(path.join(dir, 'reg.io_5000_', 'lone.cert'), '');
-    expect(caught(() => registryHosts(dir, 'reg.io:5000', defaultHost('reg.io:5000', 'https'))).message).toMatch(/lone\.cert has no matching key/);
+    expect((await failure(registryHosts(dir, 'reg.io:5000', defaultHost('reg.io:5000', 'https')))).message).toMatch(/lone\.cert has no matching key/);
 
-    expect(registryHosts(dir, 'other.io', defaultHost('other.io', 'http'))).toEqual([defaultHost('other.io', 'http')]);
+    expect(await registryHosts(dir, 'other.io', defaultHost('other.io', 'http'))).toEqual([defaultHost('other.io', 'http')]);
     hostsToml(dir, '_default', 'server = "http://everyone:8080"\n');
-    expect(registryHosts(dir, 'other.io', defaultHost('other.io', 'http')).map((x) => x.host)).toEqual(['everyone:8080']);
+    expect((await registryHosts(dir, 'other.io', defaultHost('other.io', 'http'))).map((x) => x.host)).toEqual(['everyone:8080']);
   });
 });
 
@@ -224,7 +215,8 @@ describe('a client with a hosts directory', () => {
   });
 
   it('passes over a mirror that is down, and reports the first failure when every host fails', async () => {
-    const dead = `127.0.0.1:${mirror.port + 20000 > 65535 ? 1 : mirror.port + 20000}`;
+    // A port nothing listens on (freed just now).
+    const dead = `127.0.0.1:${await freePort()}`;
     const c = clientFor(`server = "http://${server.host}"\n[host."http://${dead}"]\n`);
     try {
       expect((await c.getManifest(ref('v1'))).descriptor.digest).toBe(onServer.manifest);

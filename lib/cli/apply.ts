@@ -1,26 +1,21 @@
-import { resolveImageConfig } from '../config.js';
+import { localSpec, resolveImageConfig } from '../config.js';
 import { applyLayer, type Ext4Device } from '../ext4/index.js';
 import type { Image } from '../image.js';
-import { openImageConfig } from '../service/open-config.js';
+import { openResolvedConfig } from '../service/open-config.js';
 import { intFlag, parse, usageError, type Command } from './run.js';
 
 /**
- * The image CONFIG describes, to apply onto: its local layers as a spec, or,
- * when a lower is remote (or --service_config_path is given), the image
- * opened through the image service, which reads remote lowers on demand.
+ * The image CONFIG describes, to apply onto: its local layers as a spec (an
+ * upper --mkfs may still create), or, when a lower is remote, the image
+ * opened through the image service (`global`: --service_config_path), which
+ * reads remote lowers on demand.
  */
-async function openTarget(config: string, serviceConfig: string | undefined): Promise<{ device: Ext4Device; image?: Image }> {
+async function openTarget(config: string, global: string | undefined): Promise<{ device: Ext4Device; image?: Image }> {
   const r = await resolveImageConfig(config);
   if (!r.upper) throw usageError(`${config}: no upper layer to apply onto`);
-  if (serviceConfig === undefined && r.lowers.every((l) => 'file' in l)) {
-    return { device: { lowers: r.lowers.map((l) => ('file' in l ? l.file : '')), upper: r.upper } };
-  }
-  const image = await openImageConfig(config, {
-    ...(serviceConfig !== undefined ? { global: serviceConfig } : {}),
-    autoPrefetch: false,
-    reportResult: false,
-    recordTrace: false,
-  });
+  const spec = localSpec(r);
+  if (spec) return { device: spec };
+  const image = await openResolvedConfig(config, r, { ...(global !== undefined ? { global } : {}), autoPrefetch: false, reportResult: false, recordTrace: false });
   return { device: { image }, image };
 }
 
@@ -34,7 +29,8 @@ export const applyCommand: Command = {
              the changes; with --raw, a raw image file
       --service_config_path F
                  overlaybd.json for reading remote lowers (cache, credentials;
-                 default /etc/overlaybd/overlaybd.json when it exists)
+                 default /etc/overlaybd/overlaybd.json when it exists; unused
+                 when every lower is local)
       --mkfs     make the ext4 filesystem first (a missing upper or raw file is
                  created with --vsize GiB, default 64)
       --vsize    virtual size in GiB for --mkfs

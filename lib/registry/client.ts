@@ -164,7 +164,8 @@ export class RegistryClient {
   readonly chunkSize: number;
   readonly monolithicMax: number;
   private readonly hostsDir: string | undefined;
-  private readonly hostsCache = new Map<string, Endpoint[]>();
+  /** Per registry: its hosts, or their reading while it runs. */
+  private readonly hostsCache = new Map<string, Endpoint[] | Promise<Endpoint[]>>();
   readonly stats: RegistryStats = {
     requests: {},
     retries: 0,
@@ -190,10 +191,14 @@ export class RegistryClient {
     }
   }
 
-  /** `scheme://host` of a registry: under a hosts directory, the first host that may do `what` (default pull). */
+  /**
+   * `scheme://host` of a registry, for messages: under a hosts directory, the
+   * first host that may do `what` (default pull) once the registry's hosts
+   * are read (a request reads them), the registry itself before.
+   */
   baseUrl(registry: string, what: HostCapability = 'pull'): string {
-    if (this.hostsDir === undefined) return this.transport.baseUrl(registry);
-    const eps = this.endpoints(registry);
+    const eps = this.hostsCache.get(registry);
+    if (this.hostsDir === undefined || !Array.isArray(eps)) return this.transport.baseUrl(registry);
     return (eps.find((e) => e.host.capabilities.has(what)) ?? eps[0]!).base;
   }
 
@@ -203,19 +208,26 @@ export class RegistryClient {
   }
 
   /** A registry's hosts in the order to try them, read once from the hosts directory. */
-  private endpoints(registry: string): Endpoint[] {
-    let eps = this.hostsCache.get(registry);
-    if (eps) return eps;
+  private endpoints(registry: string): Endpoint[] | Promise<Endpoint[]> {
+    const cached = this.hostsCache.get(registry);
+    if (cached) return cached;
     const fallback = defaultHost(registry, this.transport.scheme(registry));
-    const hosts = this.hostsDir === undefined ? [fallback] : registryHosts(this.hostsDir, registry, fallback);
-    eps = hosts.map((host) => {
-      const own = host.host === apiHost(registry);
-      const t = host.tls;
-      if (t.ca.length > 0 || t.clients.length > 0 || t.skipVerify !== undefined) this.transport.setHostTls(host.host, t);
-      return { host, base: `${host.scheme}://${host.host}`, authKey: own ? registry : host.host, ...(own ? {} : { ns: registry }) };
-    });
-    this.hostsCache.set(registry, eps);
-    return eps;
+    const toEndpoints = (hosts: RegistryHost[]): Endpoint[] => {
+      const eps = hosts.map((host) => {
+        const own = host.host === apiHost(registry);
+        const t = host.tls;
+        if (t.ca.length > 0 || t.clients.length > 0 || t.skipVerify !== undefined) this.transport.setHostTls(host.host, t);
+        return { host, base: `${host.scheme}://${host.host}`, authKey: own ? registry : host.host, ...(own ? {} : { ns: registry }) };
+      });
+      this.hostsCache.set(registry, eps);
+      return eps;
+    };
+    if (this.hostsDir === undefined) return toEndpoints([fallback]);
+    const reading = registryHosts(this.hostsDir, registry, fallback).then(toEndpoints);
+    // A failed read (a bad hosts.toml) is not kept: the next request reads the file again.
+    reading.catch(() => this.hostsCache.delete(registry));
+    this.hostsCache.set(registry, reading);
+    return reading;
   }
 
   /** The URL of `op` on one host: its API root in place of `/v2`, and `ns` for a mirror. */
@@ -235,7 +247,7 @@ export class RegistryClient {
    */
   async send(op: Op): Promise<HttpResponse> {
     const need = capabilityOf(op);
-    const eps = this.endpoints(op.repo.registry).filter((e) => e.host.capabilities.has(need));
+    const eps = (await this.endpoints(op.repo.registry)).filter((e) => e.host.capabilities.has(need));
     if (eps.length === 0) {
       throw new OverlaybdError('CONFIG_INVALID', `registry ${op.repo.registry}: ${op.what}: no host in ${this.hostsDir} may ${need} (see its hosts.toml capabilities)`);
     }
@@ -527,7 +539,6 @@ export class RegistryClient {
   ): Promise<Readable> {
     validateDigest(desc.digest);
     const what = `pull blob ${repo.registry}/${repo.repository}@${desc.digest}`;
-    const base = this.baseUrl(repo.registry);
     const op = (offset: number): Op => ({
       repo,
       what,
@@ -539,6 +550,7 @@ export class RegistryClient {
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     const first = await this.send(op(0));
+    const base = this.baseUrl(repo.registry); // after a request: the registry's hosts are read
     const hash = opts.verify === false ? undefined : createDigestHash(desc.digest);
     const algo = desc.digest.slice(0, desc.digest.indexOf(':'));
     const expectedSize = desc.size ?? (first.headers['content-length'] ? Number(first.headers['content-length']) : undefined);

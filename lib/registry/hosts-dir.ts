@@ -10,20 +10,16 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { parseWith } from '../config.js';
 import { OverlaybdError } from '../errors.js';
+import { certDirFiles, type TlsFiles } from './cert-dir.js';
 import { apiHost } from './reference.js';
 
 export type HostCapability = 'pull' | 'resolve' | 'push';
 
-/** TLS material a host adds to the client's defaults. */
-export interface HostTls {
-  /** CA files, added to the system pool and --tlscacert. */
-  ca: string[];
-  /** Client certificate and key files; a key of '' means the key is in the certificate's file. */
-  clients: { cert: string; key: string }[];
+/** TLS material a host adds to the client's defaults: CA files (added to the system pool and --tlscacert), client pairs, skip_verify. */
+export interface HostTls extends TlsFiles {
   skipVerify?: boolean;
 }
 
@@ -106,8 +102,13 @@ function hostOf(url: string, f: HostFile, base: string, where: string): Registry
   };
 }
 
-/** The hosts a hosts.toml lists: its `[host]` tables in file order, then `server` (the registry itself when unset). */
-export function parseHostsFile(text: string, file: string, fallback: RegistryHost): RegistryHost[] {
+/**
+ * The hosts a hosts.toml lists: its `[host]` tables in file order, then
+ * `server` (the registry itself when unset). The TOML parser is loaded here,
+ * on first use, not by every command that loads the registry client.
+ */
+export async function parseHostsFile(text: string, file: string, fallback: RegistryHost): Promise<RegistryHost[]> {
+  const { parse: parseToml } = await import('smol-toml');
   let raw: unknown;
   try {
     raw = parseToml(text);
@@ -126,27 +127,12 @@ export function parseHostsFile(text: string, file: string, fallback: RegistryHos
   return hosts;
 }
 
-/** docker's certs.d files in a host directory: CAs and client pairs for the server. */
-function certFiles(dir: string): HostTls {
-  const tls: HostTls = { ca: [], clients: [] };
-  for (const name of fs.readdirSync(dir).sort()) {
-    const full = path.join(dir, name);
-    if (name.endsWith('.crt')) tls.ca.push(full);
-    else if (name.endsWith('.cert')) {
-      const key = full.slice(0, -'.cert'.length) + '.key';
-      if (!fs.existsSync(key)) throw new OverlaybdError('CONFIG_INVALID', `client certificate ${full} has no matching key ${key}`);
-      tls.clients.push({ cert: full, key });
-    }
-  }
-  return tls;
-}
-
 /**
  * The hosts of a registry under `root`, in the order to try them. `fallback`
  * is the registry itself (scheme from --plain-http): used when no directory
  * matches, and as the server when hosts.toml names none.
  */
-export function registryHosts(root: string, registry: string, fallback: RegistryHost): RegistryHost[] {
+export async function registryHosts(root: string, registry: string, fallback: RegistryHost): Promise<RegistryHost[]> {
   const dir = hostDirCandidates(root, registry).find((d) => fs.statSync(d, { throwIfNoEntry: false })?.isDirectory());
   if (dir === undefined) return [fallback];
   const file = path.join(dir, 'hosts.toml');
@@ -158,7 +144,7 @@ export function registryHosts(root: string, registry: string, fallback: Registry
       throw new OverlaybdError('CONFIG_INVALID', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
     }
   }
-  if (text === undefined || text.length === 0) return [{ ...fallback, tls: certFiles(dir) }];
+  if (text === undefined || text.length === 0) return [{ ...fallback, tls: certDirFiles(dir) }];
   return parseHostsFile(text, file, fallback);
 }
 

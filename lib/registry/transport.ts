@@ -21,6 +21,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { PROXY_AUTH_REQUIRED } from './http-errors.js';
 import { redactHeaders } from './logger.js';
 import { proxyEnvFrom, ProxyResolver, unbracket } from './proxy.js';
+import { certDirFiles } from './cert-dir.js';
 import type { HostTls } from './hosts-dir.js';
 import { apiHost } from './reference.js';
 
@@ -188,15 +189,6 @@ function readFile(file: string, what: string): Buffer {
   }
 }
 
-function listDir(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir).sort();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new OverlaybdError('CONFIG_INVALID', `cannot read certificate directory ${dir}: ${(e as Error).message}`);
-  }
-}
-
 export class Transport {
   readonly options: ResolvedOptions;
   private readonly logger: Logger;
@@ -240,41 +232,17 @@ export class Transport {
     }
   }
 
+  /**
+   * The CAs and client certificate of a host: its hosts.toml material, then
+   * the certs.d files of each --cert-dir (`<dir>/<host:port>/`, then `<dir>`),
+   * then the client certificates given; the first client pair found is used.
+   */
   private tlsFor(host: string): TlsMaterial {
-    const own = this.hostTls.get(host);
-    const ca = [...this.baseCa, ...(own?.ca ?? []).map((f) => readFile(f, 'CA certificate').toString('utf8'))];
-    let cert: Buffer | undefined;
-    let key: Buffer | undefined;
-    // A certificate file with no key file of its own holds the key too.
-    const pair = own?.clients[0];
-    if (pair) {
-      cert = readFile(pair.cert, 'client certificate');
-      key = pair.key === '' ? cert : readFile(pair.key, 'client key');
-    }
-    const scan = (dir: string) => {
-      for (const name of listDir(dir)) {
-        const full = path.join(dir, name);
-        if (name.endsWith('.crt')) ca.push(readFile(full, 'CA certificate').toString('utf8'));
-        else if (name.endsWith('.cert') && cert === undefined) {
-          const keyFile = full.slice(0, -'.cert'.length) + '.key';
-          if (!fs.existsSync(keyFile)) {
-            throw new OverlaybdError('CONFIG_INVALID', `client certificate ${full} has no matching key ${keyFile}`);
-          }
-          cert = readFile(full, 'client certificate');
-          key = readFile(keyFile, 'client key');
-        }
-      }
-    };
-    for (const dir of this.options.certDirs) {
-      // docker's certs.d layout: <dir>/<host:port>/..., then files directly in <dir>.
-      scan(path.join(dir, host));
-      scan(dir);
-    }
-    if (cert === undefined && this.options.clientCerts.length > 0) {
-      const first = this.options.clientCerts[0]!;
-      cert = readFile(first.cert, 'client certificate');
-      key = readFile(first.key, 'client key');
-    }
+    const found = [this.hostTls.get(host), ...this.options.certDirs.flatMap((d) => [certDirFiles(path.join(d, host)), certDirFiles(d)])];
+    const ca = [...this.baseCa, ...found.flatMap((f) => f?.ca ?? []).map((f) => readFile(f, 'CA certificate').toString('utf8'))];
+    const pair = found.flatMap((f) => f?.clients ?? [])[0] ?? this.options.clientCerts[0];
+    const cert = pair && readFile(pair.cert, 'client certificate');
+    const key = pair && (pair.key === '' ? cert : readFile(pair.key, 'client key'));
     return {
       ...(ca.length > 0 ? { ca: [...tls.rootCertificates, ...ca] } : {}),
       ...(cert ? { cert, key } : {}),

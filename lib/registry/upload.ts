@@ -127,7 +127,6 @@ function withDigest(location: string, digest: string): string {
 }
 
 class Uploader {
-  private readonly base: string;
   private readonly pushScopes: string[];
   private readonly where: string;
 
@@ -138,9 +137,13 @@ class Uploader {
     private readonly size: number | undefined,
     private readonly signal: AbortSignal | undefined,
   ) {
-    this.base = c.baseUrl(repo.registry, 'push');
     this.pushScopes = [repoScope(repo.repository, 'pull', 'push')];
     this.where = `${repo.registry}/${repo.repository}@${digest}`;
+  }
+
+  /** The push host, for messages (read when one is made: the registry's hosts are read by then). */
+  private get base(): string {
+    return this.c.baseUrl(this.repo.registry, 'push');
   }
 
   private sig(): { signal?: AbortSignal } {

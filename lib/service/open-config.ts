@@ -4,7 +4,7 @@
  * anything that needs the image service (remote lowers, a trace, a
  * download) gets a private service that closes with the image.
  */
-import { argument, filePath, resolveImageConfig } from '../config.js';
+import { argument, filePath, localSpec, resolveImageConfig, type ResolvedImageConfig } from '../config.js';
 import { openImage, type Image } from '../image.js';
 import { ImageService, type ImageServiceOptions, type OpenOptions } from './image-service.js';
 import { buildImageRequest } from './image-request.js';
@@ -19,13 +19,13 @@ export interface OpenConfigOptions extends ImageServiceOptions, OpenOptions {
 export async function openImageConfig(configPath: string, opts: OpenConfigOptions = {}): Promise<Image> {
   const file = argument(filePath, configPath, 'configPath');
   if (opts.service) return opts.service.openImage(file, opts);
-  const r = await resolveImageConfig(file);
-  const needsService =
-    r.lowers.some((l) => !('file' in l)) || r.config.recordTracePath !== undefined || r.config.accelerationLayer === true;
-  if (!needsService) {
-    const lowers = r.lowers.map((l) => ('file' in l ? l.file : ''));
-    return openImage({ lowers, ...(r.upper ? { upper: r.upper } : {}), ...(opts.ioEngine ? { ioEngine: opts.ioEngine } : {}) });
-  }
+  return openResolvedConfig(file, await resolveImageConfig(file), opts);
+}
+
+/** openImageConfig for a config its caller has read already (`resolveImageConfig(file)`). */
+export async function openResolvedConfig(file: string, r: ResolvedImageConfig, opts: Omit<OpenConfigOptions, 'service'> = {}): Promise<Image> {
+  const spec = r.config.recordTracePath === undefined && r.config.accelerationLayer !== true ? localSpec(r) : undefined;
+  if (spec) return openImage({ ...spec, ...(opts.ioEngine ? { ioEngine: opts.ioEngine } : {}) });
   const overrides = { ...opts.overrides, ...(opts.ioEngine ? { ioEngine: opts.ioEngine } : {}) };
   const service = await ImageService.create({ ...opts, overrides });
   try {
